@@ -1,0 +1,180 @@
+"""The one attention call site: SDPA with a combined mask, or FlexAttention on CUDA.
+
+Masks are built once per forward pass (:func:`plan_attention`) and reused by
+every layer, because bias encodings share their bias across layers and the
+padding/causal structure is the same in every layer.
+
+Backends:
+    * ``sdpa`` - :func:`torch.nn.functional.scaled_dot_product_attention`. The
+      encoding's bias, the padding mask and the causal mask are combined into a
+      single additive float mask (or a boolean mask when there is no bias, or
+      SDPA's ``is_causal`` fast path when there is nothing else). Runs
+      everywhere, with backward.
+    * ``flex`` - :func:`torch.nn.attention.flex_attention.flex_attention` with the
+      encoding's ``score_mod`` and a block mask, so a ``(B, H, L, L)`` bias is
+      never materialised. Compiled on CUDA; on CPU it runs uncompiled (forward
+      only, slowly), which is how tests check it agrees with ``sdpa``.
+    * ``auto`` - ``flex`` on CUDA for encodings with a bias, ``sdpa`` otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+from torch.nn import functional as F
+
+from ablate.encodings.base import PositionalEncoding
+
+Backend = Literal["auto", "sdpa", "flex"]
+BACKENDS = ("auto", "sdpa", "flex")
+
+
+def flex_available() -> bool:
+    """Whether this torch has FlexAttention."""
+    try:
+        from torch.nn.attention import flex_attention  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(requested: str, device: torch.device, encoding: PositionalEncoding) -> str:
+    """Resolve ``auto`` to a concrete backend; reject unknown or unavailable ones."""
+    if requested not in BACKENDS:
+        raise ValueError(f"attention backend must be one of {BACKENDS}, got {requested!r}")
+    if requested == "flex" and not flex_available():
+        raise ValueError("attention backend 'flex' needs torch.nn.attention.flex_attention (torch >= 2.5)")
+    if requested == "auto":
+        use_flex = device.type == "cuda" and encoding.has_bias and flex_available()
+        return "flex" if use_flex else "sdpa"
+    return requested
+
+
+@functools.cache
+def _compiled_flex() -> Callable[..., torch.Tensor]:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+@dataclass
+class AttentionPlan:
+    """Everything attention needs that is the same in every layer of one forward pass."""
+
+    backend: str
+    positions: torch.Tensor  # (L,) or (B, L)
+    causal: bool
+    #: sdpa: combined additive float mask (H|1, L, L) / (B, H|1, L, L), a bool mask, or None.
+    attn_mask: torch.Tensor | None = None
+    #: sdpa: boolean "may attend" structure, kept for query-dependent biases.
+    allowed: torch.Tensor | None = None
+    #: flex: block mask and the static score modification.
+    block_mask: Any = None
+    score_mod: Any = None
+
+
+def _allowed(padding_mask: torch.Tensor | None, causal: bool, length: int, device: torch.device) -> torch.Tensor | None:
+    """Boolean ``(L, L)`` or ``(B, 1, L, L)`` "query may attend key" mask, or None if all allowed.
+
+    A padding query may always attend itself, so no row is fully masked (a fully
+    masked softmax row is NaN); real queries never see padding keys.
+    """
+    allowed = None
+    if padding_mask is not None:
+        eye = torch.eye(length, dtype=torch.bool, device=device)
+        allowed = padding_mask[:, None, None, :] | eye  # (B, 1, L, L)
+    if causal:
+        tril = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+        allowed = tril if allowed is None else allowed & tril
+    return allowed
+
+
+def plan_attention(
+    encoding: PositionalEncoding,
+    positions: torch.Tensor,
+    padding_mask: torch.Tensor | None,
+    *,
+    causal: bool,
+    backend: str,
+    dtype: torch.dtype,
+) -> AttentionPlan:
+    """Build the per-forward attention plan.
+
+    Args:
+        encoding: the model's positional encoding (its static bias is computed here once).
+        positions: ``(L,)`` or ``(B, L)``.
+        padding_mask: ``(B, L)`` bool, ``True`` at real tokens, or ``None``.
+        causal: causal decoder or bidirectional encoder.
+        backend: ``sdpa`` or ``flex`` (already resolved by :func:`choose_backend`).
+        dtype: the attention dtype (additive masks must match the queries).
+    """
+    length = positions.shape[-1]
+    device = positions.device
+    plan = AttentionPlan(backend=backend, positions=positions, causal=causal)
+    static_bias = encoding.has_bias and not encoding.bias_needs_query
+    if backend == "flex":
+        plan.block_mask = _block_mask(padding_mask, causal, length, device)
+        if static_bias:
+            plan.score_mod = encoding.score_mod(positions, positions)
+        return plan
+    allowed = _allowed(padding_mask, causal, length, device)
+    plan.allowed = allowed
+    if static_bias:
+        bias = encoding.bias(positions, positions)
+        if bias is not None:
+            mask = bias.to(dtype)
+            if allowed is not None:
+                mask = mask.masked_fill(~allowed, float("-inf"))
+            plan.attn_mask = mask
+            return plan
+    plan.attn_mask = allowed
+    return plan
+
+
+def _block_mask(padding_mask: torch.Tensor | None, causal: bool, length: int, device: torch.device) -> Any:
+    if padding_mask is None and not causal:
+        return None
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+        keep = q_idx >= 0  # all-True of the right shape
+        if causal:
+            keep = keep & (kv_idx <= q_idx)
+        if padding_mask is not None:
+            keep = keep & (padding_mask[b, kv_idx] | (q_idx == kv_idx))
+        return keep
+
+    batch = None if padding_mask is None else padding_mask.shape[0]
+    return create_block_mask(mask_mod, batch, None, length, length, device=device, _compile=device.type == "cuda")
+
+
+def attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, encoding: PositionalEncoding
+) -> torch.Tensor:
+    """Scaled dot-product attention ``(B, H, L, Dh) x3 -> (B, H, L, Dh)`` following ``plan``."""
+    if plan.backend == "flex":
+        score_mod = plan.score_mod
+        if encoding.bias_needs_query:
+            score_mod = encoding.score_mod(plan.positions, plan.positions, q)
+        flex = _compiled_flex() if q.is_cuda else _eager_flex()
+        return flex(q, k, v, score_mod=score_mod, block_mask=plan.block_mask)
+    attn_mask = plan.attn_mask
+    if encoding.bias_needs_query:
+        bias = encoding.bias(plan.positions, plan.positions, q).to(q.dtype)  # (B, H, L, L)
+        if attn_mask is not None and attn_mask.dtype != torch.bool:
+            bias = bias + attn_mask
+        elif plan.allowed is not None:
+            bias = bias.masked_fill(~plan.allowed, float("-inf"))
+        attn_mask = bias
+    if attn_mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=plan.causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+
+
+def _eager_flex() -> Callable[..., torch.Tensor]:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return flex_attention

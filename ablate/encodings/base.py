@@ -1,0 +1,141 @@
+"""The positional-encoding contract: three hooks the model always calls.
+
+Every encoding in the literature acts in one (or two) of three places, so the
+model calls all three and an encoding overrides the ones it needs:
+
+* ``embed(x, positions)`` - absolute encodings add to the token embeddings.
+* ``rotate(q, k, positions)`` - rotary encodings rotate queries and keys.
+* ``bias(q_positions, k_positions, q)`` - relative encodings add to the
+  attention logits (after the ``1/sqrt(head_dim)`` scaling).
+
+Positions are explicit integer (or, for interpolated variants, float) tensors,
+either shared by the batch, shape ``(L,)``, or per sequence, shape ``(B, L)``
+(left-padded batches, where position 0 is the first real token). Hooks must
+accept both and broadcast accordingly.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar
+
+import torch
+from torch import nn
+
+# A FlexAttention score modification: (score, batch, head, q_idx, kv_idx) -> score.
+ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class UnsupportedLengthError(ValueError):
+    """An encoding was asked for a position it cannot represent.
+
+    The runner records such an evaluation as ``unsupported`` instead of failing.
+    """
+
+
+class PositionalEncoding(nn.Module):
+    """Base class: every hook is the identity, so NoPE is this class unchanged.
+
+    Args:
+        d_model: model width.
+        num_heads: attention heads (bias encodings produce one bias per head).
+        causal: whether the model is a causal decoder (``True``) or a
+            bidirectional encoder (``False``); T5 buckets and ALiBi differ.
+    """
+
+    #: ``bias`` reads the queries (NEZHA-style ``q . a_ij`` terms), so the model
+    #: must call it once per layer with that layer's queries instead of once per
+    #: forward pass.
+    bias_needs_query: ClassVar[bool] = False
+
+    def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.head_dim = d_model // num_heads
+        self.causal = causal
+
+    # ----------------------------------------------------------------- positions
+    def positions(self, length: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+        """Positions of a length-``length`` sequence, shape ``(L,)``: ``0..L-1``.
+
+        Wrappers such as randomized positions override this during training.
+        """
+        return torch.arange(length, device=device)
+
+    def check_length(self, length: int) -> None:
+        """Raise :class:`UnsupportedLengthError` if positions ``>= length`` cannot be encoded."""
+
+    def untrained_note(self, train_length: int, eval_length: int) -> str | None:
+        """Say which parameters an evaluation at ``eval_length`` uses that training never reached."""
+        return None
+
+    # --------------------------------------------------------------------- hooks
+    def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Token embeddings ``(B, L, D)`` and positions ``(L,)|(B, L)`` -> ``(B, L, D)``."""
+        return x
+
+    def rotate(
+        self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and keys ``(B, H, L, Dh)`` -> rotated ``(q, k)``, same shapes."""
+        return q, k
+
+    def bias(
+        self,
+        q_positions: torch.Tensor,
+        k_positions: torch.Tensor,
+        q: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """Additive attention-logit bias.
+
+        Args:
+            q_positions: ``(Lq,)`` or ``(B, Lq)``.
+            k_positions: ``(Lk,)`` or ``(B, Lk)``.
+            q: the layer's queries ``(B, H, Lq, Dh)``, passed only when
+                ``bias_needs_query`` is set.
+
+        Returns:
+            ``None`` (no bias), ``(H, Lq, Lk)`` for batch-shared positions, or
+            ``(B, H, Lq, Lk)`` for per-sequence positions or query-dependent bias.
+        """
+        return None
+
+    def score_mod(
+        self,
+        q_positions: torch.Tensor,
+        k_positions: torch.Tensor,
+        q: torch.Tensor | None = None,
+    ) -> ScoreMod | None:
+        """The same bias as a FlexAttention ``score_mod`` that never materialises it.
+
+        Returns ``None`` when the encoding has no bias. Positions are ``(L,)``
+        or ``(B, L)`` exactly as for :meth:`bias`; the returned function must add
+        the identical value that :meth:`bias` would put at ``[b, h, q_idx, kv_idx]``.
+        """
+        return None
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether :meth:`bias` is overridden (cheap check used by the model)."""
+        return type(self).bias is not PositionalEncoding.bias
+
+
+def relative_positions(q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor:
+    """Signed distances ``k - q``: ``(Lq,),(Lk,) -> (Lq, Lk)`` or ``(B,Lq),(B,Lk) -> (B, Lq, Lk)``.
+
+    Negative values are keys in the past (to the left of the query), the
+    convention of T5's ``relative_position = memory_position - query_position``.
+    """
+    return k_positions.unsqueeze(-2) - q_positions.unsqueeze(-1)
+
+
+def gather_positions(positions: torch.Tensor, batch: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Look up ``positions[index]`` (``(L,)``) or ``positions[batch, index]`` (``(B, L)``).
+
+    Used inside FlexAttention score modifications, where indices are scalars.
+    """
+    if positions.dim() == 1:
+        return positions[index]
+    return positions[batch, index]

@@ -1,0 +1,176 @@
+"""Reading a suite file: TOML, ``extends``, ``--set`` overrides and validation.
+
+All user mistakes surface as :class:`SuiteError`, whose message names the file,
+the key path and what was expected (with a "did you mean" for misspellings);
+the CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ablate.suite.schema import AXIS_ALIASES, SECTIONS, SuiteFile, known_paths
+
+
+class SuiteError(ValueError):
+    """A problem with a suite file or an override, phrased for the user."""
+
+
+def suites_dir() -> Path:
+    """The repository's ``suites/`` folder (built-in suites live there)."""
+    return Path(__file__).resolve().parents[2] / "suites"
+
+
+def resolve_suite_path(name_or_path: str | Path) -> Path:
+    """A path as given, or a built-in suite name (``quickstart`` -> ``suites/quickstart.toml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for candidate in (suites_dir() / f"{name_or_path}.toml", suites_dir() / str(name_or_path)):
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.stem for p in suites_dir().glob("*.toml")) if suites_dir().is_dir() else []
+    close = difflib.get_close_matches(path.stem, known, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise SuiteError(f"{name_or_path}: no such suite file.{hint} Built-in suites: {', '.join(known) or 'none'}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise SuiteError(f"{path}: not valid TOML: {error}") from None
+    except OSError as error:
+        raise SuiteError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``: tables merge recursively, everything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in ("task",):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_with_extends(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The raw suite dict with every ``extends`` parent merged underneath it."""
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise SuiteError(f"{path}: 'extends' forms a cycle: {chain}")
+    raw = _read_toml(path)
+    parent = raw.get("extends")
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise SuiteError(f"{path}: extends: expected a file name (string), got {parent!r}")
+    parent_path = (path.parent / parent) if not Path(parent).is_absolute() else Path(parent)
+    if not parent_path.is_file():
+        raise SuiteError(f"{path}: extends: no such file {parent_path}")
+    merged = deep_merge(read_with_extends(parent_path, (*_seen, path)), raw)
+    if "name" not in raw:
+        merged.pop("name", None)  # a child suite is named after its own file, not its parent's
+    merged.pop("extends", None)
+    return merged
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.steps=200"`` -> ``("train.steps", 200)``; values are TOML, else strings."""
+    if "=" not in text:
+        raise SuiteError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.steps=200")
+    key, _, raw_value = text.partition("=")
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {raw_value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw_value.strip()
+    return key, value
+
+
+def set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``config["a"]["b"] = value`` for ``"a.b"``, creating tables on the way."""
+    keys = dotted.split(".")
+    node = config
+    for key in keys[:-1]:
+        child = node.get(key)
+        if isinstance(child, str) and key == "task":
+            child = {"name": child}
+        if not isinstance(child, dict):
+            child = {}
+        node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def canonical_path(key: str, where: str) -> str:
+    """Expand an axis alias (``encoding`` -> ``model.encoding``) and check the path exists."""
+    path = AXIS_ALIASES.get(key, key)
+    head, _, rest = path.partition(".")
+    if head in ("task", "seed") and (not rest or head == "task"):
+        return path
+    if head in SECTIONS and rest in SECTIONS[head].model_fields:
+        return path
+    close = difflib.get_close_matches(key, known_paths(), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise SuiteError(f"{where}: unknown key {key!r}.{hint}")
+
+
+def format_validation_error(source: str, error: ValidationError, schema: type[BaseModel]) -> str:
+    """Turn pydantic's error list into lines ``file: key.path: what was expected``."""
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key." + _suggest_field(schema, item["loc"])
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{source}: {loc}: {message}")
+    return "\n".join(lines)
+
+
+def _suggest_field(schema: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    model: Any = schema
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
+        annotation = getattr(field, "annotation", None)
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if model is None:
+            for candidate in getattr(getattr(field, "annotation", None), "__args__", ()):  # Optional[Section]
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    model = candidate
+            if model is None:
+                return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=3, cutoff=0.6)
+    expected = ", ".join(model.model_fields)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"{hint} Expected one of: {expected}."
+
+
+def load_suite(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[SuiteFile, Path]:
+    """Read, merge, override and validate a suite; returns the schema object and its path."""
+    path = resolve_suite_path(path_or_name)
+    raw = read_with_extends(path)
+    raw.setdefault("name", path.stem)
+    for text in overrides:
+        key, value = parse_override(text)
+        head = key.split(".")[0]
+        if head in ("grid", "report", "measure", "include", "exclude", "name", "description", "seeds"):
+            set_path(raw, key, value)
+        else:
+            set_path(raw, canonical_path(key, f"--set {key}"), value)
+    try:
+        suite = SuiteFile.model_validate(raw)
+    except ValidationError as error:
+        raise SuiteError(format_validation_error(str(path), error, SuiteFile)) from None
+    return suite, path
