@@ -162,6 +162,12 @@ def load_suite(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] 
     path = resolve_suite_path(path_or_name)
     raw = read_with_extends(path)
     raw.setdefault("name", path.stem)
+    return suite_from_dict(raw, str(path), overrides), path
+
+
+def suite_from_dict(raw: dict[str, Any], source: str, overrides: list[str] | tuple[str, ...] = ()) -> SuiteFile:
+    """Validate an already-read suite dict (``source`` names it in errors) after ``--set`` overrides."""
+    raw = copy.deepcopy(raw)
     for text in overrides:
         key, value = parse_override(text)
         head = key.split(".")[0]
@@ -170,7 +176,6 @@ def load_suite(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] 
         else:
             set_path(raw, canonical_path(key, f"--set {key}"), value)
     try:
-        suite = SuiteFile.model_validate(raw)
+        return SuiteFile.model_validate(raw)
     except ValidationError as error:
-        raise SuiteError(format_validation_error(str(path), error, SuiteFile)) from None
-    return suite, path
+        raise SuiteError(format_validation_error(source, error, SuiteFile)) from None
