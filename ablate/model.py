@@ -144,7 +144,9 @@ class TransformerModel(nn.Module):
         # Pre-LN needs a final norm; post-LN blocks already end normalised.
         self.final_norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         self.head = nn.Linear(self.pooling.out_dim(), config.num_classes)
-        self.apply(_init_weights)
+        for name, module in self.named_modules():
+            if not name.startswith("encoding"):  # encodings keep their paper's initialisation
+                _init_weights(module)
         if config.embedding_path:
             self._load_embeddings(Path(config.embedding_path))
 

@@ -1,0 +1,90 @@
+"""How cost grows with sequence length: log-log exponents and ratios to a baseline."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ablate.stats.frame import baseline_of, cell_keys, grid_axes, ok_rows
+
+
+def fit_power_law(lengths: Sequence[float], values: Sequence[float], *, confidence: float = 0.95) -> dict[str, float]:
+    """Fit ``value = c * length ** exponent`` by least squares on log-log axes.
+
+    Returns:
+        ``exponent``, ``ci_low``, ``ci_high`` (t-interval of the slope with n-2 degrees
+        of freedom; NaN with fewer than 3 points), ``r_squared``, ``n_points``.
+    """
+    x, y = np.asarray(lengths, dtype=float), np.asarray(values, dtype=float)
+    keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
+    x, y = np.log(x[keep]), np.log(y[keep])
+    nan = {"exponent": np.nan, "ci_low": np.nan, "ci_high": np.nan, "r_squared": np.nan, "n_points": int(x.size)}
+    if np.unique(x).size < 2:
+        return nan
+    fit = stats.linregress(x, y)
+    out = {**nan, "exponent": float(fit.slope), "r_squared": float(fit.rvalue**2)}
+    if x.size >= 3:
+        half = stats.t.ppf((1 + confidence) / 2, x.size - 2) * fit.stderr
+        out.update(ci_low=float(fit.slope - half), ci_high=float(fit.slope + half))
+    return out
+
+
+def fit_scaling(
+    df: pd.DataFrame,
+    metric: str,
+    *,
+    by: Sequence[str] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Scaling exponent of ``metric`` against ``eval_length`` per configuration.
+
+    Every ok row (every seed/repeat) is a point; non-positive values are skipped.
+
+    Args:
+        df: the tidy results frame.
+        metric: e.g. ``"time_median_s"`` (exponent ~1 linear, ~2 quadratic) or ``"peak_memory_bytes"``.
+        by: group columns; default every cell key except ``eval_length`` (so forward and
+            train-step measurements are never mixed).
+        confidence: coverage of the exponent's interval.
+
+    Returns:
+        The ``by`` columns, then ``exponent, ci_low, ci_high, r_squared, n_points, n_lengths``.
+    """
+    rows = ok_rows(df, metric)
+    by = list(by) if by is not None else [k for k in cell_keys(df, grid_axes(df)) if k != "eval_length"]
+    out = []
+    for key, group in rows.groupby(by, dropna=False, sort=False) if by else [((), rows)]:
+        fit = fit_power_law(group["eval_length"], group["value"], confidence=confidence)
+        out.append({**dict(zip(by, key)), **fit, "n_lengths": int(group["eval_length"].nunique())})
+    columns = [*by, "exponent", "ci_low", "ci_high", "r_squared", "n_points", "n_lengths"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def cost_ratios(
+    df: pd.DataFrame,
+    metric: str,
+    *,
+    axis: str = "encoding",
+    baseline: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Mean of ``metric`` in each cell divided by the baseline ``axis`` value's mean, other keys fixed.
+
+    Returns:
+        The cell key columns, ``mean``, ``baseline_mean`` and ``ratio`` (NaN where the
+        baseline cell has no ok value).
+    """
+    axes = grid_axes(df)
+    if axis not in df.columns:
+        raise ValueError(f"cannot take ratios over {axis!r}: not a column of the results")
+    reference = baseline_of(df, axes if axis in axes else [*axes, axis], baseline)[axis]
+    rows = df[df["metric"].eq(metric)]
+    keys = cell_keys(rows, axes)
+    others = [k for k in keys if k != axis]
+    means = ok_rows(rows).groupby(keys, dropna=False, sort=False)["value"].mean().rename("mean").reset_index()
+    base = means[means[axis].eq(reference)].drop(columns=axis).rename(columns={"mean": "baseline_mean"})
+    merged = means.merge(base, on=others, how="left")  # merge matches NaN keys (measure.* on train rows)
+    merged["ratio"] = merged["mean"] / merged["baseline_mean"]
+    return merged

@@ -1,0 +1,257 @@
+"""What every benchmark shares: the nightly suite, the cases it defines, frozen inputs.
+
+The benchmark params are generated from ``suites/nightly.toml`` (or the file in
+``$ABLATE_NIGHTLY_SUITE``), never typed here: :func:`measure_params` reads the
+grid and the ``[measure]`` section, and :func:`build_case` turns one parameter
+combination into a model, a frozen batch and a device, by the library's own
+functions (``load_plan``, ``create_task``, ``ablate.train.build``). A combination
+the suite cannot run (a length an encoding cannot represent, a combination the
+suite excludes, a mode it does not list, CUDA on a CPU machine) raises
+``NotImplementedError``, which asv records as skipped rather than failed.
+
+The suite is read from the working tree next to this file, like the benchmarks
+themselves, so every commit in the history is measured on the same cases.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SUITE = REPO / "suites" / "nightly.toml"
+
+#: Seed of the measured token batches (model weights use the suite's seed).
+INPUT_SEED = 1234
+
+#: Axes every measurement benchmark has, in order; ``batch_size`` and ``dtype``
+#: join them only when the suite lists more than one value.
+BASE_AXES = ("encoding", "pooling", "length")
+
+
+def suite_path() -> Path:
+    """The suite the benchmarks are generated from."""
+    return Path(os.environ.get("ABLATE_NIGHTLY_SUITE") or DEFAULT_SUITE)
+
+
+def suite_overrides() -> tuple[str, ...]:
+    """``--set``-style overrides from ``$ABLATE_NIGHTLY_SET`` (e.g. ``"train.steps=10"``), used by ``--check``."""
+    return tuple(shlex.split(os.environ.get("ABLATE_NIGHTLY_SET", "")))
+
+
+@functools.cache
+def load(path: str, overrides: tuple[str, ...] = ()) -> Any:
+    """The expanded :class:`~ablate.suite.Plan` of a suite file (cached per process)."""
+    from ablate.suite import load_plan
+
+    return load_plan(path, list(overrides))
+
+
+def plan() -> Any:
+    """The nightly plan (suite + runs)."""
+    return load(str(suite_path()), suite_overrides())
+
+
+def grid_labels(suite: Any, axis: str) -> list[str]:
+    """Display labels of a grid axis (``rope``, ``learned[max_positions=1024]``), in suite order."""
+    from ablate.suite.components import label
+
+    values = suite.grid.get(axis)
+    if values is None:  # not a grid axis: the single value of the model section
+        values = [getattr(suite.model, axis)]
+    return [label(value) for value in values]
+
+
+def measure_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[str]]:
+    """``(params, param_names)`` of the speed/memory benchmarks: encoding x pooling x length (x batch x dtype)."""
+    suite = (the_plan or plan()).suite
+    if suite.measure is None:
+        raise ValueError(f"{suite_path()}: the nightly suite needs a [measure] section")
+    measure = suite.measure
+    params: list[list[Any]] = [grid_labels(suite, "encoding"), grid_labels(suite, "pooling"), sorted(set(measure.lengths))]
+    names = list(BASE_AXES)
+    if len(measure.batch_sizes) > 1:
+        params.append(list(measure.batch_sizes))
+        names.append("batch_size")
+    if len(measure.dtypes) > 1:
+        params.append(list(measure.dtypes))
+        names.append("dtype")
+    return params, names
+
+
+def accuracy_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[str]]:
+    """``(params, param_names)`` of ``track_accuracy``: encoding x evaluation length."""
+    the_plan = the_plan or plan()
+    lengths = sorted({length for run in the_plan.train_runs() for length in run.config["eval"]["lengths"]})
+    return [grid_labels(the_plan.suite, "encoding"), lengths], ["encoding", "eval_length"]
+
+
+def accuracy_runs(the_plan: Any | None = None) -> dict[str, Any]:
+    """One train run per encoding label: the suite's first pooling (its baseline) and first seed."""
+    from ablate.suite.components import label
+
+    the_plan = the_plan or plan()
+    pooling = grid_labels(the_plan.suite, "pooling")[0]
+    runs: dict[str, Any] = {}
+    for run in the_plan.train_runs():
+        if label(run.config["model"]["pooling"]) == pooling:
+            runs.setdefault(label(run.config["model"]["encoding"]), run)
+    return runs
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; CUDA on a machine without it is a skip."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NotImplementedError(f"the suite measures on {name!r} but CUDA is not available")
+    return device
+
+
+def measure_device(the_plan: Any | None = None) -> torch.device:
+    """Where the suite's measurements run on this machine."""
+    measure = (the_plan or plan()).suite.measure
+    return resolve_device(measure.device if measure is not None else "cpu")
+
+
+def cuda_measured() -> bool:
+    """Whether this machine measures on CUDA (decides at discovery whether CUDA-only benchmarks exist)."""
+    try:
+        return measure_device().type == "cuda"
+    except NotImplementedError:
+        return False
+
+
+def apply_threads(the_plan: Any | None = None) -> int:
+    """Set torch's intra-op threads from ``[measure] threads`` (if given); returns the count in use."""
+    measure = (the_plan or plan()).suite.measure
+    if measure is not None and measure.threads is not None and torch.get_num_threads() != measure.threads:
+        torch.set_num_threads(measure.threads)
+    return torch.get_num_threads()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a timed region ends when the GPU is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Case:
+    """One measured combination: a model, its frozen batch, where it runs and how."""
+
+    model: Any
+    batch: Any
+    task: Any
+    device: torch.device
+    dtype: str
+    config: dict[str, Any]
+    optimizer: Any = None  # made by the first train-step setup, kept with the model it updates
+
+    def forward(self) -> Any:
+        """One inference forward pass (eval mode, no autograd)."""
+        from ablate.train import autocast
+
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            return self.model(self.batch.inputs, self.batch.padding_mask)
+
+    def make_optimizer(self) -> Any:
+        from ablate.train import make_optimizer
+
+        return make_optimizer(self.model, self.config["train"])
+
+    def train_step(self, optimizer: Any) -> float:
+        """One optimiser step exactly as ``ablate.train.train_model`` takes it (minus the schedule)."""
+        from ablate.train import autocast, loss_and_counts
+
+        with autocast(self.device, self.dtype):
+            logits = self.model(self.batch.inputs, self.batch.padding_mask)
+        loss, _ = loss_and_counts(logits, self.batch, self.task.kind)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config["train"]["grad_clip"]
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        optimizer.step()
+        return float(loss.detach())
+
+
+def measure_run(the_plan: Any, encoding: str, pooling: str, mode: str, batch_size: int, dtype: str) -> Any:
+    """The plan's measure run for one combination; ``NotImplementedError`` if the suite has none."""
+    from ablate.suite.components import label
+
+    for run in the_plan.measure_runs():
+        model, measure = run.config["model"], run.config["measure"]
+        if (label(model["encoding"]) == encoding and label(model["pooling"]) == pooling and measure["mode"] == mode
+                and measure["batch_size"] == batch_size and measure["dtype"] == dtype):
+            return run
+    raise NotImplementedError(f"the nightly suite has no {mode} run for encoding={encoding} pooling={pooling} "
+                              f"batch_size={batch_size} dtype={dtype} (excluded, or not in its grid)")
+
+
+#: Built cases by (plan, mode, params); the plan is kept with its cases so its id stays unique.
+_CASES: dict[tuple[Any, ...], tuple[Any, Case]] = {}
+
+
+def build_case(mode: str, *params: Any, the_plan: Any | None = None) -> Case:
+    """The model and frozen batch for one benchmark parameter combination, built once per process.
+
+    asv calls ``setup`` again before every sample; the case is reused, so the
+    samples time the same model on the same batch (and CUDA kernels or
+    FlexAttention compiled in the warm-up stay compiled).
+
+    Args:
+        mode: ``"forward"`` or ``"train_step"`` (a ``[measure] modes`` entry).
+        params: values in the order of :func:`measure_params`' names.
+
+    Raises:
+        NotImplementedError: the suite does not measure this combination here
+            (unsupported length, excluded combination, unlisted mode, no CUDA).
+    """
+    the_plan = the_plan or plan()
+    key = (id(the_plan), mode, *params)
+    if key not in _CASES:
+        _CASES[key] = (the_plan, _build_case(mode, params, the_plan))
+    return _CASES[key][1]
+
+
+def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
+    from ablate.encodings import UnsupportedLengthError
+    from ablate.tasks import create_task
+    from ablate.train import build
+
+    _, names = measure_params(the_plan)
+    values = dict(zip(names, params))
+    measure = the_plan.suite.measure
+    if mode not in measure.modes:
+        raise NotImplementedError(f"mode {mode!r} is not in the suite's [measure] modes {measure.modes}")
+    batch_size = values.get("batch_size", measure.batch_sizes[0])
+    dtype = values.get("dtype", measure.dtypes[0])
+    run = measure_run(the_plan, values["encoding"], values["pooling"], mode, batch_size, dtype)
+    device = measure_device(the_plan)
+    if dtype == "float16" and device.type != "cuda":
+        raise NotImplementedError("float16 is measured on CUDA only")
+    apply_threads(the_plan)
+    config = dict(run.config)
+    # The optimiser settings of the suite's train section (the measure run keeps only the train length).
+    train_run = next(r for r in the_plan.train_runs() if r.config["model"] == run.config["model"])
+    config["train"] = train_run.config["train"]
+    task = create_task(config["task"])
+    torch.manual_seed(config["seed"])  # frozen weights
+    model = build(config, task)
+    length = int(values["length"])
+    try:
+        model.encoding.check_length(length + (1 if model.cls_token is not None else 0))
+    except UnsupportedLengthError as error:
+        raise NotImplementedError(f"{values['encoding']} at length {length}: {error}") from None
+    generator = torch.Generator().manual_seed(INPUT_SEED)  # frozen tokens
+    batch = task.sample(generator, batch_size, length, split="test").to(device)
+    model = model.to(device).train(mode == "train_step")
+    return Case(model=model, batch=batch, task=task, device=device, dtype=dtype, config=config)
