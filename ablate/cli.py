@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ablate.suite import SuiteError, load_plan
@@ -275,9 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (SuiteError, UserError) as error:
-        err.print(f"[bold red]error[/]: {error}", highlight=False)
+        err.print(f"[bold red]error[/]: {escape(str(error))}", highlight=False)
         return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m ablate.cli`: delegate to the imported module, so error classes
+    # that other modules import from ablate.cli are the ones main() catches.
+    from ablate.cli import main as _main
+
+    sys.exit(_main())

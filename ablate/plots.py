@@ -10,9 +10,10 @@ Where a figure shows one axis, every other axis is fixed at its baseline value
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -286,7 +287,7 @@ def cost_curves(
     present = [m for m in metrics if df["metric"].eq(m).any()]
     if not present:
         raise ValueError(f"no cost metrics to plot: none of {list(metrics)} is in the results")
-    fig, axes = _figure(5.2 * len(present), 4.2, ncols=len(present))
+    fig, axes = _figure(5.2 * len(present), 5.0, ncols=len(present))
     for ax, metric in zip(axes, present):
         data, fixed = _slice(df, metric, [axis, "eval_length"], where)
         cells = summarize(data)
@@ -309,7 +310,8 @@ def cost_curves(
         ax.set_xlabel("sequence length (tokens)")
         ax.set_ylabel(metric_label(metric))
         ax.set_title(_title(metric_label(metric), fixed), fontsize=10)
-        ax.legend(fontsize=7, frameon=False, loc="best")
+        # below the panel: a legend inside would hide the lines it explains
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return fig
 
 

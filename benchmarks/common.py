@@ -86,22 +86,21 @@ def measure_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[s
 
 
 def accuracy_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[str]]:
-    """``(params, param_names)`` of ``track_accuracy``: encoding x evaluation length."""
+    """``(params, param_names)`` of ``track_accuracy``: encoding x pooling x evaluation length."""
     the_plan = the_plan or plan()
+    suite = the_plan.suite
     lengths = sorted({length for run in the_plan.train_runs() for length in run.config["eval"]["lengths"]})
-    return [grid_labels(the_plan.suite, "encoding"), lengths], ["encoding", "eval_length"]
+    return [grid_labels(suite, "encoding"), grid_labels(suite, "pooling"), lengths], ["encoding", "pooling", "eval_length"]
 
 
-def accuracy_runs(the_plan: Any | None = None) -> dict[str, Any]:
-    """One train run per encoding label: the suite's first pooling (its baseline) and first seed."""
+def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], Any]:
+    """The suite's train runs by ``(encoding, pooling)`` label (its first seed)."""
     from ablate.suite.components import label
 
-    the_plan = the_plan or plan()
-    pooling = grid_labels(the_plan.suite, "pooling")[0]
-    runs: dict[str, Any] = {}
-    for run in the_plan.train_runs():
-        if label(run.config["model"]["pooling"]) == pooling:
-            runs.setdefault(label(run.config["model"]["encoding"]), run)
+    runs: dict[tuple[str, str], Any] = {}
+    for run in (the_plan or plan()).train_runs():
+        model = run.config["model"]
+        runs.setdefault((label(model["encoding"]), label(model["pooling"])), run)
     return runs
 
 

@@ -45,8 +45,8 @@ def test_measure_params_are_the_suites_grid_and_lengths(plan):
     assert params[1] == ["mean", "cls"]
     assert params[2] == sorted(plan.suite.measure.lengths)
     acc_params, acc_names = common.accuracy_params(plan)
-    assert acc_names == ["encoding", "eval_length"]
-    assert acc_params == [params[0], [32, 64]]
+    assert acc_names == ["encoding", "pooling", "eval_length"]
+    assert acc_params == [params[0], params[1], [16, 32]]  # train length 16, multiples 1 and 2
 
 
 def test_every_registered_encoding_is_tracked(plan):
@@ -128,23 +128,23 @@ def test_inputs_are_frozen(plan):
     assert all(torch.equal(x, y) for x, y in zip(a.model.parameters(), b.model.parameters()))
 
 
-def test_track_accuracy_trains_each_encoding_once(monkeypatch):
+def test_track_accuracy_trains_each_run_once(monkeypatch):
     from benchmarks.accuracy import Accuracy
 
     monkeypatch.setenv("ABLATE_NIGHTLY_SET", "train.steps=2 eval.batches=1 'grid.encoding=[\"none\", \"rope\"]'")
     bench = Accuracy()
     results = bench.setup_cache()
-    assert set(results) == {"none", "rope"}
-    bench.setup(results, "rope", 64)
-    assert 0.0 <= bench.track_accuracy(results, "rope", 64) <= 1.0
+    assert set(results) == {("none", "mean"), ("none", "cls"), ("rope", "mean"), ("rope", "cls")}
+    bench.setup(results, "rope", "cls", 32)
+    assert 0.0 <= bench.track_accuracy(results, "rope", "cls", 32) <= 1.0
     with pytest.raises(NotImplementedError):
-        bench.setup(results, "t5", 32)  # not in this (overridden) suite
-    unsupported = {"x": {"status": "unsupported", "reason": "too long", "accuracy": {}, "why": {}}}
+        bench.setup(results, "t5", "mean", 16)  # not in this (overridden) suite
+    unsupported = {("x", "mean"): {"status": "unsupported", "reason": "too long", "accuracy": {}, "why": {}}}
     with pytest.raises(NotImplementedError, match="too long"):
-        bench.setup(unsupported, "x", 32)
-    diverged = {"x": {"status": "diverged", "reason": "loss nan", "accuracy": {}, "why": {}}}
+        bench.setup(unsupported, "x", "mean", 16)
+    diverged = {("x", "mean"): {"status": "diverged", "reason": "loss nan", "accuracy": {}, "why": {}}}
     with pytest.raises(RuntimeError, match="diverged"):
-        bench.track_accuracy(diverged, "x", 32)
+        bench.track_accuracy(diverged, "x", "mean", 16)
 
 
 # ---------------------------------------------------------- asv command lines
@@ -187,7 +187,8 @@ def test_check_runs_every_benchmark_on_a_cheap_selection(plan):
                              ("TrainStep", "time_train_step")]
              for combo in itertools.product(*params)}
     names |= {"model.Threads.track_threads"}
-    names |= {f"accuracy.Accuracy.track_accuracy('{e}', {n})" for e in params[0] for n in (32, 64)}
+    names |= {f"accuracy.Accuracy.track_accuracy('{e}', '{p}', {n})" for e in params[0] for p in params[1]
+              for n in (16, 32)}
     selected = {name for name in names if any(re.search(regex, name) for regex in regexes)}
     assert "model.Forward.time_forward('learned[max_positions=1024]', 'mean', 2048)" in selected
     assert "model.TrainStep.time_train_step('none', 'cls', 128)" in selected
@@ -195,7 +196,9 @@ def test_check_runs_every_benchmark_on_a_cheap_selection(plan):
     for fn in ("time_forward", "peakmem_forward", "time_train_step"):
         chosen = [n for n in selected if f".{fn}(" in n]
         assert {e for e in params[0] if any(f"({e!r}," in n for n in chosen)} == set(params[0])
-    assert len(selected) < len(names) / 3  # a few minutes on 2 cores, not the whole grid
+    measured = [name for name in names if name.startswith("model.")]
+    assert len([n for n in selected if n.startswith("model.")]) < len(measured) / 3  # minutes, not the whole grid
+    assert all(n in selected for n in names if ".track_accuracy(" in n)  # one training pass trains them all
 
 
 COMPARE_OUTPUT = """

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ablate.encodings import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, ScoreMod, gather_positions, relative_positions
+from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
 def alibi_slopes(num_heads: int) -> list[float]:
@@ -55,8 +55,11 @@ class ALiBi(PositionalEncoding):
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
-        relative = relative_positions(q_positions, k_positions).to(torch.float32)
-        return self.slopes.view(-1, 1, 1) * self._penalty(relative).unsqueeze(-3)
+        def values_of(distance: torch.Tensor) -> torch.Tensor:  # (*S) -> (H, *S)
+            slopes = self.slopes.view(-1, *[1] * distance.dim())
+            return slopes * self._penalty(distance.to(torch.float32))
+
+        return bias_from_distances(values_of, q_positions, k_positions)
 
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None

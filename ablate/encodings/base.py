@@ -139,3 +139,50 @@ def gather_positions(positions: torch.Tensor, batch: torch.Tensor, index: torch.
     if positions.dim() == 1:
         return positions[index]
     return positions[batch, index]
+
+
+def is_contiguous_range(positions: torch.Tensor) -> bool:
+    """Whether 1-D integer ``positions`` are ``p0, p0 + 1, ..., p0 + L - 1``."""
+    if positions.dim() != 1 or positions.dtype.is_floating_point or positions.numel() < 2:
+        return positions.dim() == 1 and not positions.dtype.is_floating_point
+    return bool((positions.diff() == 1).all())
+
+
+def bias_from_distances(
+    values_of: Callable[[torch.Tensor], torch.Tensor], q_positions: torch.Tensor, k_positions: torch.Tensor
+) -> torch.Tensor:
+    """A bias that depends on ``k - q`` only, evaluated once per distinct distance.
+
+    Evaluating ``values_of`` (logs, bucket searches) on all ``L * L`` pairs costs far
+    more than attention itself at long lengths; a bias of the distance alone needs
+    it only for the ``2L - 1`` distinct distances. For the usual self-attention over
+    contiguous positions the ``(L, L)`` Toeplitz layout is one strided copy; other
+    integer positions gather from the per-distance table; float positions (position
+    interpolation) fall back to element-wise evaluation.
+
+    Args:
+        values_of: distances ``(*S)`` (int64 or float) -> ``(H, *S)`` bias values.
+        q_positions: ``(Lq,)`` or ``(B, Lq)``.
+        k_positions: ``(Lk,)`` or ``(B, Lk)``.
+
+    Returns:
+        ``(H, Lq, Lk)`` for 1-D positions, ``(B, H, Lq, Lk)`` for 2-D ones.
+    """
+    same = q_positions is k_positions or (
+        q_positions.shape == k_positions.shape and torch.equal(q_positions, k_positions)
+    )
+    if same and is_contiguous_range(q_positions):
+        length = q_positions.shape[0]
+        distances = torch.arange(-(length - 1), length, device=q_positions.device)
+        table = values_of(distances).contiguous()  # (H, 2L - 1), index d + L - 1 holds distance d
+        windows = table.unfold(-1, length, 1)  # (H, L, L): [h, i, j] = table[h, i + j]
+        return windows.flip(-2).contiguous()  # [h, i, j] = table[h, L - 1 - i + j] = value at distance j - i
+    relative = relative_positions(q_positions, k_positions)
+    if relative.dtype.is_floating_point:
+        values = values_of(relative)  # (H, *S)
+    else:
+        low = relative.min()
+        table = values_of(torch.arange(int(low), int(relative.max()) + 1, device=relative.device))  # (H, R)
+        values = table[:, relative - low]  # (H, *S)
+    # A contiguous result: SDPA reads a strided mask several times slower.
+    return (values if relative.dim() == 2 else values.movedim(0, 1)).contiguous()

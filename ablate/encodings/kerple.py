@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ablate.encodings import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, ScoreMod, gather_positions, relative_positions
+from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
 @ENCODINGS.register("kerple")
@@ -54,8 +54,12 @@ class KerpleLog(PositionalEncoding):
     ) -> torch.Tensor:
         """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
         r1, r2 = self._project()
-        distance = relative_positions(q_positions, k_positions).to(torch.float32).abs().unsqueeze(-3)
-        return -r1.view(-1, 1, 1) * torch.log1p(r2.view(-1, 1, 1) * distance)
+
+        def values_of(distance: torch.Tensor) -> torch.Tensor:  # (*S) -> (H, *S)
+            shape = (-1, *[1] * distance.dim())
+            return -r1.view(shape) * torch.log1p(r2.view(shape) * distance.to(torch.float32).abs())
+
+        return bias_from_distances(values_of, q_positions, k_positions)
 
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None

@@ -12,6 +12,7 @@ from ablate.encodings.base import (
     PositionalEncoding,
     ScoreMod,
     UnsupportedLengthError,
+    bias_from_distances,
     gather_positions,
     relative_positions,
 )
@@ -126,8 +127,14 @@ class T5Bias(PositionalEncoding):
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
-        values = self.relative_attention_bias(self.buckets(q_positions, k_positions))  # (..., Lq, Lk, H)
-        return values.movedim(-1, -3)
+        if q_positions.dtype.is_floating_point or k_positions.dtype.is_floating_point:
+            raise UnsupportedLengthError("t5 buckets need integer positions (no interpolation)")
+
+        def values_of(distance: torch.Tensor) -> torch.Tensor:  # (*S) -> (H, *S)
+            index = distance.clamp(-self.max_distance, self.max_distance) + self.max_distance
+            return self.relative_attention_bias(self.bucket_of_distance[index]).movedim(-1, 0)
+
+        return bias_from_distances(values_of, q_positions, k_positions)
 
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None

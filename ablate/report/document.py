@@ -12,7 +12,6 @@ import base64
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import jinja2
 from matplotlib.figure import Figure
@@ -69,7 +68,7 @@ class Image:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-Block = Union[Paragraph, Bullets, Table, Image]
+Block = Paragraph | Bullets | Table | Image
 
 
 @dataclass

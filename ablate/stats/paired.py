@@ -17,7 +17,8 @@ p-value is below ``alpha``, else ``"n.s."``, or ``"not enough seeds (n=2)"``.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,6 +127,7 @@ def paired_comparisons(
     base = baseline_of(df, axes, baseline)
     keys = cell_keys(df, axes)
     rows = ok_rows(df, metric)
+    varying = {k for k in keys if df[k].nunique(dropna=False) > 1}  # the context names only what varies
     records: list[dict[str, Any]] = []
     for axis in axes:
         pairs = [c for c in pair_by if c in rows.columns and c != axis]
@@ -142,7 +144,7 @@ def paired_comparisons(
                 treated = group[group[axis].eq(value)].groupby(pairs, dropna=False)["value"].mean()
                 joined = pd.concat([treated.rename("x"), reference_values.rename("y")], axis=1, join="inner")
                 result = paired_test(joined["x"], joined["y"])
-                context = {k: v for k, v in fixed.items() if k not in ("metric", "eval_length", "kind")}
+                context = {k: v for k, v in fixed.items() if k in varying and k not in ("metric", "eval_length", "kind")}
                 records.append({
                     **fixed, axis: value, "axis": axis, "baseline": base[axis], "context": describe(context),
                     "mean": float(joined["x"].mean()), "baseline_mean": float(joined["y"].mean()), **result,
@@ -155,7 +157,8 @@ def paired_comparisons(
     out["p_t_holm"] = np.nan
     out["p_wilcoxon_holm"] = np.nan
     groups = [c for c in family if c in out.columns]
-    for _, index in (out.groupby(groups, dropna=False).groups.items() if groups else [(None, out.index)]):
+    for _, members in (out.groupby(groups, dropna=False, sort=False) if groups else [(None, out)]):
+        index = members.index
         out.loc[index, "p_t_holm"] = holm(out.loc[index, "p_t"])
         out.loc[index, "p_wilcoxon_holm"] = holm(out.loc[index, "p_wilcoxon"])
     out["verdict"] = [_verdict(row, df, alpha) for row in out.itertuples(index=False)]

@@ -13,8 +13,9 @@ dropped (and counted in ``note``). Rank 1 is the best, by the metric's direction
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,7 @@ class RankResult:
         cd: critical difference at ``alpha``.
         pairwise: ``a, b, rank_diff, p_nemenyi, significant`` for every pair.
         note: why something could not be computed, or how many blocks were dropped.
+        blocks: the columns whose combinations formed the blocks.
     """
 
     axis: str
@@ -65,6 +67,7 @@ class RankResult:
     alpha: float = 0.05
     pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)
     note: str = ""
+    blocks: list[str] = field(default_factory=list)
 
     def cliques(self) -> list[list[str]]:
         """Maximal runs of rank-adjacent treatments whose ranks differ by less than the CD."""
@@ -139,7 +142,7 @@ def friedman_nemenyi(
         statistic, pvalue = float(result.statistic), float(result.pvalue)
     else:
         notes.append(f"Friedman test needs k >= 3 and N >= 2 (k={k}, N={n})")
-    return RankResult(axis, ranks, n, statistic, pvalue, cd, alpha, pd.DataFrame(pairs), "; ".join(notes))
+    return RankResult(axis, ranks, n, statistic, pvalue, cd, alpha, pd.DataFrame(pairs), "; ".join(notes), blocks)
 
 
 def _with_note(result: RankResult, note: str) -> RankResult:

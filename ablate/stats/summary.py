@@ -15,7 +15,7 @@ Interval method, chosen per cell and recorded in the ``ci_method`` column:
 from __future__ import annotations
 
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -87,13 +87,21 @@ def summarize(
         seed: bootstrap seed.
 
     Returns:
-        The cell key columns, then ``n`` (ok values), ``n_runs``, ``mean``, ``std``,
+        The cell key columns, then ``n`` (ok values), ``n_runs`` (runs of the cell, plus runs of its
+        configuration that failed before producing any metric), ``mean``, ``std``,
         ``ci_low``, ``ci_high``, ``ci_method``, ``status`` (``"ok"`` if any value is
         ok, else the most common failure) and ``higher_is_better``. Cells keep the
         order in which they first appear.
     """
     rows = df[df["metric"].notna()]
     keys = cell_keys(df, axes)
+    config = [k for k in keys if k not in ("metric", "eval_length")]
+    # runs that died before producing any metric still count against every cell of their configuration
+    silent = df[df["metric"].isna()]
+    lost: dict[tuple[str, ...], int] = {}
+    if len(silent) and "run_id" in df:
+        for key, group in silent.groupby(config, dropna=False, sort=False):
+            lost[tuple(map(str, key))] = group["run_id"].nunique()  # str: NaN keys compare equal
     out = []
     for key, group in rows.groupby(keys, dropna=False, sort=False):
         values = pd.to_numeric(group["value"], errors="coerce")
@@ -104,8 +112,9 @@ def summarize(
         metric = dict(zip(keys, key))["metric"]
         out.append({
             **dict(zip(keys, key)),
-            "n": int(len(ok)),
-            "n_runs": int(group["run_id"].nunique()) if "run_id" in group else int(len(group)),
+            "n": len(ok),
+            "n_runs": (int(group["run_id"].nunique()) if "run_id" in group else len(group))
+            + int(lost.get(tuple(map(str, key[: len(config)])), 0)),
             "mean": float(ok.mean()) if len(ok) else np.nan,
             "std": float(ok.std(ddof=1)) if len(ok) > 1 else np.nan,
             "ci_low": low,

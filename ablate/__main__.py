@@ -1,0 +1,7 @@
+"""``python -m ablate`` runs the command line."""
+
+import sys
+
+from ablate.cli import main
+
+sys.exit(main())

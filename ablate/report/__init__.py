@@ -1,0 +1,55 @@
+"""The ablation report: statistics and figures of a results frame as HTML and Markdown.
+
+``write_report`` is a pure function of the frame (no clock, no host lookups), so
+the same results give byte-identical Markdown, figures and HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablate.report import sections
+from ablate.report.compare import compare_results, write_comparison
+from ablate.report.document import render
+
+
+def write_report(
+    df: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    main_metric: str | None = None,
+    baseline: Mapping[str, Any] | None = None,
+    alpha: float = 0.05,
+) -> dict[str, Path]:
+    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``.
+
+    Args:
+        df: the tidy results frame (:func:`ablate.store.load_results`).
+        out_dir: output folder, created if needed.
+        title: report title; default ``"Ablation report: <suite>"``.
+        main_metric: headline metric; default the suite's ``[report] main_metric``, else accuracy-like.
+        baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
+        alpha: significance level.
+
+    Returns:
+        ``{"html": path, "markdown": path, "figures": folder}``.
+
+    Raises:
+        ValueError: an empty frame, or a ``main_metric``/``baseline`` not in the results.
+    """
+    if df.empty or "metric" not in df.columns:
+        raise ValueError("no results to report: the frame is empty (did the suite run?)")
+    metric = sections.choose_main_metric(df, main_metric)
+    ctx = sections.build_context(df, metric, baseline, alpha)
+    suite = df.attrs.get("suite") or (str(df["suite"].iloc[0]) if "suite" in df.columns else "results")
+    parts = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx),
+             sections.extrapolation(ctx), sections.cost(ctx), sections.failures(ctx)]
+    return render(parts, out_dir, title=title or f"Ablation report: {suite}")
+
+
+__all__ = ["compare_results", "write_comparison", "write_report"]

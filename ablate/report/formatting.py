@@ -1,0 +1,73 @@
+"""Numbers as report text: fixed rules, so the same frame always gives the same characters."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ablate.plots import metric_scale
+
+MARKS = {"better": "▲", "worse": "▼"}
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """``digits`` significant figures; thousands separators from 10,000; ``n/a`` for NaN/None."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a" if value is None or math.isnan(value) else ("∞" if value > 0 else "-∞")
+    value = float(value)
+    if abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    if value == 0:
+        return "0"
+    if abs(value) < 1e-3:
+        return f"{value:.{digits - 1}e}"
+    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
+    return f"{value:.{decimals}f}"
+
+
+def value(x: Any, metric: str) -> str:
+    """A metric value in display units (bytes as MiB)."""
+    return number(None if x is None else float(x) * metric_scale(metric))
+
+
+def signed(x: Any, metric: str) -> str:
+    """A difference with an explicit sign."""
+    text = value(x, metric)
+    return text if text.startswith(("-", "n/a")) else f"+{text}"
+
+
+def pvalue(p: Any) -> str:
+    """``<0.001`` or three decimals; ``n/a`` when no test was run."""
+    if p is None or not math.isfinite(float(p)):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def interval(low: Any, high: Any, metric: str) -> str:
+    """``[low, high]`` or ``n/a``."""
+    if low is None or not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return "n/a"
+    return f"[{value(low, metric)}, {value(high, metric)}]"
+
+
+def mean_pm(mean: Any, low: Any, high: Any, metric: str) -> str:
+    """``mean ± half-width`` of the interval (just the mean when there is none)."""
+    if mean is None or not math.isfinite(float(mean)):
+        return "n/a"
+    if low is None or not math.isfinite(float(low)) or not math.isfinite(float(high)):
+        return value(mean, metric)
+    return f"{value(mean, metric)} ± {value((float(high) - float(low)) / 2, metric)}"
+
+
+def verdict(row: Any, metric: str) -> str:
+    """A comparison as a table cell: ``▲ +0.093 (p=0.002)``, ``n.s. (p=0.41)`` or ``not enough seeds (n=2)``."""
+    if row["verdict"] not in ("better", "worse", "n.s."):
+        return str(row["verdict"])
+    mark = MARKS.get(row["verdict"], "n.s.")
+    return f"{mark} {signed(row['mean_diff'], metric)} ({p_equals(row['p_t_holm'])})"
+
+
+def p_equals(p: Any) -> str:
+    """``p=0.012`` or ``p<0.001``."""
+    text = pvalue(p)
+    return f"p{text}" if text.startswith("<") else f"p={text}"

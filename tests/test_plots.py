@@ -1,0 +1,99 @@
+"""Figures from a synthetic frame: they render, carry the right labels and series, and save reproducibly."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest_report import ENCODINGS, make_frame
+from matplotlib.figure import Figure
+
+from ablate import plots
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_frame()
+
+
+def _legend_texts(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+def test_styles_are_stable_and_distinct(frame):
+    styles = plots.encoding_styles(frame)
+    assert list(styles) == ENCODINGS
+    assert len({s.color for s in styles.values()}) == len(ENCODINGS)
+    assert plots.encoding_styles(ENCODINGS) == styles  # same order, same styles, whatever the source
+    many = plots.encoding_styles([f"e{i}" for i in range(24)])
+    assert len({(s.color, s.marker) for s in many.values()}) == 24
+
+
+def test_metric_labels_have_units():
+    assert plots.metric_label("peak_memory_bytes") == "peak memory (MiB)"
+    assert plots.metric_label("tokens_per_s") == "throughput (tokens/s)"
+    assert plots.metric_scale("peak_memory_bytes") == 1 / 2**20
+    assert plots.metric_label("my_metric") == "my metric"
+
+
+def test_heatmap_annotates_means_and_marks(frame):
+    fig = plots.heatmap(frame, "accuracy")
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("pooling", "encoding")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ENCODINGS
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == len(ENCODINGS) * 2
+    assert sum("▲" in t for t in texts) == 2  # rope beats sinusoidal under both poolings
+    assert fig.axes[1].get_ylabel() == "accuracy"  # colour bar
+
+
+def test_extrapolation_curves_series_and_train_length(frame):
+    fig = plots.extrapolation_curves(frame, "accuracy")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "evaluation length (tokens)" and ax.get_ylabel() == "accuracy"
+    labels = _legend_texts(ax)
+    assert [label for label in labels if label in ENCODINGS] == ENCODINGS
+    assert "train length" in labels and any("unsupported" in label for label in labels)
+    assert ax.get_xscale() == "log"
+    assert "pooling=mean" in ax.get_title()
+
+
+def test_cost_curves_show_exponents_and_oom(frame):
+    fig = plots.cost_curves(frame)
+    throughput, memory = fig.axes
+    assert throughput.get_ylabel() == "throughput (tokens/s)" and memory.get_ylabel() == "peak memory (MiB)"
+    assert memory.get_xscale() == "log" and memory.get_yscale() == "log"
+    labels = _legend_texts(memory)
+    assert "alibi (∝ L^2.00)" in labels and "rope (∝ L^1.00)" in labels
+    assert "out of memory" in labels and "learned (no ok result)" in labels
+    with pytest.raises(ValueError, match="no cost metrics"):
+        plots.cost_curves(frame[frame["kind"] == "train"])
+
+
+def test_critical_difference_diagram(frame):
+    fig = plots.critical_difference_diagram(frame, "accuracy")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith("CD = ") for t in texts)
+    assert sum(any(t.startswith(f"{e} (") for t in texts) for e in ENCODINGS) == len(ENCODINGS)
+
+
+def test_seed_strip_has_one_column_per_encoding(frame):
+    fig = plots.seed_strip(frame, "accuracy")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ENCODINGS
+    assert ax.get_ylabel() == "accuracy" and ax.get_xlabel() == "encoding"
+    assert len(ax.collections) >= len(ENCODINGS)
+
+
+def test_unknown_metric_raises(frame):
+    with pytest.raises(ValueError, match="no 'bleu' rows"):
+        plots.extrapolation_curves(frame, "bleu")
+
+
+def test_save_figure_is_reproducible(frame, tmp_path):
+    first = plots.save_figure(plots.critical_difference_diagram(frame, "accuracy"), tmp_path / "a" / "cd")
+    second = plots.save_figure(plots.critical_difference_diagram(frame, "accuracy"), tmp_path / "b" / "cd.png")
+    assert [p.suffix for p in first] == [".png", ".svg"]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
