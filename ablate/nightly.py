@@ -30,9 +30,10 @@ import shlex
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "asv.conf.json"
@@ -56,7 +57,7 @@ class Options:
     machine: str | None = None
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Options":
+    def from_args(cls, args: argparse.Namespace) -> Options:
         return cls(**{name: getattr(args, name) for name in cls.__dataclass_fields__
                       if getattr(args, name, None) is not None})
 
@@ -268,7 +269,7 @@ def _git(*args: str) -> str:
 
 def _is_ancestor(commit: str, head: str) -> bool:
     return subprocess.run(["git", "merge-base", "--is-ancestor", commit, head], cwd=REPO,
-                          capture_output=True).returncode == 0
+                          capture_output=True, check=False).returncode == 0
 
 
 def read_config() -> dict[str, Any]:
@@ -299,9 +300,9 @@ def execute(command: Command, dry_run: bool = False) -> tuple[int, str]:
 
 def run_check(opts: Options) -> int:
     """``--check``: 0 when every selected benchmark ran (or was skipped), 2 otherwise."""
-    from ablate.suite import load_plan
-
     import torch
+
+    from ablate.suite import load_plan
 
     plan = load_plan(os.environ.get("ABLATE_NIGHTLY_SUITE") or str(REPO / "suites" / "nightly.toml"))
     cuda = torch.cuda.is_available()

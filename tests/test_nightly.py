@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "suites" / "nightly.toml"
 sys.path.insert(0, str(REPO))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import common
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +271,10 @@ def test_asv_configuration():
     assert (config["results_dir"], config["html_dir"]) == ("results/asv", "results/asv/html")
     assert (config["benchmark_dir"], config["env_dir"]) == ("benchmarks", ".asv/env")
     assert any("download.pytorch.org/whl/cpu" in step for step in config["install_command"])
+
+
+def test_cli_namespace_is_accepted():
+    from ablate.cli import build_parser
+
+    opts = nightly.Options.from_args(build_parser().parse_args(["nightly", "--existing", "--threshold", "1.5"]))
+    assert (opts.existing, opts.threshold, opts.check, opts.quick, opts.dry_run) == (True, 1.5, False, False, False)

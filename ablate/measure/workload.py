@@ -1,0 +1,159 @@
+"""The measured work: a model, a frozen batch and one step (a forward pass or a training step).
+
+A :class:`Workload` is built the same way in the measuring process and in the
+spawned process that measures CPU memory, from plain picklable arguments
+(:class:`WorkloadSpec`), so both measure exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch.nn import functional as F
+
+from ablate.model import ModelConfig, TransformerModel
+
+Mode = Literal["forward", "train_step"]
+MODES: tuple[str, ...] = ("forward", "train_step")
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; a CUDA device needs CUDA (``ValueError`` otherwise)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} requested but CUDA is not available on this machine")
+        index = resolved.index if resolved.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    if resolved.type != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {str(device)!r}")
+    return resolved
+
+
+def check_arguments(mode: str, dtype: str, device: torch.device, batch_size: int, length: int) -> None:
+    """``ValueError`` with a helpful message for a measurement that cannot be asked for."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    if dtype == "float16" and device.type != "cuda":
+        raise ValueError("dtype 'float16' is only measured on CUDA (CPU float16 kernels are slow fallbacks that "
+                         "nobody trains with); use 'bfloat16' on the CPU")
+    if batch_size < 1 or length < 1:
+        raise ValueError(f"batch_size and length must be >= 1, got batch_size={batch_size}, length={length}")
+
+
+def autocast(device: torch.device, dtype: str) -> AbstractContextManager[Any]:
+    """Mixed precision as training uses it (parameters stay float32); nothing for float32."""
+    if dtype == "float32":
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+
+
+def as_model_config(config: ModelConfig | Mapping[str, Any]) -> ModelConfig:
+    """A :class:`ModelConfig` from itself or its plain-dict form."""
+    return config if isinstance(config, ModelConfig) else ModelConfig(**dict(config))
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """Picklable description of one measured step (crosses into a spawned process)."""
+
+    config: dict[str, Any]
+    mode: str
+    batch_size: int
+    length: int
+    dtype: str
+    device: str
+    seed: int = 0
+
+
+class Workload:
+    """A model, its frozen inputs and targets, and the step to measure.
+
+    ``forward``: ``model.eval()``, ``torch.inference_mode()``, logits of the batch.
+    ``train_step``: ``model.train()``, forward, cross-entropy, backward, AdamW step
+    (with a gradient scaler for float16). Inputs and weights are frozen by ``seed``.
+    The optimizer is created here but its state (two moments per parameter) is
+    created lazily by the first step, so it is part of what the step allocates.
+    """
+
+    def __init__(self, spec: WorkloadSpec) -> None:
+        self.spec = spec
+        self.device = torch.device(spec.device)
+        config = as_model_config(spec.config)
+        self.config = config
+        torch.manual_seed(spec.seed)
+        self.model = TransformerModel(config).to(self.device)
+        generator = torch.Generator().manual_seed(spec.seed + 1)
+        shape = (spec.batch_size, spec.length)
+        if config.input_kind == "patches":
+            inputs = torch.randn(*shape, config.patch_dim, generator=generator)  # (B, L, P)
+        else:
+            inputs = torch.randint(config.vocab_size, shape, generator=generator)  # (B, L)
+        self.inputs = inputs.to(self.device)
+        # (B, L) class ids; a pooled model's targets are the first column (B,)
+        self.targets = torch.randint(config.num_classes, shape, generator=generator).to(self.device)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        if spec.mode == "train_step":
+            self.model.train()
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+            self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.dtype == "float16")
+            self.step = self.train_step
+        else:
+            self.model.eval()
+            self.step = self.forward
+
+    def forward(self) -> torch.Tensor:
+        """One inference forward pass; returns the logits."""
+        with torch.inference_mode(), autocast(self.device, self.spec.dtype):
+            return self.model(self.inputs)
+
+    def train_step(self) -> None:
+        """Forward, cross-entropy, backward and one AdamW step."""
+        assert self.optimizer is not None and self.scaler is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.spec.dtype):
+            logits = self.model(self.inputs)  # (B, C) or (B, L, C)
+        targets = self.targets if logits.dim() == 3 else self.targets[:, 0]
+        loss = F.cross_entropy(logits.float().flatten(0, -2), targets.flatten())
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def warm_up(spec: WorkloadSpec, make: Any = None) -> None:
+    """Run the spec's step once on a throwaway instance of the same model and batch shape, then drop it.
+
+    This pages in library code and creates one-off state that belongs to the
+    shapes, not to the measured instance: JIT-compiled CPU kernels (oneDNN
+    compiles bfloat16 kernels per shape, ~7 MB each), thread pools, cuBLAS
+    workspaces, compiled FlexAttention kernels. Without it they would count as the
+    first measured step's memory. The measured instance is built afterwards, so
+    its own gradients and optimizer state are still created -- and counted -- by
+    its first step.
+    """
+    workload = (make or Workload)(spec)
+    workload.step()
+
+
+def build_step(spec: WorkloadSpec) -> Any:
+    """The spec's step callable (module level, so a spawned process can be handed it by name)."""
+    return Workload(spec).step
+
+
+def spec_of(config: ModelConfig | Mapping[str, Any], **fields: Any) -> WorkloadSpec:
+    """A :class:`WorkloadSpec` whose config is a plain dict (picklable, ``ModelConfig(**d)`` rebuilds it)."""
+    plain = dataclasses.asdict(config) if isinstance(config, ModelConfig) else dict(config)
+    return WorkloadSpec(config=plain, **fields)
