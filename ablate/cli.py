@@ -75,7 +75,7 @@ def _print_bench_table(frame: Any) -> None:
     import pandas as pd
 
     wide = frame.pivot_table(index=["encoding", "pooling", "measure.mode", "measure.batch_size", "measure.dtype", "eval_length"],
-                             columns="metric", values="value", aggfunc="first", dropna=False)
+                             columns="metric", values="value", aggfunc="median", dropna=False)  # median over repeats
     status = frame.groupby(["encoding", "pooling", "measure.mode", "measure.batch_size", "measure.dtype", "eval_length"])["status"].first()
     table = Table(title="ablate bench")
     for column in ("encoding", "pooling", "mode", "batch", "dtype", "length", "tokens/s", "median ms", "IQR ms", "peak MiB", "status"):

@@ -237,8 +237,10 @@ def test_nezha_vectors_match_hf_table():
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_nezha_matches_naive_relative_vectors(causal):
-    k, length = 3, 8  # distances up to 7 exercise the clipping at 3
+@pytest.mark.parametrize("length", [1, 3, 6, 7, 8, 20])  # shorter than, as long as, longer than the band 2k + 1
+@pytest.mark.parametrize("grad", [True, False], ids=["train", "inference"])  # inference reuses a workspace
+def test_nezha_matches_naive_relative_vectors(causal, length, grad):
+    k = 3  # distances up to length - 1 exercise the clipping at 3
     encoding = make("nezha", causal, max_relative_position=k)
     q = torch.randn(2, H, length, DH)
     positions = torch.arange(length)
@@ -246,7 +248,8 @@ def test_nezha_matches_naive_relative_vectors(causal):
     relative = positions.view(1, -1) - positions.view(-1, 1)  # j - i
     a = table[relative.clamp(-k, k) + k]  # (L, L, Dh), as HF builds it
     expected = torch.einsum("bhid,ijd->bhij", q, a) / math.sqrt(DH)
-    assert torch.allclose(encoding.bias(positions, positions, q), expected, atol=1e-5)
+    with torch.set_grad_enabled(grad):
+        assert torch.allclose(encoding.bias(positions, positions, q), expected, atol=1e-5)
 
 
 def test_nezha_errors_and_note():
@@ -383,3 +386,19 @@ def test_compiled_flex_attention_matches_sdpa_on_cuda(name):
     assert torch.allclose(out, reference, atol=2e-3)
     for got, expected in zip(gradients(out), gradients(reference)):
         assert torch.allclose(got, expected, rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.parametrize("length", [1, 3, 6, 7, 8, 20])
+def test_banded_bias_gradient_is_the_adjoint_of_the_spread(length):
+    from ablate.encodings.banded import BandedBias
+
+    k = 3
+    table = torch.randn(2, 2, length, 2 * k + 1, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: BandedBias.apply(t, k), (table,))
+    # and the same gradient as the plain gather it replaces
+    positions = torch.arange(length)
+    index = (positions.view(1, -1) - positions.view(-1, 1)).clamp(-k, k) + k  # (L, L)
+    upstream = torch.randn(2, 2, length, length, dtype=torch.float64)
+    (expected,) = torch.autograd.grad((table.gather(-1, index.expand(2, 2, -1, -1)) * upstream).sum(), table)
+    (actual,) = torch.autograd.grad((BandedBias.apply(table, k) * upstream).sum(), table)
+    assert torch.allclose(actual, expected)

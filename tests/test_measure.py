@@ -165,6 +165,17 @@ def _allocate_and_hold(nbytes: int, hold_s: float):
     return step
 
 
+def _allocate_chunks(count: int, nbytes: int):
+    """A step holding ``count`` written tensors of ``nbytes`` at once: sizes glibc serves from its heap
+    once a freed mmap chunk has raised its threshold, so freed memory stays with the process unless trimmed."""
+
+    def step() -> None:
+        chunks = [torch.ones(nbytes // 4, dtype=torch.float32) for _ in range(count)]
+        del chunks
+
+    return step
+
+
 def _raise_in_child():
     raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes")
 
@@ -176,6 +187,32 @@ def test_cpu_peak_sees_a_known_torch_allocation(sampling):
     assert result.method == ("rss-sampling" if sampling else "vmhwm")
     assert result.peak_bytes == pytest.approx(64 * MiB, rel=0.10)
     assert result.reserved_bytes is None and result.baseline_bytes > 64 * MiB  # the child imported torch
+
+
+def test_the_memory_worker_is_reused_and_reused_memory_cannot_hide_a_peak():
+    from ablate.measure import memory
+
+    memory.close_memory_worker()
+    big = cpu_peak(functools.partial(_allocate_and_hold, 128 * MiB, 0.0), threads=1)
+    first = memory._worker.process.pid
+    # The 128 MiB freed by the first step must not absorb the second step's 64 MiB.
+    small = cpu_peak(functools.partial(_allocate_and_hold, 64 * MiB, 0.0), threads=1)
+    assert memory._worker.process.pid == first  # one process served both points
+    heap = [cpu_peak(functools.partial(_allocate_chunks, 32, 2 * MiB), threads=1) for _ in range(2)]
+    assert [h.peak_bytes for h in heap] == [pytest.approx(64 * MiB, rel=0.10)] * 2
+    assert memory._worker.process.pid == first
+    assert big.peak_bytes == pytest.approx(128 * MiB, rel=0.10)
+    assert small.peak_bytes == pytest.approx(64 * MiB, rel=0.10)
+    # A failure discards the worker; the next point gets a new one and still measures right.
+    with pytest.raises(ChildFailed):
+        cpu_peak(_raise_in_child, threads=1)
+    assert memory._worker is None
+    again = cpu_peak(functools.partial(_allocate_and_hold, 64 * MiB, 0.0), threads=1)
+    assert memory._worker.process.pid != first
+    assert again.peak_bytes == pytest.approx(64 * MiB, rel=0.10)
+    fresh = cpu_peak(functools.partial(_allocate_and_hold, 64 * MiB, 0.0), threads=1, fresh=True)
+    assert fresh.peak_bytes == pytest.approx(64 * MiB, rel=0.10)
+    memory.close_memory_worker()
 
 
 def test_cpu_peak_reports_the_childs_out_of_memory():

@@ -141,3 +141,18 @@ def test_measure_section_adds_seed_independent_measure_runs(tmp_path: Path) -> N
     plan = load_plan(str(write(tmp_path, text)))
     assert len(plan.measure_runs()) == 3 * 2 * 2  # encodings x poolings x modes (seeds do not multiply)
     assert plan.measure_runs()[0].config["measure"]["lengths"] == [16, 32]
+
+
+def test_measure_repeats_are_seeds_run_round_robin(tmp_path: Path) -> None:
+    once = load_plan(str(write(tmp_path, BASE + "\n[measure]\nlengths = [16]\n")))
+    text = BASE + "\n[measure]\nlengths = [16]\nrepeats = 3\n"
+    plan = load_plan(str(write(tmp_path, text)))
+    runs = plan.measure_runs()
+    models = len(once.measure_runs())
+    assert len(runs) == 3 * models
+    # Every model once per round, rounds in order: drift hits every model alike.
+    assert [r.config["seed"] for r in runs] == [s for s in range(3) for _ in range(models)]
+    assert [r.axes for r in runs[:models]] == [r.axes for r in runs[models : 2 * models]]
+    # repeats = 1 keeps the run ids (and so the stored history) of a suite without it.
+    assert [r.run_id for r in runs[:models]] == [r.run_id for r in once.measure_runs()]
+    assert len({r.run_id for r in runs}) == len(runs)

@@ -8,6 +8,7 @@ import torch
 
 from ablate.encodings import ENCODINGS
 from ablate.encodings.absolute import sinusoidal_table
+from ablate.encodings.banded import BandedBias
 from ablate.encodings.base import (
     PositionalEncoding,
     ScoreMod,
@@ -88,30 +89,23 @@ class NezhaRelative(PositionalEncoding):
     def _banded(self, scores: torch.Tensor) -> torch.Tensor:
         """The bias for contiguous positions without an ``(B, H, L, L)`` index tensor.
 
-        Outside the band ``|j - i| <= k`` a row holds one of two values (the clipped
-        vectors ``a_{-k}`` and ``a_{+k}``), so one broadcast ``where`` fills it; the
-        ``2k + 1`` diagonals of the band are then copied in. A gather with an
-        expanded int64 index reads 8 bytes per logit and was ~4x slower at L=2048.
+        :class:`~ablate.encodings.banded.BandedBias` spreads the ``2k + 1`` scores of each
+        query over its row (a gather with an expanded int64 index reads 8 bytes per logit
+        and was ~4x slower at L=2048) and sums the gradient back per distance.
         """
-        k, length = self.max_relative_position, scores.shape[-2]
-        rows = torch.arange(length, device=scores.device)
-        right_of_diagonal = rows.unsqueeze(0) > rows.unsqueeze(1)  # (L, L): j > i
         out = None
         if not torch.is_grad_enabled():
             # Inference: reuse one workspace across layers and calls. A fresh (B, H, L, L)
             # tensor costs page faults on every layer (~250 ms at B=8, L=2048 on CPU);
             # each layer's attention has consumed the previous contents before the next call.
+            # (Never in training: attention keeps its mask for backward.)
+            length = scores.shape[-2]
             workspace = getattr(self, "_workspace", None)
             shape = (*scores.shape[:-1], length)
             if workspace is None or workspace.shape != shape or workspace.dtype != scores.dtype or workspace.device != scores.device:
                 workspace = self._workspace = torch.empty(shape, dtype=scores.dtype, device=scores.device)
             out = workspace
-        out = torch.where(right_of_diagonal, scores[..., 2 * k :], scores[..., :1], out=out)  # (B, H, L, L)
-        for offset in range(-min(k, length - 1), min(k, length - 1) + 1):
-            # out[..., i, i + offset] = scores[..., i, offset + k] for every valid i.
-            start = max(0, -offset)
-            out.diagonal(offset, dim1=-2, dim2=-1).copy_(scores[..., start : start + length - abs(offset), offset + k])
-        return out
+        return BandedBias.apply(scores, self.max_relative_position, out)  # (B, H, L, L)
 
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None

@@ -25,9 +25,12 @@ class RandomizedPositions(PositionalEncoding):
         base: the wrapped encoding, a name or ``{name = ..., **params}``.
         max_length: the range positions are drawn from (the paper's ``L``; it
             must exceed the longest evaluation length).
-        eval_positions: ``"ordinary"`` (``0..L-1`` at evaluation, the default and
-            what the issue asks for) or ``"random"`` (a fresh sorted random subset
-            at evaluation too, as the paper's method also allows).
+        eval_positions: ``"ordinary"`` (``0..L-1`` at evaluation, the default) or
+            ``"random"`` (a fresh sorted random subset at evaluation too, which is what
+            the reference implementation, deepmind/randomized_positional_encodings,
+            does: its noisy encodings sample in every call). With ``"ordinary"`` the
+            dense positions of evaluation are themselves unlike the sparse ones of
+            training, which can cost accuracy even at the train length.
     """
 
     def __init__(

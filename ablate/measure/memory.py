@@ -17,8 +17,9 @@ baseline_reserved`` (what the caching allocator held from the driver, which is
 what decides an out-of-memory).
 
 CPU (:func:`cpu_peak`): ``tracemalloc`` does not see torch's allocator, so the
-step runs in a fresh *spawned* process (nothing inherited from the measuring
-process) that imports, runs one warm-up step on a throwaway instance of the
+step runs in a *spawned* worker process (nothing inherited from the measuring
+process; one worker serves a whole sweep, a failed one is replaced, ``fresh=True``
+asks for a process of its own) that imports, runs one warm-up step on a throwaway instance of the
 same model and batch shape (it pages in library code and creates per-shape
 state such as JIT-compiled kernels, 7-25 MB that would otherwise be counted),
 builds the measured model and inputs, returns freed heap to the
@@ -35,6 +36,7 @@ usually sets the peak; the later ones check it does not grow.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import gc
 import multiprocessing
@@ -169,8 +171,9 @@ class _RssSampler:
 def measure_rss_peak(step: Callable[[], Any], *, repeats: int = 2, force_sampling: bool = False) -> MemoryResult:
     """Peak RSS of ``repeats`` calls of ``step`` above the RSS before them, in *this* process.
 
-    Only meaningful in a fresh process (see :func:`cpu_peak`): in a long-lived one,
-    memory freed earlier and kept by the allocator is reused without raising the RSS.
+    Meaningful only in a process that holds nothing else of size (the worker of
+    :func:`cpu_peak`): freed memory is handed back (``malloc_trim``) before the
+    baseline, but live objects of other work would share the RSS.
     """
     gc.collect()
     _malloc_trim()
@@ -191,23 +194,96 @@ def measure_rss_peak(step: Callable[[], Any], *, repeats: int = 2, force_samplin
                         baseline_bytes=int(baseline), method=method, repeats=repeats)
 
 
-def _child_main(connection: Any, setup: Callable[[], Callable[[], Any]], warmup: Callable[[], Any] | None,
-                repeats: int, threads: int | None, force_sampling: bool) -> None:
-    """Entry point of the spawned process: warm up, build with ``setup()``, measure, send the result back."""
+def _measure_request(setup: Callable[[], Callable[[], Any]], warmup: Callable[[], Any] | None, repeats: int,
+                     threads: int | None, force_sampling: bool) -> tuple[Any, ...]:
+    """One measurement inside the worker: warm up, build with ``setup()``, measure; a picklable outcome."""
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         if warmup is not None:
             warmup()
         step = setup()
-        result: Any = ("ok", measure_rss_peak(step, repeats=repeats, force_sampling=force_sampling))
+        return ("ok", measure_rss_peak(step, repeats=repeats, force_sampling=force_sampling))
     except BaseException as error:  # noqa: BLE001 - classified and sent to the parent
         from ablate.measure.point import classify_error
 
-        kind, message = classify_error(error)
-        result = ("error", kind, message)
-    connection.send(result)
-    connection.close()
+        return ("error", *classify_error(error))
+
+
+def _worker_main(connection: Any) -> None:
+    """Entry point of the spawned worker: measure each request until told to stop (``None``) or orphaned."""
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        connection.send(_measure_request(*request))
+        del request
+        gc.collect()
+
+
+class _MemoryWorker:
+    """A spawned process that measures one step per request.
+
+    Spawning a process and importing torch costs 2-4 s, more than most measurements;
+    one worker therefore serves every point of a sweep. Each measurement still starts
+    from a clean slate: everything of the previous step has been freed and
+    ``malloc_trim`` has returned it to the OS before the baseline RSS is read and the
+    high-water mark is reset, so reused memory cannot hide a peak. A worker that
+    reports an error, dies or times out is discarded, and the next point gets a new one.
+    """
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe(duplex=True)
+        self.process = context.Process(target=_worker_main, args=(child,), name="ablate-peakmem")
+        self.process.start()
+        child.close()  # the worker holds the only other end: EOF if it dies
+
+    def measure(self, request: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
+        self.connection.send(request)
+        if not self.connection.poll(timeout):
+            raise ChildFailed("failed", f"memory measurement timed out after {timeout:.0f} s")
+        try:
+            return self.connection.recv()
+        except EOFError:
+            self.process.join(10)
+            code = self.process.exitcode
+            if code == -9:
+                raise ChildFailed("oom", "the memory-measuring process was killed (SIGKILL; most likely the "
+                                         "kernel's out-of-memory killer)") from None
+            raise ChildFailed("failed", f"the memory-measuring process died with exit code {code} (a spawned "
+                                        "process imports the main script: guard it with "
+                                        "`if __name__ == '__main__':`; a script read from stdin cannot be "
+                                        "imported)") from None
+
+    def close(self) -> None:
+        try:
+            if self.process.is_alive():
+                self.connection.send(None)
+        except (OSError, ValueError):
+            pass
+        self.connection.close()
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+_worker: _MemoryWorker | None = None
+
+
+def close_memory_worker() -> None:
+    """Stop the shared memory-measuring worker (also done at interpreter exit)."""
+    global _worker
+    if _worker is not None:
+        _worker.close()
+        _worker = None
+
+
+atexit.register(close_memory_worker)
 
 
 def cpu_peak(
@@ -218,53 +294,44 @@ def cpu_peak(
     threads: int | None = None,
     timeout: float = 600.0,
     force_sampling: bool = False,
+    fresh: bool = False,
 ) -> MemoryResult:
-    """Peak RSS of a step measured in a fresh spawned process.
+    """Peak RSS of a step measured in a spawned worker process (see :class:`_MemoryWorker`).
 
     Args:
         setup: picklable callable (a module-level function or a ``functools.partial``
-            of one) run in the child; it builds everything and returns the step.
+            of one) run in the worker; it builds everything and returns the step.
             What ``setup`` allocates is the baseline, not the peak.
-        warmup: picklable callable run in the child before ``setup`` (e.g. a tiny
+        warmup: picklable callable run in the worker before ``setup`` (e.g. a tiny
             step that pages in library code, which would otherwise count as the peak).
         repeats: steps run while the peak is tracked.
-        threads: torch threads in the child (use the measuring process's).
-        timeout: seconds before the child is killed.
+        threads: torch threads in the worker (use the measuring process's).
+        timeout: seconds before the worker is killed.
         force_sampling: use the sampling thread even where ``VmHWM`` can be reset (tests).
+        fresh: measure in a new process of its own instead of the shared worker.
 
     Raises:
-        ChildFailed: the child raised (``kind`` ``oom``/``unsupported``/``failed``),
+        ChildFailed: the worker raised (``kind`` ``oom``/``unsupported``/``failed``),
             was killed (``oom`` for SIGKILL, the kernel's out-of-memory killer's signal)
             or timed out (``failed``).
     """
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(send, setup, warmup, repeats, threads, force_sampling),
-                              name="ablate-peakmem")
-    process.start()
-    send.close()  # the child holds the only writer: EOF if it dies
+    global _worker
+    if fresh:
+        worker = _MemoryWorker()
+    else:
+        if _worker is None or not _worker.process.is_alive():
+            close_memory_worker()
+            _worker = _MemoryWorker()
+        worker = _worker
+    healthy = False
     try:
-        if not receive.poll(timeout):
-            process.kill()
-            raise ChildFailed("failed", f"memory measurement timed out after {timeout:.0f} s")
-        try:
-            result = receive.recv()
-        except EOFError:
-            process.join(10)
-            code = process.exitcode
-            if code == -9:
-                raise ChildFailed("oom", "the memory-measuring process was killed (SIGKILL; most likely the "
-                                         "kernel's out-of-memory killer)") from None
-            raise ChildFailed("failed", f"the memory-measuring process died with exit code {code} (a spawned "
-                                        "process imports the main script: guard it with "
-                                        "`if __name__ == '__main__':`; a script read from stdin cannot be "
-                                        "imported)") from None
+        result = worker.measure((setup, warmup, repeats, threads, force_sampling), timeout)
+        healthy = result[0] == "ok"
     finally:
-        receive.close()
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        if fresh or not healthy:  # never reuse a worker that failed: its memory state is unknown
+            worker.close()
+            if worker is _worker:
+                _worker = None
     if result[0] == "error":
         raise ChildFailed(result[1], result[2])
     return result[1]

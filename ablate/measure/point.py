@@ -32,7 +32,7 @@ STATUSES = ("ok", "oom", "unsupported", "failed")
 #: What ``peak_memory_bytes`` counts, recorded in every point's facts.
 MEMORY_COUNTED = ("peak bytes the step adds above weights + inputs: activations, temporaries, workspaces, "
                   "outputs, gradients and optimizer state created by the step; CUDA: max_memory_allocated; "
-                  "CPU: peak RSS of a fresh spawned process above its RSS after building")
+                  "CPU: peak RSS of a spawned worker process above its RSS after building")
 
 
 @dataclass
@@ -119,7 +119,7 @@ def measure_point(
             float32 parameters, as training uses them.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         threads: torch intra-op threads (default: as set now); recorded either way.
-        memory: also measure peak memory (on the CPU this spawns a fresh process).
+        memory: also measure peak memory (on the CPU in a spawned worker process).
         seed: freezes weights and inputs.
         min_run_time, max_run_time, threshold, warmup: see :func:`~ablate.measure.timing.time_callable`.
         memory_repeats: steps run while the memory peak is tracked.
@@ -207,7 +207,7 @@ def make_workload(spec: Any) -> Workload:
 
 
 def cpu_peak_of(spec: Any, *, repeats: int, threads: int) -> _memory.MemoryResult:
-    """CPU peak memory of ``spec``'s step, measured in a fresh spawned process."""
+    """CPU peak memory of ``spec``'s step, measured in the spawned memory worker."""
     return _memory.cpu_peak(functools.partial(build_step, spec), warmup=functools.partial(warm_up, spec),
                             repeats=repeats, threads=threads)
 

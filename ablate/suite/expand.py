@@ -214,34 +214,39 @@ def _alias_of(suite: SuiteFile, path: str) -> str:
 
 
 def _measure_runs(suite: SuiteFile, train_runs: list[RunSpec]) -> Iterator[RunSpec]:
-    """One measurement run per distinct model (seed-independent) x mode x batch size x dtype."""
+    """One measurement run per distinct model (seed-independent) x mode x batch size x dtype x repeat.
+
+    Repeats are the outer loop, so every model is measured once before any is measured
+    again; a repeat's index is its seed (``0`` without repeats, as before they existed).
+    """
     if suite.measure is None:
         return
     measure = suite.measure
     seen: set[str] = set()
-    for run in train_runs:
-        for mode, batch_size, dtype in itertools.product(measure.modes, measure.batch_sizes, measure.dtypes):
-            config = {
-                "kind": "measure",
-                "task": run.config["task"],
-                "model": run.config["model"],
-                "train": {"length": run.config["train"]["length"]},
-                "measure": {
-                    "mode": mode,
-                    "batch_size": batch_size,
-                    "dtype": dtype,
-                    "device": measure.device,
-                    "threads": measure.threads,
-                    "lengths": sorted(set(measure.lengths)),
-                    "memory": measure.memory,
-                    "min_run_time": measure.min_run_time,
-                },
-                "seed": 0,
-            }
-            identifier = run_id(config)
-            if identifier in seen:
-                continue
-            seen.add(identifier)
-            axes = {k: v for k, v in run.axes.items() if k != "seed"}
-            axes.update({"measure.mode": mode, "measure.batch_size": batch_size, "measure.dtype": dtype})
-            yield RunSpec(identifier, suite.name, "measure", config, axes)
+    combinations = itertools.product(range(measure.repeats), train_runs, measure.modes, measure.batch_sizes,
+                                     measure.dtypes)
+    for repeat, run, mode, batch_size, dtype in combinations:
+        config = {
+            "kind": "measure",
+            "task": run.config["task"],
+            "model": run.config["model"],
+            "train": {"length": run.config["train"]["length"]},
+            "measure": {
+                "mode": mode,
+                "batch_size": batch_size,
+                "dtype": dtype,
+                "device": measure.device,
+                "threads": measure.threads,
+                "lengths": sorted(set(measure.lengths)),
+                "memory": measure.memory,
+                "min_run_time": measure.min_run_time,
+            },
+            "seed": repeat,
+        }
+        identifier = run_id(config)
+        if identifier in seen:
+            continue
+        seen.add(identifier)
+        axes = {k: v for k, v in run.axes.items() if k != "seed"}
+        axes.update({"measure.mode": mode, "measure.batch_size": batch_size, "measure.dtype": dtype})
+        yield RunSpec(identifier, suite.name, "measure", config, axes)

@@ -118,6 +118,10 @@ class MeasureSection(Section):
     threads: int | None = Field(None, ge=1)
     memory: bool = True
     min_run_time: float = Field(0.5, gt=0)
+    #: Independent repetitions of every measurement, stored as seeds ``0..repeats-1`` and run
+    #: round-robin (all models once, then all again), so machine drift hits every model alike
+    #: and ratios can be paired by repetition, with a confidence interval over repetitions.
+    repeats: int = Field(1, ge=1)
     #: Also run the measurements as part of ``ablate run`` (after the training runs).
     with_run: bool = False
 
