@@ -69,24 +69,31 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def environment(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Facts recorded with a run: versions, device, CPU, threads, git commit, host."""
-    device = "cpu"
-    if config:
-        device = (config.get("train") or {}).get("device") or (config.get("measure") or {}).get("device") or "cpu"
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+def device_environment(device: str | torch.device = "cpu", *, threads: int | None = None) -> dict[str, Any]:
+    """Facts of where work on ``device`` runs (``auto`` resolves): versions, host, CPU, threads, commit, device.
+
+    Never raises: a device whose facts cannot be read is named ``unavailable``.
+    """
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     facts = {
         "ablate_version": ablate.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "hostname": socket.gethostname(),
         "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if threads is None else int(threads),
         "git_commit": git_commit(),
     }
     try:
         facts.update(device_facts(device))
-    except (RuntimeError, ValueError):
+    except Exception:  # noqa: BLE001 - a missing fact never fails a run or a measurement
         facts.update({"device": str(device), "device_name": "unavailable"})
     return facts
+
+
+def environment(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Facts recorded with a run: :func:`device_environment` of the device its config names."""
+    config = config or {}
+    device = (config.get("train") or {}).get("device") or (config.get("measure") or {}).get("device") or "cpu"
+    return device_environment(device)

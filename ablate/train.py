@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from contextlib import nullcontext
 from typing import Any, Callable, ContextManager
 
 import torch
 from torch.nn import functional as F
 
+from ablate import devices
+from ablate.devices import is_oom
 from ablate.encodings import UnsupportedLengthError
 from ablate.model import ModelConfig, TransformerModel
 from ablate.store import MetricRow, Record
@@ -30,9 +31,6 @@ EVAL_METRICS: dict[str, tuple[str, ...]] = {
     "lm": ("loss", "perplexity", "bits_per_char"),
 }
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
 class UnsupportedRun(ValueError):
     """The run asks for something this machine or combination cannot do (e.g. CUDA without a GPU)."""
 
@@ -41,31 +39,19 @@ class Diverged(RuntimeError):
     """Training loss became non-finite or exceeded ``train.diverge_loss``."""
 
 
-def is_oom(error: BaseException) -> bool:
-    """Whether ``error`` is an out-of-memory error (CUDA or CPU allocator)."""
-    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; CUDA names require CUDA."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UnsupportedRun(f"device {name!r} requested but CUDA is not available on this machine")
-    return device
+    """``auto`` -> CUDA when available, else CPU; CUDA names require CUDA (:class:`UnsupportedRun`)."""
+    try:
+        return devices.resolve_device(name)
+    except ValueError as error:
+        raise UnsupportedRun(str(error)) from None
 
 
 def autocast(device: torch.device, dtype_name: str) -> ContextManager[Any]:
     """Mixed precision for bfloat16/float16 (parameters stay float32); nothing for float32."""
-    if dtype_name == "float32":
-        return nullcontext()
     if dtype_name == "float16" and device.type != "cuda":
         raise UnsupportedRun("float16 is only supported on CUDA; use bfloat16 on CPU")
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype_name])
+    return devices.autocast(device, dtype_name)
 
 
 def build(config: dict[str, Any], task: Task) -> TransformerModel:

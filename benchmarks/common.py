@@ -106,12 +106,12 @@ def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], Any]:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; CUDA on a machine without it is a skip."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NotImplementedError(f"the suite measures on {name!r} but CUDA is not available")
-    return device
+    from ablate.devices import resolve_device as resolve
+
+    try:
+        return resolve(name)
+    except ValueError as error:
+        raise NotImplementedError(f"the suite measures on {name!r}: {error}") from None
 
 
 def measure_device(the_plan: Any | None = None) -> torch.device:

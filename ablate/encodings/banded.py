@@ -67,9 +67,9 @@ def gather_back(grad: torch.Tensor, k: int) -> torch.Tensor:
         low, high = max(0, i - k), min(length, i + k + 1)
         out[..., i, low - i + k : high - i + k] = grad[..., i, low:high]
     rows = torch.arange(length, device=grad.device)
-    distance = rows.unsqueeze(0) - rows.unsqueeze(1)  # (L, L): j - i
-    far_right = torch.where(distance > k, grad, 0).sum(-1)  # keys past the band share index 2k
-    far_left = torch.where(distance < -k, grad, 0).sum(-1)  # and before it, index 0
+    right_of_band = (rows.unsqueeze(0) - rows.unsqueeze(1)) > k  # (L, L): j - i > k
+    far_right = torch.where(right_of_band, grad, 0).sum(-1)  # keys past the band share index 2k
+    far_left = grad.sum(-1) - out.sum(-1) - far_right  # and the rest of the row, before it, index 0
     out[..., 0] += far_left
     out[..., 2 * k] += far_right
     return out

@@ -20,11 +20,12 @@ from typing import Any
 
 import torch
 
+from ablate.devices import is_oom, resolve_device
 from ablate.encodings import UnsupportedLengthError
 from ablate.measure import memory as _memory
 from ablate.measure.environment import environment_facts
 from ablate.measure.timing import Timing, time_callable
-from ablate.measure.workload import Workload, build_step, check_arguments, resolve_device, spec_of, warm_up
+from ablate.measure.workload import Workload, build_step, check_arguments, spec_of, warm_up
 from ablate.model import ModelConfig
 
 STATUSES = ("ok", "oom", "unsupported", "failed")
@@ -59,16 +60,6 @@ class PointResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-
-def is_oom(error: BaseException) -> bool:
-    """Whether ``error`` says memory ran out (CUDA caching allocator, CPU allocator, Python)."""
-    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
-        return True
-    text = str(error).lower()
-    return isinstance(error, RuntimeError) and any(
-        phrase in text for phrase in ("out of memory", "can't allocate memory", "cannot allocate memory",
-                                      "could not allocate", "failed to allocate"))
 
 
 def classify_error(error: BaseException) -> tuple[str, str]:

@@ -12,7 +12,8 @@ import math
 from typing import Any
 
 from ablate.measure.point import PointResult, measure_sweep
-from ablate.measure.workload import check_arguments, resolve_device
+from ablate.devices import resolve_device
+from ablate.measure.workload import check_arguments
 from ablate.store import MetricRow
 
 #: Metrics of a point, in order (``peak_*`` only when memory is measured; reserved only on CUDA).

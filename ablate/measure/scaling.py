@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ablate.stats.scaling import fit_power_law
 
 #: Default grouping of :func:`fit_scaling_frame` (those present in the frame are used).
 GROUP_COLUMNS = ("encoding", "pooling", "measure.mode", "measure.batch_size", "measure.dtype", "metric")
@@ -44,26 +45,16 @@ class ScalingFit:
 
 
 def fit_scaling(lengths: Sequence[float], values: Sequence[float], *, confidence: float = 0.95) -> ScalingFit:
-    """Least-squares power law of ``values`` against ``lengths``.
+    """Least-squares power law of ``values`` against ``lengths`` (:func:`ablate.stats.fit_power_law`).
 
     Non-positive or non-finite points are dropped (a log needs a positive number).
     With fewer than two distinct lengths every field but ``n`` is NaN.
     """
-    x, y = np.asarray(lengths, dtype=float), np.asarray(values, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"lengths and values differ in size: {x.shape} vs {y.shape}")
-    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    x, y = np.log(x[keep]), np.log(y[keep])
-    n = int(x.size)
-    if np.unique(x).size < 2:
-        return ScalingFit(math.nan, math.nan, math.nan, math.nan, math.nan, n)
-    fit = stats.linregress(x, y)
-    low = high = math.nan
-    if n >= 3:
-        half = float(stats.t.ppf((1 + confidence) / 2, n - 2) * fit.stderr)
-        low, high = float(fit.slope) - half, float(fit.slope) + half
-    r2 = float(fit.rvalue**2) if np.isfinite(fit.rvalue) else math.nan
-    return ScalingFit(float(fit.slope), low, high, float(fit.intercept), r2, n)
+    if np.shape(lengths) != np.shape(values):
+        raise ValueError(f"lengths and values differ in size: {np.shape(lengths)} vs {np.shape(values)}")
+    fit = fit_power_law(lengths, values, confidence=confidence)
+    return ScalingFit(fit["exponent"], fit["ci_low"], fit["ci_high"], fit["intercept"], fit["r_squared"],
+                      fit["n_points"])
 
 
 def fit_scaling_frame(

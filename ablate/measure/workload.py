@@ -9,35 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch.nn import functional as F
 
+from ablate.devices import DTYPES, autocast
 from ablate.model import ModelConfig, TransformerModel
 
 Mode = Literal["forward", "train_step"]
 MODES: tuple[str, ...] = ("forward", "train_step")
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA device needs CUDA (``ValueError`` otherwise)."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but CUDA is not available on this machine")
-        index = resolved.index if resolved.index is not None else torch.cuda.current_device()
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        return torch.device("cuda", index)
-    if resolved.type != "cpu":
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {str(device)!r}")
-    return resolved
 
 
 def check_arguments(mode: str, dtype: str, device: torch.device, batch_size: int, length: int) -> None:
@@ -51,13 +33,6 @@ def check_arguments(mode: str, dtype: str, device: torch.device, batch_size: int
                          "nobody trains with); use 'bfloat16' on the CPU")
     if batch_size < 1 or length < 1:
         raise ValueError(f"batch_size and length must be >= 1, got batch_size={batch_size}, length={length}")
-
-
-def autocast(device: torch.device, dtype: str) -> AbstractContextManager[Any]:
-    """Mixed precision as training uses it (parameters stay float32); nothing for float32."""
-    if dtype == "float32":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
 def as_model_config(config: ModelConfig | Mapping[str, Any]) -> ModelConfig:

@@ -17,16 +17,18 @@ def fit_power_law(lengths: Sequence[float], values: Sequence[float], *, confiden
 
     Returns:
         ``exponent``, ``ci_low``, ``ci_high`` (t-interval of the slope with n-2 degrees
-        of freedom; NaN with fewer than 3 points), ``r_squared``, ``n_points``.
+        of freedom; NaN with fewer than 3 points), ``intercept`` (``log c``), ``r_squared``,
+        ``n_points``. Everything but ``n_points`` is NaN with fewer than 2 distinct lengths.
     """
     x, y = np.asarray(lengths, dtype=float), np.asarray(values, dtype=float)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     x, y = np.log(x[keep]), np.log(y[keep])
-    nan = {"exponent": np.nan, "ci_low": np.nan, "ci_high": np.nan, "r_squared": np.nan, "n_points": int(x.size)}
+    nan = {"exponent": np.nan, "ci_low": np.nan, "ci_high": np.nan, "intercept": np.nan, "r_squared": np.nan,
+           "n_points": int(x.size)}
     if np.unique(x).size < 2:
         return nan
     fit = stats.linregress(x, y)
-    out = {**nan, "exponent": float(fit.slope), "r_squared": float(fit.rvalue**2)}
+    out = {**nan, "exponent": float(fit.slope), "intercept": float(fit.intercept), "r_squared": float(fit.rvalue**2)}
     if x.size >= 3:
         half = stats.t.ppf((1 + confidence) / 2, x.size - 2) * fit.stderr
         out.update(ci_low=float(fit.slope - half), ci_high=float(fit.slope + half))
