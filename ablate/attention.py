@@ -200,7 +200,7 @@ def attend(
         return flex(q, k, v, score_mod=score_mod, block_mask=plan.block_mask)
     attn_mask = plan.attn_mask
     if encoding.bias_needs_query:
-        bias = encoding.bias(plan.positions, plan.positions, q).to(q.dtype)  # (B, H, L, L)
+        bias = encoding.attention_bias(plan.positions, plan.positions, q).to(q.dtype)  # (B, H, L, L)
         if attn_mask is not None and attn_mask.dtype != torch.bool:
             bias = bias + attn_mask
         elif plan.allowed is not None:

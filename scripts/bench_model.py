@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--min-run-time", type=float, default=0.3)
     args = parser.parse_args()
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
     zoo = models()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {BATCH}, d_model {D_MODEL}, "
           f"heads {HEADS}, layers {LAYERS}")
@@ -70,7 +71,8 @@ def main() -> None:
                 model(tokens)  # warm-up
             for _ in range(args.rounds):
                 for name, model in zoo.items():
-                    timer = benchmark.Timer("model(tokens)", globals={"model": model, "tokens": tokens})
+                    timer = benchmark.Timer("model(tokens)", globals={"model": model, "tokens": tokens},
+                                           num_threads=threads)  # Timer's default is 1 thread
                     times[name].append(timer.blocked_autorange(min_run_time=args.min_run_time).median)
         median = {name: statistics.median(t) for name, t in times.items()}
         print(f"\nL = {length}")

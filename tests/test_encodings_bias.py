@@ -252,6 +252,42 @@ def test_nezha_matches_naive_relative_vectors(causal, length, grad):
         assert torch.allclose(encoding.bias(positions, positions, q), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("length", [1, 3, 7, 8, 20])
+def test_nezha_inference_attention_bias_is_the_bias_shifted_per_row(causal, length):
+    # In inference NEZHA hands attention each row less its far-left value: a per-row
+    # constant, so the bias differs from bias() exactly by it and the softmax is the same.
+    k = 3
+    encoding = make("nezha", causal, max_relative_position=k)
+    positions = torch.arange(length)
+    for trial in range(2):  # the second call reuses the workspace
+        q, key, v = (torch.randn(2, H, length, DH) for _ in range(3))
+        with torch.no_grad():
+            exact = encoding.bias(positions, positions, q)
+            shifted = encoding.attention_bias(positions, positions, q).clone()
+        difference = exact - shifted  # (B, H, L, L), constant along each row
+        assert torch.allclose(difference, difference[..., :1].expand_as(difference), atol=1e-6)
+        assert not torch.equal(exact, shifted) or length == 1
+        mask = torch.ones(length, length, dtype=torch.bool).tril() if causal else torch.ones(length, length, dtype=torch.bool)
+        attend = lambda bias: F.scaled_dot_product_attention(q, key, v, attn_mask=bias.masked_fill(~mask, float("-inf")))
+        assert torch.allclose(attend(shifted), attend(exact), atol=1e-5)
+
+
+def test_nezha_model_output_is_the_same_with_and_without_autograd():
+    # Training (dense exact bias) and inference (shifted bias in a workspace) agree.
+    from ablate.model import ModelConfig, TransformerModel
+
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=11, num_classes=3, d_model=16, num_heads=2, num_layers=2,
+                         encoding={"name": "nezha", "max_relative_position": 4}, pooling="mean")
+    model = TransformerModel(config).eval()
+    tokens = torch.randint(0, 11, (3, 25))
+    with_grad = model(tokens)
+    with torch.inference_mode():
+        assert torch.allclose(model(tokens), with_grad, atol=1e-5)
+        assert torch.allclose(model(tokens), with_grad, atol=1e-5)  # workspace reused
+
+
 def test_nezha_errors_and_note():
     encoding = make("nezha")
     with pytest.raises(ValueError, match="queries"):

@@ -41,19 +41,40 @@ def spread(table: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torc
 
     Outside the band a row holds one of two values, so one broadcast ``where`` fills
     it; the band is then copied in through :func:`_band_view`. Writes into ``out``
-    when given (an inference workspace). Not differentiable: see :class:`BandedBias`.
+    when given. Not differentiable: see :class:`BandedBias`.
     """
     length = table.shape[-2]
     rows = torch.arange(length, device=table.device)
     right_of_diagonal = rows.unsqueeze(0) > rows.unsqueeze(1)  # (L, L): j > i
     out = torch.where(right_of_diagonal, table[..., 2 * k :], table[..., :1], out=out)  # (..., L, L)
+    _write_band(out, table, k)
+    return out
+
+
+def spread_shifted(table: torch.Tensor, k: int, right_of_diagonal: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """:func:`spread` of ``table - table[..., :1]``, i.e. each row less its far-left value, in place.
+
+    Softmax ignores a per-row constant, so attention with this bias equals attention
+    with :func:`spread`'s (up to rounding). With the far left at zero, the dense part is
+    one broadcast multiply by the ``(L, L)`` float 0/1 mask ``right_of_diagonal``
+    (``j > i``), about 2x faster than :func:`spread`'s ``where`` on CPU. Overwrites
+    ``table`` (inference only: the caller owns it) and ``out`` ``(..., L, L)``.
+    """
+    table.sub_(table[..., :1].clone())
+    torch.mul(right_of_diagonal, table[..., 2 * k :], out=out)
+    _write_band(out, table, k)
+    return out
+
+
+def _write_band(out: torch.Tensor, table: torch.Tensor, k: int) -> None:
+    """Copy each row's ``2k + 1`` band values into the dense ``(..., L, L)`` ``out``."""
+    length = table.shape[-2]
     band = _band_view(out, k)
     if band is not None:
         band.copy_(table[..., k : length - k, :])
     for i in _edge_rows(length, k):
         low, high = max(0, i - k), min(length, i + k + 1)
         out[..., i, low:high] = table[..., i, low - i + k : high - i + k]
-    return out
 
 
 def gather_back(grad: torch.Tensor, k: int) -> torch.Tensor:

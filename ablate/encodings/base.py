@@ -102,6 +102,17 @@ class PositionalEncoding(nn.Module):
         """
         return None
 
+    def attention_bias(
+        self,
+        q_positions: torch.Tensor,
+        k_positions: torch.Tensor,
+        q: torch.Tensor | None = None,
+    ) -> torch.Tensor | None:
+        """What attention adds to the logits: :meth:`bias`, or a cheaper tensor whose rows
+        differ from it by a per-row constant, which softmax ignores. Same shapes as :meth:`bias`.
+        """
+        return self.bias(q_positions, k_positions, q)
+
     def score_mod(
         self,
         q_positions: torch.Tensor,

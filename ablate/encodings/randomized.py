@@ -85,5 +85,8 @@ class RandomizedPositions(PositionalEncoding):
     def bias(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor | None:
         return self.base.bias(q_positions, k_positions, q)
 
+    def attention_bias(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor | None:
+        return self.base.attention_bias(q_positions, k_positions, q)
+
     def score_mod(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> ScoreMod | None:
         return self.base.score_mod(q_positions, k_positions, q)
