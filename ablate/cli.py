@@ -38,6 +38,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.executor == "ray":
         options = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be >= 1, got {args.threads}")
+        options["threads"] = args.threads
     try:
         summary = run_plan(plan, args.results, executor=args.executor, workers=args.workers,
                            rerun_failed=args.rerun_failed, kinds=kinds, executor_options=options)
@@ -216,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = suite_command("run", cmd_run, "train and evaluate every run of a suite (resumable)", optional=True)
     run.add_argument("--executor", default="local", choices=["local", "process", "ray"])
     run.add_argument("--workers", type=int, default=1, help="processes for --executor process")
+    run.add_argument("--threads", type=int, default=None,
+                     help="torch threads per worker (default: the cores divided among the workers)")
     run.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:port)")
     run.add_argument("--num-cpus", type=float, default=1.0, help="Ray: CPUs per run")
     run.add_argument("--num-gpus", type=float, default=0.0, help="Ray: GPUs per run")

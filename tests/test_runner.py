@@ -157,3 +157,17 @@ def test_plan_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "4 runs" in out and "rough cost" in out
     assert main(["list"]) == 0
     assert "alibi" in capsys.readouterr().out
+
+
+def test_threads_per_worker_are_set_and_recorded(tmp_path: Path) -> None:
+    from ablate.runner import threads_per_worker
+
+    assert threads_per_worker(1, cores=2) == 2 and threads_per_worker(2, cores=2) == 1
+    assert threads_per_worker(4, cores=2) == 1  # never below one
+    path = suite_file(tmp_path)
+    code = main(["run", str(path), "--executor", "process", "--workers", "1", "--threads", "1",
+                 "--results", str(tmp_path / "results"), "--no-report"])
+    assert code == 0
+    frame = load_results(tmp_path / "results" / "tiny")
+    assert set(frame["env.threads"]) == {1}
+    assert main(["run", str(path), "--threads", "0", "--results", str(tmp_path / "results")]) == 2
