@@ -183,3 +183,21 @@ def test_embeddings_load_from_a_text_vectors_file(tmp_path) -> None:
     bad.write_text("a 1 2\n")
     with pytest.raises(ValueError, match="d_model is 4"):
         TransformerModel(ModelConfig(vocab_size=3, num_classes=2, d_model=4, num_heads=2, embedding_path=str(bad)))
+
+
+def test_gelu_is_exact_gelu_in_place_only_without_gradient() -> None:
+    from ablate.model import GELU
+
+    x = torch.randn(4, 9)
+    expected = torch.nn.functional.gelu(x)
+    with torch.no_grad():
+        buffer = x.clone()
+        assert GELU()(buffer).data_ptr() == buffer.data_ptr()  # in place: no new tensor
+        assert torch.equal(buffer, expected)
+    leaf = x.clone().requires_grad_(True)
+    out = GELU()(leaf)
+    assert out.data_ptr() != leaf.data_ptr() and torch.equal(out, expected)
+    out.sum().backward()
+    reference = x.clone().requires_grad_(True)
+    torch.nn.functional.gelu(reference).sum().backward()
+    assert torch.equal(leaf.grad, reference.grad)

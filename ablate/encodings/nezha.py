@@ -64,8 +64,8 @@ class NezhaRelative(PositionalEncoding):
         k = self.max_relative_position
         return relative_positions(q_positions, k_positions).clamp(-k, k) + k  # (..., Lq, Lk)
 
-    def _query_scores(self, q: torch.Tensor | None, length: int) -> torch.Tensor:
-        """``q . a_r / sqrt(head_dim)`` for all ``2k + 1`` vectors: ``(B, H, Lq, 2k + 1)``."""
+    def _query_scores(self, q: torch.Tensor | None, length: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``q . a_r / sqrt(head_dim)`` for all ``2k + 1`` vectors: ``(B, H, Lq, 2k + 1)`` (into ``out``)."""
         if q is None:
             raise ValueError("nezha's bias depends on the queries: pass q (B, H, Lq, head_dim)")
         if q.dim() != 4 or q.shape[-1] != self.head_dim or q.shape[-2] != length:
@@ -73,7 +73,8 @@ class NezhaRelative(PositionalEncoding):
                 f"nezha: q must be (B, H, Lq={length}, head_dim={self.head_dim}), got {tuple(q.shape)}"
             )
         # Scale the (Dh, 2k + 1) matrix, not the (B, H, Lq, 2k + 1) product (~14 ms per layer at L=2048).
-        return q @ (self.relative_vectors.T / math.sqrt(self.head_dim)).to(q.dtype)
+        vectors = (self.relative_vectors.T / math.sqrt(self.head_dim)).to(q.dtype)  # (Dh, 2k + 1)
+        return torch.matmul(q, vectors) if out is None else torch.matmul(q, vectors, out=out)
 
     def bias(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
@@ -102,23 +103,25 @@ class NezhaRelative(PositionalEncoding):
         """:meth:`bias`; in inference over contiguous positions, each row less its far-left value.
 
         Softmax ignores the per-row shift, and the shifted form is cheaper to write
-        (:func:`~ablate.encodings.banded.spread_shifted`). It goes into one workspace
-        reused across layers and calls: a fresh ``(B, H, L, L)`` tensor costs page faults
-        on every layer (~250 ms at B=8, L=2048 on CPU), and each layer's attention has
-        consumed the previous contents before the next call. Never in training, where
+        (:func:`~ablate.encodings.banded.spread_shifted`). Scores and bias go into
+        workspaces reused across layers and calls: a fresh ``(B, H, L, L)`` tensor costs
+        page faults on every layer (~250 ms at B=8, L=2048 on CPU), and each layer's
+        attention has consumed the previous contents before the next call. Never in training, where
         attention keeps its mask for backward.
         """
         contiguous = q_positions is k_positions and is_contiguous_range(q_positions)
-        if torch.is_grad_enabled() or not contiguous:
+        if q is None or torch.is_grad_enabled() or not contiguous:
             return self.bias(q_positions, k_positions, q)
-        scores = self._query_scores(q, q_positions.shape[-1])  # (B, H, L, 2k + 1)
-        length = scores.shape[-2]
-        shape = (*scores.shape[:-1], length)
+        batch, heads, length = q.shape[0], q.shape[1], q_positions.shape[-1]
+        shape = (batch, heads, length, length)
         workspace = getattr(self, "_workspace", None)
-        if workspace is None or workspace.shape != shape or workspace.dtype != scores.dtype or workspace.device != scores.device:
-            rows = torch.arange(length, device=scores.device)
-            self._right_of_diagonal = (rows.unsqueeze(0) > rows.unsqueeze(1)).to(scores.dtype)  # (L, L): j > i
-            workspace = self._workspace = torch.empty(shape, dtype=scores.dtype, device=scores.device)
+        if workspace is None or workspace.shape != shape or workspace.dtype != q.dtype or workspace.device != q.device:
+            rows = torch.arange(length, device=q.device)
+            self._right_of_diagonal = (rows.unsqueeze(0) > rows.unsqueeze(1)).to(q.dtype)  # (L, L): j > i
+            self._scores = torch.empty((batch, heads, length, 2 * self.max_relative_position + 1), dtype=q.dtype,
+                                       device=q.device)
+            workspace = self._workspace = torch.empty(shape, dtype=q.dtype, device=q.device)
+        scores = self._query_scores(q, length, out=self._scores)  # (B, H, L, 2k + 1)
         return spread_shifted(scores, self.max_relative_position, self._right_of_diagonal, workspace)
 
     def score_mod(
