@@ -41,7 +41,8 @@ def spread(table: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torc
 
     Outside the band a row holds one of two values, so one broadcast ``where`` fills
     it; the band is then copied in through :func:`_band_view`. Writes into ``out``
-    when given. Not differentiable: see :class:`BandedBias`.
+    when given. Not differentiable: see :class:`BandedBias`; attention in inference
+    uses the cheaper :func:`spread_shifted`.
     """
     length = table.shape[-2]
     rows = torch.arange(length, device=table.device)
@@ -100,10 +101,10 @@ class BandedBias(torch.autograd.Function):
     """Differentiable :func:`spread` whose backward is :func:`gather_back` (two passes over the gradient)."""
 
     @staticmethod
-    def forward(ctx: Any, table: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+    def forward(ctx: Any, table: torch.Tensor, k: int) -> torch.Tensor:  # noqa: D102
         ctx.k = k
-        return spread(table, k, out)
+        return spread(table, k)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # noqa: D102
-        return gather_back(grad, ctx.k), None, None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        return gather_back(grad, ctx.k), None

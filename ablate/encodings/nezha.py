@@ -106,8 +106,8 @@ class NezhaRelative(PositionalEncoding):
         (:func:`~ablate.encodings.banded.spread_shifted`). Scores and bias go into
         workspaces reused across layers and calls: a fresh ``(B, H, L, L)`` tensor costs
         page faults on every layer (~250 ms at B=8, L=2048 on CPU), and each layer's
-        attention has consumed the previous contents before the next call. Never in training, where
-        attention keeps its mask for backward.
+        attention has consumed the previous contents before the next call. Never in
+        training, where attention keeps its mask for backward.
         """
         contiguous = q_positions is k_positions and is_contiguous_range(q_positions)
         if q is None or torch.is_grad_enabled() or not contiguous:
