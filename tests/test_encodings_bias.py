@@ -253,7 +253,7 @@ def test_nezha_matches_naive_relative_vectors(causal, length, grad):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("length", [1, 3, 7, 8, 20])
+@pytest.mark.parametrize("length", [1, 3, 7, 8, 20, 150])  # 150: several row blocks of the dense write
 def test_nezha_inference_attention_bias_is_the_bias_shifted_per_row(causal, length):
     # In inference NEZHA hands attention each row less its far-left value: a per-row
     # constant, so the bias differs from bias() exactly by it and the softmax is the same.

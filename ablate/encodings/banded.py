@@ -56,15 +56,27 @@ def spread_shifted(table: torch.Tensor, k: int, right_of_diagonal: torch.Tensor,
     """:func:`spread` of ``table - table[..., :1]``, i.e. each row less its far-left value, in place.
 
     Softmax ignores a per-row constant, so attention with this bias equals attention
-    with :func:`spread`'s (up to rounding). With the far left at zero, the dense part is
-    one broadcast multiply by the ``(L, L)`` float 0/1 mask ``right_of_diagonal``
-    (``j > i``), about 2x faster than :func:`spread`'s ``where`` on CPU. Overwrites
-    ``table`` (inference only: the caller owns it) and ``out`` ``(..., L, L)``.
+    with :func:`spread`'s (up to rounding). The far left is then zero and stays so in
+    ``out``, a workspace that must start zeroed: only the columns from each row's band
+    on are written, as one broadcast multiply per block of rows by the ``(L, L)``
+    float 0/1 mask ``right_of_diagonal`` (``j > i``) — about half the bytes of
+    :func:`spread`, and a multiply is ~2x faster than its ``where`` on CPU.
+    Overwrites ``table`` (inference only: the caller owns it) and ``out`` ``(..., L, L)``.
     """
     table.sub_(table[..., :1].clone())
-    torch.mul(right_of_diagonal, table[..., 2 * k :], out=out)
+    length = table.shape[-2]
+    for start in range(0, length, _ROW_BLOCK):
+        stop = min(start + _ROW_BLOCK, length)
+        first = max(0, start - k)  # the block's first band column; left of a band the product is the 0 it must be
+        torch.mul(right_of_diagonal[start:stop, first:], table[..., start:stop, 2 * k :],
+                  out=out[..., start:stop, first:])
     _write_band(out, table, k)
     return out
+
+
+#: Rows per multiply in :func:`spread_shifted` (which also writes, for the lower rows of a
+#: block, a few far-left zeros and the band's left part, which the band copy then overwrites).
+_ROW_BLOCK = 64
 
 
 def _write_band(out: torch.Tensor, table: torch.Tensor, k: int) -> None:

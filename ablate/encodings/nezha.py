@@ -120,7 +120,7 @@ class NezhaRelative(PositionalEncoding):
             self._right_of_diagonal = (rows.unsqueeze(0) > rows.unsqueeze(1)).to(q.dtype)  # (L, L): j > i
             self._scores = torch.empty((batch, heads, length, 2 * self.max_relative_position + 1), dtype=q.dtype,
                                        device=q.device)
-            workspace = self._workspace = torch.empty(shape, dtype=q.dtype, device=q.device)
+            workspace = self._workspace = torch.zeros(shape, dtype=q.dtype, device=q.device)  # far left: 0
         scores = self._query_scores(q, length, out=self._scores)  # (B, H, L, 2k + 1)
         return spread_shifted(scores, self.max_relative_position, self._right_of_diagonal, workspace)
 
