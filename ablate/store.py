@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,34 @@ class Record:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
 
+def _create_with_schema(path: Path) -> None:
+    """Create the database at ``path`` with its tables, atomically, unless it exists.
+
+    A reader (a report, a second ``ablate run``) must never find a database file
+    without its tables, so the file is built under a temporary name and linked into
+    place; ``os.link`` fails if another process got there first, and then theirs is kept.
+    """
+    if path.exists():
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    db = sqlite3.connect(temporary)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
+        db.executescript(_SCHEMA)
+        db.commit()
+    finally:
+        db.close()
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    except OSError:  # a filesystem without hard links: a rename, unless someone was first
+        if not path.exists():
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 class Store:
     """A suite's results database. Use as a context manager or call :meth:`close`."""
 
@@ -93,11 +122,11 @@ class Store:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "results.sqlite"
+        _create_with_schema(self.path)
         self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         self._db.execute("PRAGMA synchronous=FULL")  # a committed run survives power loss
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA)  # no-op on an existing database (IF NOT EXISTS)
         self._db.commit()
 
     def __enter__(self) -> "Store":

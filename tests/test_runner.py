@@ -171,3 +171,23 @@ def test_threads_per_worker_are_set_and_recorded(tmp_path: Path) -> None:
     frame = load_results(tmp_path / "results" / "tiny")
     assert set(frame["env.threads"]) == {1}
     assert main(["run", str(path), "--threads", "0", "--results", str(tmp_path / "results")]) == 2
+
+
+def test_a_new_database_appears_with_its_tables_and_an_existing_one_is_kept(tmp_path: Path) -> None:
+    # A reader polling for results.sqlite (a report, the SIGKILL test above) must never
+    # find the file without its tables; a second store must not replace a first one's file.
+    from ablate.store import Store, _create_with_schema
+
+    run_plan(load_plan(str(suite_file(tmp_path))), tmp_path / "results", progress=False)
+    database = tmp_path / "results" / "tiny" / "results.sqlite"
+    _create_with_schema(database)  # exists: nothing happens
+    with Store(database.parent):
+        pass
+    assert len(load_runs(database.parent)) == 4
+    fresh = tmp_path / "fresh" / "results.sqlite"
+    fresh.parent.mkdir()
+    _create_with_schema(fresh)
+    with sqlite3.connect(fresh) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "metrics"} <= tables
+    assert not [p for p in fresh.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary left
