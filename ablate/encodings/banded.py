@@ -36,18 +36,17 @@ def _edge_rows(length: int, k: int) -> list[int]:
     return [*range(min(k, length)), *range(max(k, length - k), length)]
 
 
-def spread(table: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+def spread(table: torch.Tensor, k: int) -> torch.Tensor:
     """``(..., L, 2k + 1) -> (..., L, L)``: ``out[..., i, j] = table[..., i, clip(j - i, -k, k) + k]``.
 
     Outside the band a row holds one of two values, so one broadcast ``where`` fills
-    it; the band is then copied in through :func:`_band_view`. Writes into ``out``
-    when given. Not differentiable: see :class:`BandedBias`; attention in inference
-    uses the cheaper :func:`spread_shifted`.
+    it; the band is then copied in through :func:`_band_view`. Not differentiable:
+    see :class:`BandedBias`; attention in inference uses the cheaper :func:`spread_shifted`.
     """
     length = table.shape[-2]
     rows = torch.arange(length, device=table.device)
     right_of_diagonal = rows.unsqueeze(0) > rows.unsqueeze(1)  # (L, L): j > i
-    out = torch.where(right_of_diagonal, table[..., 2 * k :], table[..., :1], out=out)  # (..., L, L)
+    out = torch.where(right_of_diagonal, table[..., 2 * k :], table[..., :1])  # (..., L, L)
     _write_band(out, table, k)
     return out
 
