@@ -126,7 +126,7 @@ class Store:
         self._db = sqlite3.connect(self.path, timeout=30)
         self._db.execute("PRAGMA synchronous=FULL")  # a committed run survives power loss
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)  # no-op on an existing database (IF NOT EXISTS)
+        self._db.executescript(_SCHEMA)  # adds tables an older database lacks (IF NOT EXISTS)
         self._db.commit()
 
     def __enter__(self) -> "Store":

@@ -81,8 +81,8 @@ def main() -> None:
         print(f"{len(load_plan(str(path)).runs)} runs, {args.steps} steps each; each setup in a fresh process")
         results = {}
         for label in SETUPS:
-            # A fresh process per setup: a parent whose torch threads already ran work
-            # slowed a spawned worker's runs by 10-20% here, which would bias the ratios.
+            # A fresh process per setup: in some measurements a parent whose torch threads
+            # had already run work went with 10-20% slower worker runs (cause not pinned down).
             child = subprocess.run([sys.executable, __file__, "--setup", label, "--dir", tmp],
                                    check=True, capture_output=True, text=True)
             measured = json.loads(child.stdout.strip().splitlines()[-1])

@@ -74,7 +74,7 @@ class NezhaRelative(PositionalEncoding):
             )
         # Scale the (Dh, 2k + 1) matrix, not the (B, H, Lq, 2k + 1) product (~14 ms per layer at L=2048).
         vectors = (self.relative_vectors.T / math.sqrt(self.head_dim)).to(q.dtype)  # (Dh, 2k + 1)
-        return torch.matmul(q, vectors) if out is None else torch.matmul(q, vectors, out=out)
+        return torch.matmul(q, vectors, out=out)
 
     def bias(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
