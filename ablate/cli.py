@@ -16,15 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ablate.errors import UserError
 from ablate.suite import SuiteError, load_plan
 
 DEFAULT_SUITE = "quickstart"
 console = Console()
 err = Console(stderr=True)
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed without a traceback."""
 
 
 # --------------------------------------------------------------------------- run

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from ablate import devices
 from ablate.devices import is_oom
-from ablate.encodings import UnsupportedLengthError
+from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun
 from ablate.model import ModelConfig, TransformerModel
 from ablate.store import MetricRow, Record
 from ablate.tasks import create_task
@@ -31,12 +31,6 @@ EVAL_METRICS: dict[str, tuple[str, ...]] = {
     "lm": ("loss", "perplexity", "bits_per_char"),
 }
 
-class UnsupportedRun(ValueError):
-    """The run asks for something this machine or combination cannot do (e.g. CUDA without a GPU)."""
-
-
-class Diverged(RuntimeError):
-    """Training loss became non-finite or exceeded ``train.diverge_loss``."""
 
 
 def resolve_device(name: str) -> torch.device:

@@ -21,15 +21,12 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ablate.errors import UnsupportedLengthError
+
 # A FlexAttention score modification: (score, batch, head, q_idx, kv_idx) -> score.
 ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class UnsupportedLengthError(ValueError):
-    """An encoding was asked for a position it cannot represent.
-
-    The runner records such an evaluation as ``unsupported`` instead of failing.
-    """
 
 
 class PositionalEncoding(nn.Module):

@@ -30,7 +30,7 @@ import os
 import warnings
 from typing import Any, Callable, Iterator
 
-from ablate.cli import UserError
+from ablate.errors import UserError
 from ablate.runner import EXECUTORS, execute_spec
 from ablate.store import Record
 from ablate.suite import RunSpec

@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ablate.errors import SuiteError
 from ablate.suite.schema import AXIS_ALIASES, SECTIONS, SuiteFile, known_paths
 
 
-class SuiteError(ValueError):
-    """A problem with a suite file or an override, phrased for the user."""
 
 
 def suites_dir() -> Path:

@@ -1,0 +1,30 @@
+"""The package's error types, in one module that imports nothing from ablate.
+
+Every layer raises these and the CLI catches them, so no module has to import
+the CLI (or a sibling layer) just to name an error.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix; the CLI prints it in one line, without a traceback."""
+
+
+class SuiteError(UserError, ValueError):
+    """A problem with a suite file or an override, phrased for the user."""
+
+
+class UnsupportedLengthError(ValueError):
+    """An encoding was asked for a position it cannot represent.
+
+    The runner records such an evaluation as ``unsupported`` instead of failing.
+    """
+
+
+class UnsupportedRun(ValueError):
+    """The run asks for something this machine or combination cannot do (e.g. CUDA without a GPU)."""
+
+
+class Diverged(RuntimeError):
+    """Training loss became non-finite or exceeded ``train.diverge_loss``."""
