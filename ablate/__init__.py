@@ -2,9 +2,6 @@
 
 __version__ = "0.1.0"
 
+from ablate.store import load_results
 
-def load_results(path):  # noqa: ANN001, ANN201 - thin re-export, typed in ablate.store
-    """Load stored results as one tidy DataFrame; see :func:`ablate.store.load_results`."""
-    from ablate.store import load_results as _load
-
-    return _load(path)
+__all__ = ["__version__", "load_results"]

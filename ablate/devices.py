@@ -7,21 +7,28 @@ from typing import Any
 
 import torch
 
+from ablate.errors import UnsupportedRun
+
 #: Suite dtype names; ``bfloat16``/``float16`` run under autocast with float32 parameters.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA device needs CUDA (``ValueError`` otherwise)."""
+    """``"auto"`` -> CUDA when available, else CPU.
+
+    Raises:
+        UnsupportedRun: a CUDA device on a machine without it (the run is ``unsupported``).
+        ValueError: not a device name.
+    """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but CUDA is not available on this machine")
+            raise UnsupportedRun(f"device {str(device)!r} requested but CUDA is not available on this machine")
         index = resolved.index if resolved.index is not None else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UnsupportedRun(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return torch.device("cuda", index)
     if resolved.type != "cpu":
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {str(device)!r}")
@@ -29,7 +36,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def autocast(device: torch.device, dtype: str) -> AbstractContextManager[Any]:
-    """Mixed precision as training uses it (parameters stay float32); nothing for float32."""
+    """Mixed precision as training uses it (parameters stay float32); nothing for float32.
+
+    Raises:
+        UnsupportedRun: float16 off CUDA (CPU float16 kernels are fallbacks nobody trains with).
+    """
+    if dtype == "float16" and device.type != "cuda":
+        raise UnsupportedRun("float16 is only supported on CUDA; use bfloat16 on CPU")
     if dtype == "float32":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])

@@ -28,3 +28,9 @@ class UnsupportedRun(ValueError):
 
 class Diverged(RuntimeError):
     """Training loss became non-finite or exceeded ``train.diverge_loss``."""
+
+
+def short_reason(error: BaseException, limit: int = 500) -> str:
+    """``"TypeName: message"`` cut to ``limit`` characters: a stored run's or point's reason."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ablate.registry import UnknownNameError
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -45,8 +47,6 @@ METRICS: dict[str, Metric] = {
 def metric(name: str) -> Metric:
     """The :class:`Metric` called ``name``; unknown names raise with a suggestion."""
     if name not in METRICS:
-        from ablate.registry import UnknownNameError
-
         raise UnknownNameError("metric", name, list(METRICS))
     return METRICS[name]
 

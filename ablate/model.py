@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ablate.dims import head_dim
 from ablate.attention import AttentionPlan, attend, choose_backend, plan_attention
 from ablate.encodings import PositionalEncoding, create_encoding
 from ablate.pooling import Pooling, create_pooling, token_rank
@@ -30,6 +31,7 @@ class ModelConfig:
         vocab_size: input token ids (ignored for ``input_kind="patches"``).
         num_classes: output classes, or the output vocabulary for token-level models.
         d_model, num_heads, num_layers: sizes; ``d_ff`` defaults to ``4 * d_model``.
+            These defaults are also a suite's ``[model]`` defaults (:mod:`ablate.suite.schema`).
         dropout: on embeddings, attention output and feed-forward output.
         causal: causal decoder (``True``) or bidirectional encoder.
         norm_first: pre-LN (default, GPT-2/nanoGPT) or post-LN (original Transformer/BERT).
@@ -47,7 +49,7 @@ class ModelConfig:
 
     vocab_size: int
     num_classes: int
-    d_model: int = 128
+    d_model: int = 64
     num_heads: int = 4
     num_layers: int = 2
     d_ff: int | None = None
@@ -73,8 +75,8 @@ class GELU(nn.GELU):
 
     Only for an input that nothing else reads: here the ``(B, L, d_ff)`` output of
     the first feed-forward linear. In inference that saves allocating (and
-    page-faulting) a tensor of that size per layer: +20% tokens/s at L=128 and +15%
-    at L=2048 on CPU (B=8, d=128). Same values either way.
+    page-faulting) a tensor of that size per layer, which is a large share of an
+    inference step's memory traffic. Same values either way.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,8 +138,7 @@ class TransformerModel(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if config.d_model % config.num_heads:
-            raise ValueError(f"d_model={config.d_model} must be divisible by num_heads={config.num_heads}")
+        head_dim(config.d_model, config.num_heads)
         self.config = config
         self.encoding = create_encoding(
             config.encoding, d_model=config.d_model, num_heads=config.num_heads, causal=config.causal
@@ -172,6 +173,13 @@ class TransformerModel(nn.Module):
         with torch.no_grad():
             self.embed_in.weight.copy_(weight)
         self.embed_in.weight.requires_grad_(not self.config.freeze_embeddings)
+
+    def check_length(self, length: int) -> None:
+        """Raise :class:`~ablate.errors.UnsupportedLengthError` if ``length`` input tokens cannot be encoded.
+
+        Counts the [CLS] token a ``cls`` pooling prepends, which the encoding sees too.
+        """
+        self.encoding.check_length(length + (1 if self.cls_token is not None else 0))
 
     def positions(self, length: int, padding_mask: torch.Tensor | None, device: torch.device) -> torch.Tensor:
         """``(L,)`` positions, or ``(B, L)`` counted over real tokens when padded."""
@@ -239,6 +247,19 @@ def load_text_vectors(
                 weight[target] = torch.tensor([float(v) for v in values])
             row += 1
     return weight
+
+
+def config_for_task(task: Any, model: Mapping[str, Any]) -> ModelConfig:
+    """The :class:`ModelConfig` of a resolved ``[model]`` section for ``task`` (which sets the input and output sizes)."""
+    vocabulary = getattr(task, "vocabulary", None)
+    return ModelConfig(
+        vocab_size=getattr(task, "vocab_size", 1),
+        num_classes=task.num_classes,
+        input_kind=task.input_kind,
+        patch_dim=getattr(task, "patch_dim", 0),
+        vocabulary=tuple(vocabulary) if vocabulary else None,
+        **model,
+    )
 
 
 def build_model(config: ModelConfig | Mapping[str, Any]) -> TransformerModel:

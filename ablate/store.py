@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.metrics import METRICS
+from ablate.suite.components import label
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
 
@@ -189,8 +190,6 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     elif isinstance(value, (list, tuple)):
         out[prefix] = json.dumps(value)
     elif isinstance(value, dict):  # a component: its label
-        from ablate.suite.components import label
-
         out[prefix] = label(value)
     else:
         out[prefix] = value

@@ -11,15 +11,16 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import torch
-from torch.nn import functional as F
 
-from ablate import devices
-from ablate.devices import is_oom
-from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun
-from ablate.model import ModelConfig, TransformerModel
+from ablate.devices import autocast, is_oom, resolve_device
+from ablate.environment import environment
+from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun, short_reason
+from ablate.measure.run import run_measurement
+from ablate.model import TransformerModel, config_for_task
+from ablate.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
 from ablate.store import MetricRow, Record
 from ablate.tasks import create_task
 from ablate.tasks.base import Batch, Task
@@ -31,112 +32,28 @@ EVAL_METRICS: dict[str, tuple[str, ...]] = {
     "lm": ("loss", "perplexity", "bits_per_char"),
 }
 
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; CUDA names require CUDA (:class:`UnsupportedRun`)."""
-    try:
-        return devices.resolve_device(name)
-    except ValueError as error:
-        raise UnsupportedRun(str(error)) from None
-
-
-def autocast(device: torch.device, dtype_name: str) -> ContextManager[Any]:
-    """Mixed precision for bfloat16/float16 (parameters stay float32); nothing for float32."""
-    if dtype_name == "float16" and device.type != "cuda":
-        raise UnsupportedRun("float16 is only supported on CUDA; use bfloat16 on CPU")
-    return devices.autocast(device, dtype_name)
+#: Re-exported: the step and its parts live in :mod:`ablate.step`.
+__all__ = ["EVAL_METRICS", "TrainStep", "build", "evaluate", "execute", "loss_and_counts", "lr_factor",
+           "make_optimizer", "train_and_evaluate", "train_model"]
 
 
 def build(config: dict[str, Any], task: Task) -> TransformerModel:
     """The run's model for ``task``, from the resolved ``config["model"]``."""
-    model_config = ModelConfig(
-        vocab_size=getattr(task, "vocab_size", 1),
-        num_classes=task.num_classes,
-        input_kind=task.input_kind,
-        patch_dim=getattr(task, "patch_dim", 0),
-        vocabulary=tuple(task.vocabulary) if getattr(task, "vocabulary", None) else None,
-        **config["model"],
-    )
-    return TransformerModel(model_config)
-
-
-def loss_and_counts(logits: torch.Tensor, batch: Batch, kind: str) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean cross-entropy and correct-prediction counts for one batch.
-
-    Args:
-        logits: ``(B, C)`` for classification, ``(B, L, V)`` for token-level tasks.
-        batch: the batch; token-level losses count only ``loss_mask`` positions.
-        kind: the task kind.
-    """
-    logits = logits.float()
-    if kind == "classification":
-        loss = F.cross_entropy(logits, batch.targets)
-        correct = (logits.argmax(-1) == batch.targets).sum().item()
-        return loss, {"correct": correct, "count": batch.targets.numel(), "sequences": batch.targets.shape[0],
-                      "exact": correct}
-    mask = batch.loss_mask if batch.loss_mask is not None else torch.ones_like(batch.targets, dtype=torch.bool)
-    if batch.padding_mask is not None:
-        mask = mask & batch.padding_mask
-    per_token = F.cross_entropy(logits.transpose(1, 2), batch.targets.clamp(min=0), reduction="none")  # (B, L)
-    weights = mask.to(per_token.dtype)
-    loss = (per_token * weights).sum() / weights.sum().clamp(min=1)
-    hits = (logits.argmax(-1) == batch.targets) & mask
-    exact = (hits | ~mask).all(-1).sum().item()
-    return loss, {"correct": hits.sum().item(), "count": mask.sum().item(), "sequences": batch.targets.shape[0],
-                  "exact": exact, "nll_sum": (per_token * weights).sum().item()}
-
-
-def make_optimizer(model: torch.nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
-    """AdamW/Adam/SGD from the ``train`` section."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    factories: dict[str, Callable[[], torch.optim.Optimizer]] = {
-        "adamw": lambda: torch.optim.AdamW(params, lr=train["lr"], betas=tuple(train["betas"]), weight_decay=train["weight_decay"]),
-        "adam": lambda: torch.optim.Adam(params, lr=train["lr"], betas=tuple(train["betas"])),
-        "sgd": lambda: torch.optim.SGD(params, lr=train["lr"], momentum=train["momentum"], weight_decay=train["weight_decay"]),
-    }
-    return factories[train["optimizer"]]()
-
-
-def lr_factor(step: int, train: dict[str, Any]) -> float:
-    """Learning-rate multiplier: linear warm-up, then constant, cosine or linear decay to 0."""
-    warmup, total = train["warmup_steps"], max(1, train["steps"])
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    schedules = {"constant": 1.0, "cosine": 0.5 * (1 + math.cos(math.pi * progress)), "linear": 1.0 - progress}
-    return schedules[train["schedule"]]
+    return TransformerModel(config_for_task(task, config["model"]))
 
 
 def train_model(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device) -> float:
     """Run ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps."""
     train = config["train"]
     generator = torch.Generator().manual_seed(config["seed"])
-    optimizer = make_optimizer(model, train)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train))
-    scaler = torch.amp.GradScaler(device.type, enabled=train["dtype"] == "float16")
+    step = TrainStep(model, kind=task.kind, train=train, device=device)
     recent: list[float] = []
-    model.train()
-    for step in range(train["steps"]):
+    for _ in range(train["steps"]):
         length = train["length"]
         if train["min_length"] is not None:
             length = int(torch.randint(train["min_length"], train["length"] + 1, (1,), generator=generator))
         batch = task.sample(generator, train["batch_size"], length, split="train").to(device)
-        with autocast(device, train["dtype"]):
-            logits = model(batch.inputs, batch.padding_mask)
-        loss, _ = loss_and_counts(logits, batch, task.kind)
-        value = loss.item()
-        if not math.isfinite(value) or value > train["diverge_loss"]:
-            raise Diverged(f"training loss {value:.4g} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if train["grad_clip"] is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train["grad_clip"])
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        recent = (recent + [value])[-10:]
+        recent = (recent + [step(batch)])[-10:]
     return sum(recent) / len(recent) if recent else math.nan
 
 
@@ -156,7 +73,7 @@ def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device
     for length in lengths:
         note = model.encoding.untrained_note(train["length"], length)
         try:
-            model.encoding.check_length(length + (1 if model.cls_token is not None else 0))
+            model.check_length(length)
             if lm_batches is not None:
                 score_last = min(evaluation["score_last"] or train["length"], length)
                 batches = [_crop_lm(b, length, score_last) for b in lm_batches]
@@ -172,7 +89,7 @@ def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device
             if not is_oom(error):
                 raise
             _free(device)
-            rows += [MetricRow(n, length, math.nan, "oom", _short(error), note) for n in names]
+            rows += [MetricRow(n, length, math.nan, "oom", short_reason(error), note) for n in names]
             continue
         rows += [MetricRow(n, length, values[n], "ok", None, note) for n in names]
     return rows
@@ -223,11 +140,6 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _short(error: BaseException, limit: int = 500) -> str:
-    text = f"{type(error).__name__}: {error}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow]]:
     """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``."""
     torch.manual_seed(config["seed"])
@@ -236,7 +148,7 @@ def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[Me
     model = build(config, task).to(device)
     started = time.perf_counter()
     try:
-        model.encoding.check_length(config["train"]["length"] + (1 if model.cls_token is not None else 0))
+        model.check_length(config["train"]["length"])
         train_loss = train_model(model, task, config, device)
     except UnsupportedLengthError as error:
         return "unsupported", f"cannot train at length {config['train']['length']}: {error}", []
@@ -257,15 +169,11 @@ def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[Me
 
 def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: dict[str, Any]) -> Record:
     """Run one spec (train or measure) and return its record; never raises for run problems."""
-    from ablate.environment import environment
-
     started_at = time.time()
     clock = time.perf_counter()
     status, reason, rows = "failed", None, []
     try:
         if kind == "measure":
-            from ablate.measure.run import run_measurement
-
             status, reason, rows = run_measurement(config)
         else:
             status, reason, rows = train_and_evaluate(config)
@@ -273,7 +181,7 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
         status, reason = "unsupported", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
         status = "oom" if is_oom(error) else "failed"
-        reason = _short(error) + ("" if status == "oom" else "\n" + traceback.format_exc(limit=-3))
+        reason = short_reason(error) + ("" if status == "oom" else "\n" + traceback.format_exc(limit=-3))
     wall = time.perf_counter() - clock
     work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
     return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,

@@ -24,6 +24,14 @@ from typing import Any
 
 import torch
 
+from ablate.devices import autocast, resolve_device
+from ablate.errors import UnsupportedLengthError, UnsupportedRun
+from ablate.step import TrainStep
+from ablate.suite import Plan, load_plan
+from ablate.suite.components import label
+from ablate.tasks import create_task
+from ablate.train import build
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SUITE = REPO / "suites" / "nightly.toml"
 
@@ -46,10 +54,8 @@ def suite_overrides() -> tuple[str, ...]:
 
 
 @functools.cache
-def load(path: str, overrides: tuple[str, ...] = ()) -> Any:
+def load(path: str, overrides: tuple[str, ...] = ()) -> Plan:
     """The expanded :class:`~ablate.suite.Plan` of a suite file (cached per process)."""
-    from ablate.suite import load_plan
-
     return load_plan(path, list(overrides))
 
 
@@ -60,8 +66,6 @@ def plan() -> Any:
 
 def grid_labels(suite: Any, axis: str) -> list[str]:
     """Display labels of a grid axis (``rope``, ``learned[max_positions=1024]``), in suite order."""
-    from ablate.suite.components import label
-
     values = suite.grid.get(axis)
     if values is None:  # not a grid axis: the single value of the model section
         values = [getattr(suite.model, axis)]
@@ -95,8 +99,6 @@ def accuracy_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[
 
 def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], Any]:
     """The suite's train runs by ``(encoding, pooling)`` label (its first seed)."""
-    from ablate.suite.components import label
-
     runs: dict[tuple[str, str], Any] = {}
     for run in (the_plan or plan()).train_runs():
         model = run.config["model"]
@@ -104,20 +106,14 @@ def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], Any]:
     return runs
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; CUDA on a machine without it is a skip."""
-    from ablate.devices import resolve_device as resolve
-
-    try:
-        return resolve(name)
-    except ValueError as error:
-        raise NotImplementedError(f"the suite measures on {name!r}: {error}") from None
-
-
 def measure_device(the_plan: Any | None = None) -> torch.device:
-    """Where the suite's measurements run on this machine."""
+    """Where the suite's measurements run on this machine; CUDA on a machine without it is a skip."""
     measure = (the_plan or plan()).suite.measure
-    return resolve_device(measure.device if measure is not None else "cpu")
+    name = measure.device if measure is not None else "cpu"
+    try:
+        return resolve_device(name)
+    except UnsupportedRun as error:
+        raise NotImplementedError(f"the suite measures on {name!r}: {error}") from None
 
 
 def cuda_measured() -> bool:
@@ -152,40 +148,23 @@ class Case:
     device: torch.device
     dtype: str
     config: dict[str, Any]
-    optimizer: Any = None  # made by the first train-step setup, kept with the model it updates
+    trainer: TrainStep | None = None  # made by the first train step, kept with the model it updates
 
     def forward(self) -> Any:
         """One inference forward pass (eval mode, no autograd)."""
-        from ablate.train import autocast
-
         with torch.inference_mode(), autocast(self.device, self.dtype):
             return self.model(self.batch.inputs, self.batch.padding_mask)
 
-    def make_optimizer(self) -> Any:
-        from ablate.train import make_optimizer
-
-        return make_optimizer(self.model, self.config["train"])
-
-    def train_step(self, optimizer: Any) -> float:
-        """One optimiser step exactly as ``ablate.train.train_model`` takes it (minus the schedule)."""
-        from ablate.train import autocast, loss_and_counts
-
-        with autocast(self.device, self.dtype):
-            logits = self.model(self.batch.inputs, self.batch.padding_mask)
-        loss, _ = loss_and_counts(logits, self.batch, self.task.kind)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.config["train"]["grad_clip"]
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        optimizer.step()
-        return float(loss.detach())
+    def train_step(self) -> float:
+        """One step of :class:`ablate.step.TrainStep`, the step suites train with, on the frozen batch."""
+        if self.trainer is None:
+            train = {**self.config["train"], "dtype": self.dtype}
+            self.trainer = TrainStep(self.model, kind=self.task.kind, train=train, device=self.device)
+        return self.trainer(self.batch)
 
 
 def measure_run(the_plan: Any, encoding: str, pooling: str, mode: str, batch_size: int, dtype: str) -> Any:
     """The plan's measure run for one combination; ``NotImplementedError`` if the suite has none."""
-    from ablate.suite.components import label
-
     for run in the_plan.measure_runs():
         model, measure = run.config["model"], run.config["measure"]
         if (label(model["encoding"]) == encoding and label(model["pooling"]) == pooling and measure["mode"] == mode
@@ -222,10 +201,6 @@ def build_case(mode: str, *params: Any, the_plan: Any | None = None) -> Case:
 
 
 def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
-    from ablate.encodings import UnsupportedLengthError
-    from ablate.tasks import create_task
-    from ablate.train import build
-
     _, names = measure_params(the_plan)
     values = dict(zip(names, params))
     measure = the_plan.suite.measure
@@ -247,7 +222,7 @@ def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
     model = build(config, task)
     length = int(values["length"])
     try:
-        model.encoding.check_length(length + (1 if model.cls_token is not None else 0))
+        model.check_length(length)
     except UnsupportedLengthError as error:
         raise NotImplementedError(f"{values['encoding']} at length {length}: {error}") from None
     generator = torch.Generator().manual_seed(INPUT_SEED)  # frozen tokens

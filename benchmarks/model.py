@@ -59,19 +59,16 @@ class Forward(Measured):
 
 
 class TrainStep(Measured):
-    """One optimiser step: forward, loss, backward, gradient clipping, AdamW update."""
+    """One step of :class:`ablate.step.TrainStep`: forward, loss, backward, clipping, scaler, optimiser, schedule."""
 
     repeat = (1, 10, 1.0)
     min_run_count = 1  # a single ~10 s step is sample enough
 
     def setup(self, *params: Any) -> None:
         self.case = build_case("train_step", *params)
-        if self.case.optimizer is None:
-            self.case.optimizer = self.case.make_optimizer()
-        self.optimizer = self.case.optimizer
 
     def time_train_step(self, *params: Any) -> None:
-        self.case.train_step(self.optimizer)
+        self.case.train_step()
         synchronize(self.case.device)
 
 

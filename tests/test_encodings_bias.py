@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding
+from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding, encodings_of_family
 from ablate.encodings.alibi import alibi_slopes
 from ablate.encodings.t5 import t5_relative_position_bucket
 
-BIAS_NAMES = ["t5", "alibi", "kerple", "fire", "nezha"]
+BIAS_NAMES = encodings_of_family("bias", "query-bias")  # a new bias encoding joins these tests on registration
 H, DH = 2, 4  # heads, head_dim
 UNCOMPILED_FLEX = "ignore:flex_attention called without torch.compile:UserWarning"
 

@@ -194,21 +194,21 @@ def test_the_memory_worker_is_reused_and_reused_memory_cannot_hide_a_peak():
 
     memory.close_memory_worker()
     big = cpu_peak(functools.partial(_allocate_and_hold, 128 * MiB, 0.0), threads=1)
-    first = memory._worker.process.pid
+    first = memory.SHARED_WORKER.current.process.pid
     # The 128 MiB freed by the first step must not absorb the second step's 64 MiB.
     small = cpu_peak(functools.partial(_allocate_and_hold, 64 * MiB, 0.0), threads=1)
-    assert memory._worker.process.pid == first  # one process served both points
+    assert memory.SHARED_WORKER.current.process.pid == first  # one process served both points
     heap = [cpu_peak(functools.partial(_allocate_chunks, 32, 2 * MiB), threads=1) for _ in range(2)]
     assert [h.peak_bytes for h in heap] == [pytest.approx(64 * MiB, rel=0.10)] * 2
-    assert memory._worker.process.pid == first
+    assert memory.SHARED_WORKER.current.process.pid == first
     assert big.peak_bytes == pytest.approx(128 * MiB, rel=0.10)
     assert small.peak_bytes == pytest.approx(64 * MiB, rel=0.10)
     # A failure discards the worker; the next point gets a new one and still measures right.
     with pytest.raises(ChildFailed):
         cpu_peak(_raise_in_child, threads=1)
-    assert memory._worker is None
+    assert memory.SHARED_WORKER.current is None
     again = cpu_peak(functools.partial(_allocate_and_hold, 64 * MiB, 0.0), threads=1)
-    assert memory._worker.process.pid != first
+    assert memory.SHARED_WORKER.current.process.pid != first
     assert again.peak_bytes == pytest.approx(64 * MiB, rel=0.10)
     fresh = cpu_peak(functools.partial(_allocate_and_hold, 64 * MiB, 0.0), threads=1, fresh=True)
     assert fresh.peak_bytes == pytest.approx(64 * MiB, rel=0.10)

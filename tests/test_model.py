@@ -8,24 +8,33 @@ import pytest
 import torch
 
 from ablate.attention import flex_available
-from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding
+from ablate.encodings import ENCODINGS, FAMILIES, UnsupportedLengthError, create_encoding, encodings_of_family
 from ablate.encodings.absolute import sinusoidal_table
 from ablate.model import ModelConfig, TransformerModel
 from ablate.pooling import POOLINGS
 
-#: Relative encodings: attention logits depend on i - j only.
-RELATIVE = {"t5", "nezha", "rope", "alibi", "xpos", "kerple", "fire"}
+#: Relative encodings (by family): attention logits depend on i - j only.
+RELATIVE = encodings_of_family("rotary", "bias", "query-bias")
 #: Absolute encodings: logits change when every position shifts.
-ABSOLUTE = {"sinusoidal", "learned"}
-#: No positional signal, or a wrapper whose behaviour is its base's.
-OTHER = {"none", "randomized"}
+ABSOLUTE = encodings_of_family("absolute")
 
 POOLED = [n for n in POOLINGS.names() if not POOLINGS.get(n).token_level]
 D_MODEL, HEADS = 16, 2
 
 
-def test_every_encoding_is_classified_for_these_tests() -> None:
-    assert set(ENCODINGS.names()) <= RELATIVE | ABSOLUTE | OTHER, "classify the new encoding in tests/test_model.py"
+@pytest.mark.parametrize("name", ENCODINGS.names())
+def test_every_encoding_class_states_its_family(name: str) -> None:
+    cls = ENCODINGS.get(name)
+    assert "family" in vars(cls) or name == "none", f"{cls.__name__} must set `family` (one of {FAMILIES})"
+    assert cls.family in FAMILIES
+
+
+def test_families_select_the_known_encodings() -> None:
+    assert {"rope", "xpos", "t5", "alibi", "kerple", "fire", "nezha"} <= set(RELATIVE)
+    assert {"sinusoidal", "learned"} <= set(ABSOLUTE) and not set(ABSOLUTE) & set(RELATIVE)
+    assert encodings_of_family("query-bias")[:1] == ["nezha"]
+    with pytest.raises(ValueError, match="families"):
+        encodings_of_family("relative")
 
 
 def _model(encoding: str, pooling: str = "mean", *, causal: bool = False, classes: int = 3, **kw) -> TransformerModel:
@@ -44,7 +53,7 @@ def _logits_from_hooks(encoding, q, k, positions):
     return logits if bias is None else logits + bias
 
 
-@pytest.mark.parametrize("name", sorted(RELATIVE & set(ENCODINGS.names())))
+@pytest.mark.parametrize("name", RELATIVE)
 @pytest.mark.parametrize("causal", [False, True])
 def test_relative_encodings_are_shift_invariant(name: str, causal: bool) -> None:
     encoding = create_encoding(name, d_model=D_MODEL, num_heads=HEADS, causal=causal)
@@ -57,7 +66,7 @@ def test_relative_encodings_are_shift_invariant(name: str, causal: bool) -> None
     )
 
 
-@pytest.mark.parametrize("name", sorted(ABSOLUTE))
+@pytest.mark.parametrize("name", ABSOLUTE)
 def test_absolute_encodings_change_with_a_shift(name: str) -> None:
     encoding = create_encoding(name, d_model=D_MODEL, num_heads=HEADS, causal=False)
     x = torch.zeros(1, 5, D_MODEL)
@@ -135,7 +144,29 @@ def test_every_encoding_and_pooling_trains_without_nan(encoding: str, dtype: tor
             optimizer.step()
 
 
-BIAS_ENCODINGS = [n for n in ENCODINGS.names() if create_encoding(n, d_model=D_MODEL, num_heads=HEADS, causal=False).has_bias]
+BIAS_ENCODINGS = encodings_of_family("bias", "query-bias")
+
+
+@pytest.mark.parametrize("encoding", BIAS_ENCODINGS)
+def test_bias_families_have_a_bias_and_the_others_do_not(encoding: str) -> None:
+    assert create_encoding(encoding, d_model=D_MODEL, num_heads=HEADS, causal=False).has_bias
+    for other in encodings_of_family("none", "absolute", "rotary"):
+        assert not create_encoding(other, d_model=D_MODEL, num_heads=HEADS, causal=False).has_bias, other
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS.names())
+@pytest.mark.parametrize("causal", [False, True])
+def test_gradients_reach_every_parameter_of_the_encoding(encoding: str, causal: bool) -> None:
+    model = _model(encoding, "none" if causal else "mean", causal=causal, classes=11).train()
+    parameters = dict(model.encoding.named_parameters())
+    if not parameters:
+        pytest.skip(f"{encoding} has no parameters")
+    tokens = torch.randint(1, 11, (2, 12))
+    logits = model(tokens)
+    target = tokens if causal else tokens[:, 0]
+    torch.nn.functional.cross_entropy(logits.reshape(-1, 11), target.reshape(-1)).backward()
+    for name, parameter in parameters.items():
+        assert parameter.grad is not None and bool(parameter.grad.abs().sum() > 0), f"{encoding}: {name}"
 
 
 @pytest.mark.skipif(not flex_available(), reason="this torch has no FlexAttention")

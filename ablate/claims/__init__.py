@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from ablate.claims.predicates import (
     INCONCLUSIVE,
     MEASURED,
@@ -29,6 +32,10 @@ from ablate.claims.predicates import (
     REPRODUCED,
     Verdict,
 )
+from ablate.registry import UnknownNameError
+from ablate.report import write_report
+from ablate.runner import run_plan
+from ablate.store import load_results
 from ablate.suite import Plan, SuiteError, expand, suites_dir
 from ablate.suite.load import suite_from_dict
 
@@ -141,9 +148,6 @@ def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``ablate reproduce``: run the chosen claims (resumable) and write the verdict table."""
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     claims = all_claims()
     if args.list:
@@ -159,14 +163,8 @@ def main(args: argparse.Namespace) -> int:
     if args.claims:
         unknown = [c for c in args.claims if c not in by_id]
         if unknown:
-            from ablate.registry import UnknownNameError
-
             raise SuiteError(str(UnknownNameError("claim", unknown[0], list(by_id))))
         chosen = [by_id[c] for c in args.claims]
-    from ablate.report import write_report
-    from ablate.runner import run_plan
-    from ablate.store import load_results
-
     results_root = Path(args.results)
     for claim in chosen:
         plan = claim.plan(args.scale)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import PositionalEncoding, UnsupportedLengthError
 
 
@@ -18,6 +18,8 @@ class NoPositionalEncoding(PositionalEncoding):
     A causal decoder still sees order through its mask; a bidirectional encoder
     with this encoding is permutation-equivariant.
     """
+
+    family = "none"
 
 
 def sinusoidal_table(positions: torch.Tensor, dim: int, *, base: float = 10000.0) -> torch.Tensor:
@@ -44,6 +46,8 @@ class SinusoidalEncoding(PositionalEncoding):
         scale_embeddings: multiply token embeddings by ``sqrt(d_model)`` first, as
             the original Transformer does so that the encoding does not dominate.
     """
+
+    family = "absolute"
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,
@@ -81,6 +85,8 @@ class LearnedEncoding(PositionalEncoding):
         max_positions: rows in the table (BERT: 512).
         init_std: normal initialisation std (BERT: 0.02).
     """
+
+    family = "absolute"
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
@@ -42,6 +42,8 @@ class ALiBi(PositionalEncoding):
     symmetric ``-slope * |i - j|`` (the paper only defines the causal case), so an
     encoder with ALiBi cannot tell left from right by position alone.
     """
+
+    family = "bias"
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)

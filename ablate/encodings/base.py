@@ -21,6 +21,7 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
+from ablate.dims import head_dim
 from ablate.errors import UnsupportedLengthError
 
 # A FlexAttention score modification: (score, batch, head, q_idx, kv_idx) -> score.
@@ -44,13 +45,18 @@ class PositionalEncoding(nn.Module):
     #: forward pass.
     bias_needs_query: ClassVar[bool] = False
 
+    #: Where position enters, for readers and for tests that select encodings:
+    #: ``none``, ``absolute`` (``embed``), ``rotary`` (``rotate``), ``bias``
+    #: (``bias``, from positions alone), ``query-bias`` (``bias`` reads the
+    #: queries) or ``wrapper`` (delegates to another encoding). Every
+    #: registered class states its own.
+    family: ClassVar[str] = "none"
+
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
         self.d_model = d_model
         self.num_heads = num_heads
-        self.head_dim = d_model // num_heads
+        self.head_dim = head_dim(d_model, num_heads)
         self.causal = causal
 
     # ----------------------------------------------------------------- positions

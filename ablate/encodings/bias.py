@@ -1,7 +1,7 @@
-"""Relative-bias encodings: ``t5``, ``alibi``, ``kerple``, ``fire``, ``nezha``.
+"""Relative-bias encodings (``family = "bias"`` or ``"query-bias"``): ``t5``, ``alibi``, ``kerple``, ``fire``, ``nezha``.
 
-Each family lives in its own small module; importing this one registers them all.
-What they share:
+Each lives in its own small module, found by the encoding registry; this
+module only says what they share:
 
 * ``bias(q_positions, k_positions, q)`` returns an additive logit bias, added after the
   ``1/sqrt(head_dim)`` scaling: ``(H, Lq, Lk)`` for batch-shared positions ``(L,)``,
@@ -12,11 +12,3 @@ What they share:
 * Static biases (all but NEZHA) are computed once per forward pass and shared by every
   layer, as T5 does, so their parameters are shared across layers too.
 """
-
-from __future__ import annotations
-
-from ablate.encodings import t5  # noqa: F401  (registration order = listing order)
-from ablate.encodings import alibi  # noqa: F401
-from ablate.encodings import kerple  # noqa: F401
-from ablate.encodings import fire  # noqa: F401
-from ablate.encodings import nezha  # noqa: F401

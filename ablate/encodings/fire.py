@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import PositionalEncoding, ScoreMod, gather_positions
 
 
@@ -58,6 +58,8 @@ class FIRE(PositionalEncoding):
         init_threshold: ``L0``, the initial threshold ``L`` (paper's code: 512).
         eps: added to the normaliser (paper's code: 1e-6).
     """
+
+    family = "bias"
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,

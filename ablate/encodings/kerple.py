@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
@@ -25,6 +25,8 @@ class KerpleLog(PositionalEncoding):
     Args:
         eps: the clamping floor for ``r1`` and ``r2`` (official: ``1e-2``).
     """
+
+    family = "bias"
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False, eps: float = 1e-2) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.absolute import sinusoidal_table
 from ablate.encodings.banded import BandedBias, spread_shifted
 from ablate.encodings.base import (
@@ -44,6 +44,8 @@ class NezhaRelative(PositionalEncoding):
     Args:
         max_relative_position: the clipping distance ``k`` (NEZHA's config: 64).
     """
+
+    family = "query-bias"
 
     bias_needs_query = True
 

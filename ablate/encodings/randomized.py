@@ -6,7 +6,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS, create_encoding
+from ablate.registry import split_spec
 from ablate.encodings.base import PositionalEncoding, ScoreMod
 
 EVAL_POSITIONS = ("ordinary", "random")
@@ -33,14 +34,14 @@ class RandomizedPositions(PositionalEncoding):
             training, which can cost accuracy even at the train length.
     """
 
+    family = "wrapper"
+
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,
         base: str | Mapping[str, Any] = "rope", max_length: int = 2048,
         eval_positions: str = "ordinary",
     ) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
-        from ablate.encodings import create_encoding, split_spec
-
         if split_spec(base)[0] == "randomized":
             raise ValueError("randomized: the base encoding cannot itself be 'randomized'")
         if eval_positions not in EVAL_POSITIONS:

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import PositionalEncoding, UnsupportedLengthError
 
 #: Allowed values of ``rope``'s ``scaling`` (``None`` or ``"none"`` turns it off).
@@ -242,6 +242,8 @@ class RotaryEncoding(_Rotary):
             needs it to place its ramp, PI and NTK ignore it.
     """
 
+    family = "rotary"
+
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,
         base: float = 10000.0, rotary_dim: int | None = None, scaling: str | None = None,
@@ -336,6 +338,8 @@ class XPosEncoding(_Rotary):
         scale_base: decay length scale (512 in the paper and torchscale); larger
             decays more slowly, ``inf`` disables the decay.
     """
+
+    family = "rotary"
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ablate.encodings import ENCODINGS
+from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import (
     PositionalEncoding,
     ScoreMod,
@@ -77,6 +77,8 @@ class T5Bias(PositionalEncoding):
         num_buckets: buckets (T5: 32).
         max_distance: distance of the last bucket's lower edge (T5: 128).
     """
+
+    family = "bias"
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,

@@ -1,6 +1,11 @@
-"""Executors that need optional dependencies, imported only when asked for.
+"""Executors: how a plan's runs are executed (``--executor local | process | ray``).
 
-``ablate.runner.create_executor("ray")`` imports :mod:`ablate.executors.ray_executor`,
-which registers ``"ray"`` in :data:`ablate.runner.EXECUTORS`. Nothing here imports
-Ray at package import time, so ``ablate`` works without it.
+One module per executor, each registering its class in :data:`EXECUTORS`;
+the registry imports them on first use. Nothing here imports Ray: the Ray
+executor imports it when one is built, so ``ablate`` works without it.
 """
+
+from ablate.executors.base import Executor, crashed, execute_spec
+from ablate.executors.registry import EXECUTORS, create_executor
+
+__all__ = ["EXECUTORS", "Executor", "crashed", "create_executor", "execute_spec"]

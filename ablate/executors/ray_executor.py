@@ -3,7 +3,7 @@
 The driver (``ablate run ... --executor ray``) keeps everything but the training:
 it expands the suite, skips stored runs, shows progress and is the only writer of
 ``results/<suite>/``. Each pending run becomes one Ray task that calls
-:func:`ablate.runner.execute_spec` on a worker and returns its
+:func:`ablate.executors.execute_spec` on a worker and returns its
 :class:`~ablate.store.Record`; records stream back with ``ray.wait`` in the order
 runs finish.
 
@@ -30,8 +30,11 @@ import os
 import warnings
 from typing import Any, Callable, Iterator
 
+import torch
+
 from ablate.errors import UserError
-from ablate.runner import EXECUTORS, execute_spec
+from ablate.executors.base import execute_spec
+from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec
 
@@ -58,8 +61,6 @@ def import_ray() -> Any:
 def _run_on_worker(function: Callable[[RunSpec], Record], spec: RunSpec, threads: int) -> Record:
     """The body of one Ray task: ``function(spec)`` with ``threads`` torch threads."""
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-    import torch
-
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
@@ -101,7 +102,6 @@ class RayExecutor:
         max_in_flight: int = 1000,
         init_options: dict[str, Any] | None = None,
         function: Callable[[RunSpec], Record] = execute_spec,
-        **_: Any,
     ) -> None:
         if num_cpus is None or num_cpus < 0 or num_gpus is None or num_gpus < 0:
             raise RayExecutorError(f"--num-cpus and --num-gpus must be >= 0, got {num_cpus} and {num_gpus}")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from ablate.measure.environment import environment_facts, git_commit
 from ablate.measure.memory import MemoryResult, cpu_peak, cuda_peak, peakmem_step
-from ablate.measure.point import PointResult, classify_error, is_oom, measure_point, measure_sweep
+from ablate.devices import is_oom
+from ablate.measure.outcome import classify_error
+from ablate.measure.point import PointResult, measure_point, measure_sweep
 from ablate.measure.scaling import ScalingFit, fit_scaling, fit_scaling_frame
 from ablate.measure.timing import Timing, summarize, time_callable, tokens_per_second
 

@@ -50,6 +50,13 @@ from typing import Any
 
 import torch
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
+
+from ablate.measure.outcome import classify_error
+
 #: How the CPU peak was measured, recorded in the facts.
 CPU_METHODS = ("vmhwm", "rss-sampling")
 
@@ -121,8 +128,8 @@ def current_rss() -> int:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
-        import resource  # not on Windows; there the sampling has nothing to read
-
+        if resource is None:  # Windows: nothing to read
+            return 0
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -205,8 +212,6 @@ def _measure_request(setup: Callable[[], Callable[[], Any]], warmup: Callable[[]
         step = setup()
         return ("ok", measure_rss_peak(step, repeats=repeats, force_sampling=force_sampling))
     except BaseException as error:  # noqa: BLE001 - classified and sent to the parent
-        from ablate.measure.point import classify_error
-
         return ("error", *classify_error(error))
 
 
@@ -227,7 +232,7 @@ def _worker_main(connection: Any) -> None:
 class _MemoryWorker:
     """A spawned process that measures one step per request.
 
-    Spawning a process and importing torch costs 2-4 s, more than most measurements;
+    Spawning a process and importing torch costs more than most measurements;
     one worker therefore serves every point of a sweep. Each measurement still starts
     from a clean slate: everything of the previous step has been freed and
     ``malloc_trim`` has returned it to the OS before the baseline RSS is read and the
@@ -272,15 +277,41 @@ class _MemoryWorker:
             self.process.join()
 
 
-_worker: _MemoryWorker | None = None
+class SharedWorker:
+    """The one memory worker a measuring process reuses across points (held explicitly, not in a global).
+
+    Key: none. There is at most one worker per measuring process; :meth:`acquire`
+    returns the live one or spawns a replacement, :meth:`discard` drops one whose
+    state is unknown (it failed), and :meth:`close` stops it (also at exit).
+    """
+
+    def __init__(self) -> None:
+        self.current: _MemoryWorker | None = None
+
+    def acquire(self) -> _MemoryWorker:
+        if self.current is None or not self.current.process.is_alive():
+            self.close()
+            self.current = _MemoryWorker()
+        return self.current
+
+    def discard(self, worker: _MemoryWorker) -> None:
+        worker.close()
+        if worker is self.current:
+            self.current = None
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+
+
+#: The shared worker of this process (:func:`cpu_peak` uses it unless asked for a fresh one).
+SHARED_WORKER = SharedWorker()
 
 
 def close_memory_worker() -> None:
     """Stop the shared memory-measuring worker (also done at interpreter exit)."""
-    global _worker
-    if _worker is not None:
-        _worker.close()
-        _worker = None
+    SHARED_WORKER.close()
 
 
 atexit.register(close_memory_worker)
@@ -315,23 +346,14 @@ def cpu_peak(
             was killed (``oom`` for SIGKILL, the kernel's out-of-memory killer's signal)
             or timed out (``failed``).
     """
-    global _worker
-    if fresh:
-        worker = _MemoryWorker()
-    else:
-        if _worker is None or not _worker.process.is_alive():
-            close_memory_worker()
-            _worker = _MemoryWorker()
-        worker = _worker
+    worker = _MemoryWorker() if fresh else SHARED_WORKER.acquire()
     healthy = False
     try:
         result = worker.measure((setup, warmup, repeats, threads, force_sampling), timeout)
         healthy = result[0] == "ok"
     finally:
         if fresh or not healthy:  # never reuse a worker that failed: its memory state is unknown
-            worker.close()
-            if worker is _worker:
-                _worker = None
+            SHARED_WORKER.discard(worker)
     if result[0] == "error":
         raise ChildFailed(result[1], result[2])
     return result[1]

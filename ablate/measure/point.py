@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import gc
 import time
-import traceback
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,9 +19,10 @@ from typing import Any
 
 import torch
 
-from ablate.devices import is_oom, resolve_device
-from ablate.encodings import UnsupportedLengthError
-from ablate.measure import memory as _memory
+import ablate.measure.memory as _memory
+from ablate.attention import choose_backend
+from ablate.devices import resolve_device
+from ablate.measure.outcome import classify_error
 from ablate.measure.environment import environment_facts
 from ablate.measure.timing import Timing, time_callable
 from ablate.measure.workload import Workload, build_step, check_arguments, spec_of, warm_up
@@ -62,19 +62,6 @@ class PointResult:
         return self.status == "ok"
 
 
-def classify_error(error: BaseException) -> tuple[str, str]:
-    """``(status, reason)`` of an exception raised while measuring."""
-    text = f"{type(error).__name__}: {error}"
-    if len(text) > 500:
-        text = text[:497] + "..."
-    if isinstance(error, UnsupportedLengthError):
-        return "unsupported", text
-    if is_oom(error):
-        return "oom", text
-    tail = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=-3))
-    return "failed", text + "\n" + tail
-
-
 def free_memory(device: torch.device) -> None:
     """Collect garbage and, on CUDA, return cached blocks (after an OOM, before the next point)."""
     gc.collect()
@@ -98,13 +85,14 @@ def measure_point(
     threshold: float = 0.1,
     warmup: int = 2,
     memory_repeats: int = 2,
+    train: Mapping[str, Any] | None = None,
 ) -> PointResult:
     """Throughput and peak memory of one step of ``config``'s model.
 
     Args:
         config: the model (a :class:`ModelConfig` or its dict form).
         mode: ``forward`` (inference: eval mode, ``torch.inference_mode``) or
-            ``train_step`` (forward + cross-entropy backward + AdamW step).
+            ``train_step`` (:class:`~ablate.step.TrainStep`, the step suites train with).
         batch_size, length: the frozen input batch ``(batch_size, length)``.
         dtype: ``float32``, or autocast ``bfloat16`` / ``float16`` (CUDA only) with
             float32 parameters, as training uses them.
@@ -114,6 +102,7 @@ def measure_point(
         seed: freezes weights and inputs.
         min_run_time, max_run_time, threshold, warmup: see :func:`~ablate.measure.timing.time_callable`.
         memory_repeats: steps run while the memory peak is tracked.
+        train: the suite's ``train`` section for ``train_step`` (default: the schema's defaults).
 
     Returns:
         A :class:`PointResult`; ``tokens_per_s = batch_size * length / time_median_s``
@@ -127,7 +116,7 @@ def measure_point(
     check_arguments(mode, dtype, resolved, batch_size, length)
     threads = torch.get_num_threads() if threads is None else int(threads)
     spec = spec_of(config, mode=mode, batch_size=batch_size, length=length, dtype=dtype, device=str(resolved),
-                   seed=seed)
+                   seed=seed, train=dict(train) if train is not None else None)
     facts: dict[str, Any] = {
         "mode": mode, "batch_size": batch_size, "length": length, "dtype": dtype, "device": str(resolved),
         "threads": threads, "seed": seed, "precision": "float32" if dtype == "float32" else f"autocast {dtype}",
@@ -205,8 +194,6 @@ def cpu_peak_of(spec: Any, *, repeats: int, threads: int) -> _memory.MemoryResul
 
 def _attention_backend(workload: Workload, device: torch.device) -> str | None:
     try:
-        from ablate.attention import choose_backend
-
         return choose_backend(workload.config.attention_backend, device, workload.model.encoding)
     except Exception:  # noqa: BLE001 - a fact, never a reason to fail
         return None

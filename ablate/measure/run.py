@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ablate.measure.point import PointResult, measure_sweep
 from ablate.devices import resolve_device
+from ablate.measure.point import PointResult, measure_sweep
 from ablate.measure.workload import check_arguments
+from ablate.model import config_for_task
 from ablate.store import MetricRow
+from ablate.tasks import create_task
 
 #: Metrics of a point, in order (``peak_*`` only when memory is measured; reserved only on CUDA).
 TIME_METRICS = ("tokens_per_s", "time_median_s", "time_iqr_s")
@@ -22,18 +24,7 @@ TIME_METRICS = ("tokens_per_s", "time_median_s", "time_iqr_s")
 
 def model_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     """The full :class:`~ablate.model.ModelConfig` dict of a resolved run config (sizes from its task)."""
-    from ablate.tasks import create_task
-
-    task = create_task(config["task"])
-    vocabulary = getattr(task, "vocabulary", None)
-    return {
-        "vocab_size": getattr(task, "vocab_size", 1),
-        "num_classes": task.num_classes,
-        "input_kind": task.input_kind,
-        "patch_dim": getattr(task, "patch_dim", 0),
-        "vocabulary": tuple(vocabulary) if vocabulary else None,
-        **config["model"],
-    }
+    return config_for_task(create_task(config["task"]), config["model"]).to_dict()
 
 
 def metric_names(device: str, memory: bool) -> tuple[str, ...]:
@@ -78,6 +69,7 @@ def run_measurement(config: dict[str, Any]) -> tuple[str, str | None, list[Metri
         memory=memory,
         seed=config.get("seed", 0),
         min_run_time=measure.get("min_run_time", 0.5),
+        train=config.get("train"),
     )
     names = metric_names(str(device), memory)
     rows = [row for length, result in results.items() for row in rows_of(length, result, names)]

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch.nn import functional as F
 
 from ablate.devices import DTYPES, autocast
 from ablate.model import ModelConfig, TransformerModel
+from ablate.step import TrainStep
+from ablate.suite.schema import TrainSection
+from ablate.tasks.base import Batch
 
 Mode = Literal["forward", "train_step"]
 MODES: tuple[str, ...] = ("forward", "train_step")
@@ -51,16 +53,20 @@ class WorkloadSpec:
     dtype: str
     device: str
     seed: int = 0
+    #: The suite's ``train`` section (optimiser, clipping, schedule); missing keys take its defaults.
+    train: dict[str, Any] | None = None
 
 
 class Workload:
     """A model, its frozen inputs and targets, and the step to measure.
 
     ``forward``: ``model.eval()``, ``torch.inference_mode()``, logits of the batch.
-    ``train_step``: ``model.train()``, forward, cross-entropy, backward, AdamW step
-    (with a gradient scaler for float16). Inputs and weights are frozen by ``seed``.
-    The optimizer is created here but its state (two moments per parameter) is
-    created lazily by the first step, so it is part of what the step allocates.
+    ``train_step``: one call of the training step suites train with
+    (:class:`~ablate.step.TrainStep`: forward, loss, backward, clipping, scaler,
+    optimiser, schedule), with the spec's ``train`` settings and ``dtype``.
+    Inputs and weights are frozen by ``seed``. The optimizer is created here but
+    its state (two moments per parameter) is created lazily by the first step,
+    so it is part of what the step allocates.
     """
 
     def __init__(self, spec: WorkloadSpec) -> None:
@@ -79,12 +85,13 @@ class Workload:
         self.inputs = inputs.to(self.device)
         # (B, L) class ids; a pooled model's targets are the first column (B,)
         self.targets = torch.randint(config.num_classes, shape, generator=generator).to(self.device)
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scaler: torch.amp.GradScaler | None = None
+        self.trainer: TrainStep | None = None
         if spec.mode == "train_step":
-            self.model.train()
-            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-            self.scaler = torch.amp.GradScaler(self.device.type, enabled=spec.dtype == "float16")
+            token_level = self.model.pooling.token_level
+            kind = "sequence" if token_level else "classification"
+            self.batch = Batch(self.inputs, self.targets if token_level else self.targets[:, 0])
+            train = {**TrainSection().model_dump(), **(spec.train or {}), "dtype": spec.dtype}
+            self.trainer = TrainStep(self.model, kind=kind, train=train, device=self.device)
             self.step = self.train_step
         else:
             self.model.eval()
@@ -95,17 +102,11 @@ class Workload:
         with torch.inference_mode(), autocast(self.device, self.spec.dtype):
             return self.model(self.inputs)
 
-    def train_step(self) -> None:
-        """Forward, cross-entropy, backward and one AdamW step."""
-        assert self.optimizer is not None and self.scaler is not None
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.spec.dtype):
-            logits = self.model(self.inputs)  # (B, C) or (B, L, C)
-        targets = self.targets if logits.dim() == 3 else self.targets[:, 0]
-        loss = F.cross_entropy(logits.float().flatten(0, -2), targets.flatten())
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+    def train_step(self) -> float:
+        """One training step on the frozen batch; returns its loss."""
+        if self.trainer is None:
+            raise ValueError(f"a {self.spec.mode!r} workload has no training step")
+        return self.trainer(self.batch)
 
 
 def warm_up(spec: WorkloadSpec, make: Any = None) -> None:
@@ -113,7 +114,7 @@ def warm_up(spec: WorkloadSpec, make: Any = None) -> None:
 
     This pages in library code and creates one-off state that belongs to the
     shapes, not to the measured instance: JIT-compiled CPU kernels (oneDNN
-    compiles bfloat16 kernels per shape, ~7 MB each), thread pools, cuBLAS
+    compiles bfloat16 kernels per shape), thread pools, cuBLAS
     workspaces, compiled FlexAttention kernels. Without it they would count as the
     first measured step's memory. The measured instance is built afterwards, so
     its own gradients and optimizer state are still created -- and counted -- by

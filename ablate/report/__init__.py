@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.report import sections
+import ablate.report.sections as sections
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import render
 

@@ -20,7 +20,7 @@ from scipy import stats as scipy_stats
 
 from ablate import stats
 from ablate.plots import metric_label
-from ablate.report import formatting as fmt
+import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Paragraph, Section, Table, render
 
 

@@ -25,7 +25,7 @@ from ablate.plots import (
     metric_label,
     seed_strip,
 )
-from ablate.report import formatting as fmt
+import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
 
 #: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).

@@ -12,9 +12,12 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
+from ablate.encodings import ENCODINGS
+from ablate.pooling import POOLINGS
 from ablate.suite.components import check_component, label, normalize
 from ablate.suite.load import SuiteError, canonical_path, format_validation_error, set_path
 from ablate.suite.schema import SECTIONS, SuiteFile
+from ablate.tasks import TASKS
 
 #: Paths whose values are registered components (compared by name in rules).
 COMPONENT_PATHS = ("task", "model.encoding", "model.pooling")
@@ -107,8 +110,6 @@ def _canonical_rule(rule: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _task_traits(task_spec: dict[str, Any], where: str) -> tuple[str, bool]:
-    from ablate.tasks import TASKS
-
     try:
         check_component(TASKS, task_spec, where)
     except ValueError as error:
@@ -119,9 +120,6 @@ def _task_traits(task_spec: dict[str, Any], where: str) -> tuple[str, bool]:
 
 def resolve(config: dict[str, Any], source: str) -> dict[str, Any]:
     """Normalise components, fill ``auto`` values and validate one run's config."""
-    from ablate.encodings import ENCODINGS
-    from ablate.pooling import POOLINGS
-
     config["task"] = normalize(config["task"])
     kind, default_causal = _task_traits(config["task"], f"{source}: task")
     model = config["model"]

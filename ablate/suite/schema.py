@@ -6,9 +6,16 @@ Every section forbids unknown keys, so a typo is an error that names the key
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ablate.dims import head_dim
+from ablate.model import ModelConfig
+
+#: The model's own defaults: a suite's ``[model]`` section defaults to what ``ModelConfig`` does.
+MODEL_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
 
 #: A registered component: a name, or a table ``{name = "...", param = ...}``.
 Component = Union[str, dict[str, Any]]
@@ -25,24 +32,23 @@ class Section(BaseModel):
 class ModelSection(Section):
     """Model sizes and the two components under study."""
 
-    d_model: int = Field(64, ge=1)
-    num_heads: int = Field(4, ge=1)
-    num_layers: int = Field(2, ge=1)
-    d_ff: int | None = Field(None, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    d_model: int = Field(MODEL_DEFAULTS["d_model"], ge=1)
+    num_heads: int = Field(MODEL_DEFAULTS["num_heads"], ge=1)
+    num_layers: int = Field(MODEL_DEFAULTS["num_layers"], ge=1)
+    d_ff: int | None = Field(MODEL_DEFAULTS["d_ff"], ge=1)
+    dropout: float = Field(MODEL_DEFAULTS["dropout"], ge=0.0, lt=1.0)
     #: ``"auto"`` takes the task's default (causal decoder for token-level tasks).
     causal: bool | Literal["auto"] = "auto"
-    norm_first: bool = True
-    encoding: Component = "none"
-    pooling: Component = "mean"
-    attention_backend: Literal["auto", "sdpa", "flex"] = "auto"
-    embedding_path: str | None = None
-    freeze_embeddings: bool = False
+    norm_first: bool = MODEL_DEFAULTS["norm_first"]
+    encoding: Component = MODEL_DEFAULTS["encoding"]
+    pooling: Component = MODEL_DEFAULTS["pooling"]
+    attention_backend: Literal["auto", "sdpa", "flex"] = MODEL_DEFAULTS["attention_backend"]
+    embedding_path: str | None = MODEL_DEFAULTS["embedding_path"]
+    freeze_embeddings: bool = MODEL_DEFAULTS["freeze_embeddings"]
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "ModelSection":
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+        head_dim(self.d_model, self.num_heads)
         return self
 
 

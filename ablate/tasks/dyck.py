@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ablate.tasks import TASKS
+from ablate.tasks.registry import TASKS
 from ablate.tasks.base import Batch, Task
 from ablate.tasks.sampling import check_request
 

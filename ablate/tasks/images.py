@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ablate.tasks import TASKS
+from ablate.tasks.registry import TASKS
 from ablate.tasks.base import Batch, Task
 from ablate.tasks.sampling import check_request, rand_below
 

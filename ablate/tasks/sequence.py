@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ablate.tasks import TASKS
+from ablate.tasks.registry import TASKS
 from ablate.tasks.base import Batch, Task
 from ablate.tasks.sampling import check_at_least, check_request, next_token_batch
 

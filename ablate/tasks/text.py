@@ -15,9 +15,11 @@ import functools
 import os
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from ablate.tasks import TASKS, shakespeare
+from ablate.tasks import shakespeare
+from ablate.tasks.registry import TASKS
 from ablate.tasks.base import Batch, Task
 from ablate.tasks.chars import PAD_ID, VOCAB_SIZE, VOCABULARY, encode
 from ablate.tasks.sampling import SPLITS, check_request, rand_below
@@ -266,8 +268,6 @@ class CsvClassification(Task):
 def _read_csv(path: str, stamp: tuple[int, int], text_column: str,
               label_column: str) -> tuple[list[str], list[int], list[str], list[object]]:
     """``(texts, label ids, split per row, sorted label values)`` of a CSV file (cached)."""
-    import pandas as pd
-
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # text stays text, "NA" stays "NA"
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
     if missing:

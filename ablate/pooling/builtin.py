@@ -1,4 +1,4 @@
-"""Pooling: a variable-length sequence of vectors -> one vector, correct under padding.
+"""The built-in poolings: a variable-length sequence of vectors -> one vector, correct under padding.
 
 Every pooling takes hidden states ``h`` of shape ``(B, L, D)`` and a padding mask
 ``(B, L)`` (``True`` at real tokens, ``None`` when nothing is padded) and must
@@ -8,59 +8,13 @@ Names combine with ``+``: ``"mean+max"`` concatenates both.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ablate.registry import Registry
-
-
-class Pooling(nn.Module):
-    """Base class. Subclasses implement :meth:`forward` and may change the flags."""
-
-    #: The model prepends a learned [CLS] token at index 0 for this pooling.
-    prepends_cls: bool = False
-    #: Output stays per token, ``(B, L, D)`` (language modelling, seq2seq).
-    token_level: bool = False
-
-    def __init__(self, *, d_model: int, num_heads: int = 4) -> None:
-        super().__init__()
-        self.d_model = d_model
-
-    def out_dim(self) -> int:
-        """Width of the pooled vector."""
-        return self.d_model
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """``(B, L, D)``, ``(B, L)|None`` -> ``(B, out_dim)``."""
-        raise NotImplementedError
-
-
-POOLINGS: Registry[Pooling] = Registry("pooling")
-
-
-def token_rank(mask: torch.Tensor) -> torch.Tensor:
-    """Index of each real token among the real tokens of its row: ``(B, L) bool -> (B, L) int64``.
-
-    Padding positions get the rank of the nearest real token on their left (or 0);
-    callers mask them out.
-    """
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def _lengths(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Real tokens per row, ``(B, 1)`` in ``h``'s dtype, at least 1 (empty rows give 0 vectors)."""
-    if mask is None:
-        return h.new_full((h.shape[0], 1), h.shape[1])
-    return mask.sum(-1, keepdim=True).clamp(min=1).to(h.dtype)
-
-
-def _masked_sum(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if mask is None:
-        return h.sum(1)
-    return (h * mask.unsqueeze(-1).to(h.dtype)).sum(1)
+from ablate.dims import head_dim
+from ablate.pooling.base import Pooling, masked_sum, real_lengths, token_rank
+from ablate.pooling.registry import POOLINGS
 
 
 @POOLINGS.register("none")
@@ -111,7 +65,7 @@ class MeanPooling(Pooling):
     """Mean over real tokens."""
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return _masked_sum(h, mask) / _lengths(h, mask)
+        return masked_sum(h, mask) / real_lengths(h, mask)
 
 
 @POOLINGS.register("mean_sqrt_len")
@@ -119,7 +73,7 @@ class MeanSqrtLenPooling(Pooling):
     """Sum over real tokens divided by ``sqrt(n)`` (sentence-transformers' ``mean_sqrt_len_tokens``)."""
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return _masked_sum(h, mask) / _lengths(h, mask).sqrt()
+        return masked_sum(h, mask) / real_lengths(h, mask).sqrt()
 
 
 @POOLINGS.register("max")
@@ -166,8 +120,7 @@ class AttentionPooling(Pooling):
 
     def __init__(self, *, d_model: int, num_heads: int = 4, num_queries: int = 1) -> None:
         super().__init__(d_model=d_model)
-        if d_model % num_heads:
-            raise ValueError(f"attention pooling: d_model={d_model} not divisible by num_heads={num_heads}")
+        head_dim(d_model, num_heads)
         self.num_heads, self.num_queries = num_heads, num_queries
         self.query = nn.Parameter(torch.randn(num_queries, d_model) * d_model**-0.5)
         self.kv = nn.Linear(d_model, 2 * d_model)
@@ -178,52 +131,11 @@ class AttentionPooling(Pooling):
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         batch, length, dim = h.shape
-        head_dim = dim // self.num_heads
-        k, v = self.kv(h).view(batch, length, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)  # (B, H, L, Dh)
-        q = self.query.to(h.dtype).view(1, self.num_queries, self.num_heads, head_dim).transpose(1, 2)
+        dh = dim // self.num_heads
+        k, v = self.kv(h).view(batch, length, 2, self.num_heads, dh).permute(2, 0, 3, 1, 4)  # (B, H, L, Dh)
+        q = self.query.to(h.dtype).view(1, self.num_queries, self.num_heads, dh).transpose(1, 2)
         q = q.expand(batch, -1, -1, -1)  # (B, H, Q, Dh)
         attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, L)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, Q, Dh)
         out = self.proj(out.transpose(1, 2).reshape(batch, self.num_queries, dim))
         return out.reshape(batch, self.num_queries * dim)
-
-
-class ConcatPooling(Pooling):
-    """Several poolings side by side (``"mean+max"``)."""
-
-    def __init__(self, parts: list[Pooling]) -> None:
-        super().__init__(d_model=parts[0].d_model)
-        if any(p.token_level for p in parts):
-            raise ValueError("pooling 'none' (token-level) cannot be combined with other poolings")
-        self.parts = nn.ModuleList(parts)
-        self.prepends_cls = any(p.prepends_cls for p in parts)
-
-    def out_dim(self) -> int:
-        return sum(p.out_dim() for p in self.parts)
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return torch.cat([p(h, mask) for p in self.parts], dim=-1)
-
-
-def create_pooling(spec: str | Mapping[str, Any], *, d_model: int, num_heads: int = 4) -> Pooling:
-    """Build a pooling from ``"mean"``, ``"mean+max"`` or ``{name = "attention", num_queries = 2}``."""
-    from ablate.encodings import split_spec
-
-    name, params = split_spec(spec)
-    parts = []
-    for part in name.split("+"):
-        factory = POOLINGS.get(part.strip())
-        try:
-            parts.append(factory(d_model=d_model, num_heads=num_heads, **params))
-        except TypeError as error:
-            raise ValueError(f"pooling {part!r}: {error}") from None
-    return parts[0] if len(parts) == 1 else ConcatPooling(parts)
-
-
-def pooling_is_token_level(spec: str | Mapping[str, Any]) -> bool:
-    """Whether ``spec`` names the token-level pooling ``"none"``."""
-    from ablate.encodings import split_spec
-
-    return split_spec(spec)[0] == "none"
-
-
