@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ablate.registry import UnknownNameError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,15 @@ def metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def higher_is_better(name: str) -> bool:
-    """Direction of metric ``name``."""
-    return metric(name).higher_is_better
+def higher_is_better(name: str, df: pd.DataFrame | None = None) -> bool:
+    """Direction of metric ``name``: from :data:`METRICS`, else from ``df``'s ``higher_is_better`` column.
+
+    The one place a metric's direction is decided; a results frame carries the
+    direction of metrics this version does not know (stored by another version).
+    """
+    if name in METRICS or df is None or "higher_is_better" not in df.columns:
+        return metric(name).higher_is_better
+    known = df.loc[df["metric"].eq(name), "higher_is_better"].dropna()
+    if len(known):
+        return bool(known.iloc[0])
+    raise ValueError(f"direction of metric {name!r} is unknown: add it to ablate.metrics.METRICS")

@@ -17,18 +17,17 @@ from ablate.measure import (
     cpu_peak,
     cuda_peak,
     environment_facts,
-    fit_scaling,
-    fit_scaling_frame,
     is_oom,
     measure_point,
     measure_sweep,
-    summarize,
+    median_iqr,
     time_callable,
     tokens_per_second,
 )
-from ablate.measure import point as point_module
+import ablate.measure.point as point_module
 from ablate.measure.memory import ChildFailed
 from ablate.measure.run import run_measurement
+from ablate.stats import fit_power_law, scaling_exponents
 from ablate.model import ModelConfig, TransformerModel
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -38,9 +37,9 @@ FAST = {"min_run_time": 0.01, "max_run_time": 0.05, "threads": 1}
 
 
 # ----------------------------------------------------------------------------- statistics
-def test_summarize_known_samples_matches_torch_benchmark():
+def test_median_iqr_of_known_samples_matches_torch_benchmark():
     times = [5.0, 1.0, 4.0, 2.0, 3.0, 100.0]
-    median, iqr = summarize(times)
+    median, iqr = median_iqr(times)
     assert median == pytest.approx(3.5)
     assert iqr == pytest.approx(4.75 - 2.25)
     reference = Measurement(number_per_run=1, raw_times=times, task_spec=None)  # type: ignore[arg-type]
@@ -51,7 +50,7 @@ def test_summarize_known_samples_matches_torch_benchmark():
     assert timing.timed_s == pytest.approx(6.0)  # 0.6 s per call summed over blocks x 10 calls per block
     assert timing.relative_iqr == pytest.approx(0.5)
     with pytest.raises(ValueError, match="zero measurements"):
-        summarize([])
+        median_iqr([])
 
 
 def test_tokens_per_second_arithmetic():
@@ -263,26 +262,28 @@ def test_environment_facts_never_fail_and_name_the_machine():
 
 # ----------------------------------------------------------------------------- scaling
 @pytest.mark.parametrize("exponent", [1.0, 2.0])
-def test_fit_scaling_recovers_the_exponent_with_a_covering_interval(exponent):
+def test_fit_power_law_recovers_the_exponent_with_a_covering_interval(exponent):
     rng = np.random.default_rng(int(exponent))
     lengths = np.repeat([64, 128, 256, 512, 1024, 2048], 3)
     values = 3e-6 * lengths**exponent * np.exp(rng.normal(0, 0.05, lengths.size))
-    fit = fit_scaling(lengths, values)
+    fit = fit_power_law(lengths, values)
     assert fit.ci_low < exponent < fit.ci_high
     assert fit.ci_high - fit.ci_low < 0.1
-    assert fit.exponent == pytest.approx(exponent, abs=0.05) and fit.r2 > 0.99 and fit.n == 18
-    exact = fit_scaling([10, 100, 1000], [2 * 10**exponent, 2 * 100**exponent, 2 * 1000**exponent])
+    assert fit.exponent == pytest.approx(exponent, abs=0.05) and fit.r_squared > 0.99 and fit.n_points == 18
+    exact = fit_power_law([10, 100, 1000], [2 * 10**exponent, 2 * 100**exponent, 2 * 1000**exponent])
     assert exact.exponent == pytest.approx(exponent) and exact.intercept == pytest.approx(math.log(2))
     assert exact.predict(10_000) == pytest.approx(2 * 10_000**exponent)
 
 
-def test_fit_scaling_needs_positive_points_and_three_for_an_interval():
-    two = fit_scaling([64, 128, 256, 512], [1.0, 2.0, 0.0, math.nan])
-    assert two.n == 2 and two.exponent == pytest.approx(1.0) and math.isnan(two.ci_low)
-    assert math.isnan(fit_scaling([64, 64], [1.0, 2.0]).exponent)
+def test_fit_power_law_needs_positive_points_and_three_for_an_interval():
+    two = fit_power_law([64, 128, 256, 512], [1.0, 2.0, 0.0, math.nan])
+    assert two.n_points == 2 and two.exponent == pytest.approx(1.0) and math.isnan(two.ci_low)
+    assert math.isnan(fit_power_law([64, 64], [1.0, 2.0]).exponent)
+    with pytest.raises(ValueError, match="differ in size"):
+        fit_power_law([64, 128], [1.0])
 
 
-def test_fit_scaling_frame_fits_each_group_and_ignores_rows_that_are_not_ok():
+def test_scaling_exponents_fit_each_group_and_ignore_rows_that_are_not_ok():
     rows = []
     for encoding, exponent in (("rope", 1.0), ("t5", 2.0)):
         for length in (128, 256, 512, 1024):
@@ -290,12 +291,10 @@ def test_fit_scaling_frame_fits_each_group_and_ignores_rows_that_are_not_ok():
                          "value": 1000.0 * length**exponent, "status": "ok"})
         rows.append({"encoding": encoding, "metric": "peak_memory_bytes", "eval_length": 4096,
                      "value": 1.0, "status": "oom"})
-    fits = fit_scaling_frame(pd.DataFrame(rows)).set_index("encoding")
+    fits = scaling_exponents(pd.DataFrame(rows), "peak_memory_bytes", by=["encoding"]).set_index("encoding")
     assert fits.loc["rope", "exponent"] == pytest.approx(1.0)
     assert fits.loc["t5", "exponent"] == pytest.approx(2.0)
-    assert (fits["n"] == 4).all() and (fits["metric"] == "peak_memory_bytes").all()
-    with pytest.raises(ValueError, match="no column"):
-        fit_scaling_frame(pd.DataFrame(rows).drop(columns="status"))
+    assert (fits["n_points"] == 4).all() and (fits["n_lengths"] == 4).all()
 
 
 # ----------------------------------------------------------------------------- CUDA

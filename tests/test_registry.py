@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+from collections import OrderedDict
 
-from ablate.registry import Registry, UnknownNameError
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from ablate.dims import head_dim
+from ablate.encodings import create_encoding
+from ablate.executors import EXECUTORS, create_executor
+from ablate.metrics import higher_is_better
+from ablate.model import ModelConfig, TransformerModel
+from ablate.pooling import create_pooling
+from ablate.registry import Registry, UnknownNameError, did_you_mean
+from ablate.suite.schema import ModelSection
 
 
 def test_register_build_and_suggest() -> None:
@@ -23,3 +35,64 @@ def test_register_build_and_suggest() -> None:
         registry.get("zzz")
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("alibi")(Alibi)
+
+
+def test_did_you_mean_is_the_one_phrasing() -> None:
+    assert did_you_mean("allibi", ["alibi", "rope"]) == " Did you mean 'alibi'?"
+    assert did_you_mean("lr_rate", ["lr", "lr_rate2", "lr_rates"], n=2) == " Did you mean 'lr_rates' or 'lr_rate2'?"
+    assert did_you_mean("zzz", ["alibi"]) == ""
+
+
+def test_a_lazy_entry_is_listed_without_import_and_imported_when_asked_for() -> None:
+    registry: Registry[object] = Registry("widget")
+    registry.register_lazy("ordered", "collections:OrderedDict")
+    registry.register_lazy("missing", "ablate_no_such_module:Thing")
+    assert registry.names() == ["ordered", "missing"] and "missing" in registry
+    assert registry.get("ordered") is OrderedDict
+    with pytest.raises(ModuleNotFoundError):
+        registry.get("missing")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register_lazy("ordered", "collections:OrderedDict")
+
+
+def test_executors_are_found_and_reject_an_unknown_option() -> None:
+    assert EXECUTORS.names()[:2] == ["local", "process"] and "ray" in EXECUTORS
+    assert create_executor("local", threads=2).threads == 2
+    with pytest.raises(ValueError, match=r"executor 'process' has no option 'worker'\. Did you mean 'workers'\?"):
+        create_executor("process", worker=3)
+    with pytest.raises(ValueError, match="has no option 'address'"):
+        create_executor("local", address="auto")
+    with pytest.raises(UnknownNameError, match="Did you mean 'local'"):
+        create_executor("locall")
+
+
+def test_one_heads_check_everywhere() -> None:
+    assert head_dim(64, 4) == 16
+    message = r"d_model=30 must be divisible by num_heads=4 \(e\.g\. num_heads=3\)"
+    with pytest.raises(ValueError, match=message):
+        head_dim(30, 4)
+    with pytest.raises(ValueError, match=message):
+        TransformerModel(ModelConfig(vocab_size=2, num_classes=2, d_model=30, num_heads=4))
+    with pytest.raises(ValueError, match=message):
+        create_encoding("alibi", d_model=30, num_heads=4, causal=False)
+    with pytest.raises(ValueError, match=message):
+        create_pooling({"name": "attention", "num_queries": 1}, d_model=30, num_heads=4)
+    with pytest.raises(ValidationError, match=message):
+        ModelSection(d_model=30, num_heads=4)
+
+
+def test_the_model_section_defaults_are_the_model_config_defaults() -> None:
+    section = ModelSection()
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    for name in ModelSection.model_fields:
+        if name != "causal":  # "auto": the task decides
+            assert getattr(section, name) == defaults[name], name
+
+
+def test_a_metric_direction_comes_from_the_registry_else_the_frame() -> None:
+    assert higher_is_better("accuracy") and not higher_is_better("loss")
+    frame = pd.DataFrame({"metric": ["custom_score"], "higher_is_better": [False]})
+    assert higher_is_better("custom_score", frame) is False
+    assert higher_is_better("accuracy", frame) is True
+    with pytest.raises(UnknownNameError, match="unknown metric 'custom_score'"):
+        higher_is_better("custom_score")

@@ -204,17 +204,17 @@ def test_friedman_with_two_treatments_gives_note():
 def test_power_law_exponent_and_interval():
     lengths = np.array([128, 256, 512, 1024, 2048])
     exact = stats.fit_power_law(lengths, 3.0 * lengths**1.5)
-    assert exact["exponent"] == pytest.approx(1.5) and exact["r_squared"] == pytest.approx(1.0)
+    assert exact.exponent == pytest.approx(1.5) and exact.r_squared == pytest.approx(1.0)
     noisy = 3.0 * lengths**1.5 * np.exp(np.random.default_rng(0).normal(0, 0.05, lengths.size))
     fit = stats.fit_power_law(lengths, noisy)
     reference = scipy_stats.linregress(np.log(lengths), np.log(noisy))
     half = scipy_stats.t.ppf(0.975, lengths.size - 2) * reference.stderr
-    assert (fit["ci_low"], fit["ci_high"]) == pytest.approx((reference.slope - half, reference.slope + half))
-    assert np.isnan(stats.fit_power_law([128, 256], [1.0, 2.0])["ci_low"])
+    assert (fit.ci_low, fit.ci_high) == pytest.approx((reference.slope - half, reference.slope + half))
+    assert np.isnan(stats.fit_power_law([128, 256], [1.0, 2.0]).ci_low)
 
 
-def test_fit_scaling_and_cost_ratios_on_frame(frame):
-    fits = stats.fit_scaling(frame, "peak_memory_bytes").set_index("encoding")
+def test_scaling_exponents_and_cost_ratios_on_frame(frame):
+    fits = stats.scaling_exponents(frame, "peak_memory_bytes").set_index("encoding")
     assert fits.loc["alibi", "exponent"] == pytest.approx(2.0)
     assert fits.loc["rope", "exponent"] == pytest.approx(1.0)
     assert "learned" not in fits.index  # never measured ok

@@ -1,4 +1,4 @@
-"""Rotary encodings, which rotate queries and keys: ``rope`` (with pi/ntk/yarn scaling) and ``xpos``.
+"""Rotary encodings, which rotate queries and keys: ``rope`` (with pi/ntk/yarn scaling); ``xpos`` in :mod:`~ablate.encodings.xpos`.
 
 Layout: HF LLaMA / GPT-NeoX ``rotate_half`` ("half-split"). Feature ``j`` of the
 rotated part is paired with feature ``j + R/2`` and both turn at frequency
@@ -16,11 +16,12 @@ or the cos/sin tables to 8 bits of mantissa.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
 from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, UnsupportedLengthError
+from ablate.encodings.base import PositionalEncoding
 
 #: Allowed values of ``rope``'s ``scaling`` (``None`` or ``"none"`` turns it off).
 SCALINGS = ("pi", "ntk", "yarn")
@@ -163,15 +164,45 @@ def _check_base(name: str, base: float) -> float:
 
 
 # -------------------------------------------------------------------- modules
-class _Rotary(PositionalEncoding):
-    """Shared machinery: frequencies, per-positions memo, input checks.
+class TableMemo:
+    """The rotation tables of the last positions seen, so every layer of one forward pass shares them.
 
-    The model computes positions once per forward pass and hands the same tensor
-    to every layer, so tables are memoised on that tensor's identity: each forward
-    builds them once, with no host sync and no assumption that positions are
-    ``arange`` (a length-indexed table would need ``positions.max()`` on the host
-    every layer, and computing cos/sin costs the same ``O(L * R)`` as gathering).
+    Key: ``(id of the positions tensor, input dtype, inference mode)``. The model
+    computes positions once per forward pass and hands the same tensor to every
+    layer, so identity is enough and needs no host sync and no assumption that
+    positions are ``arange`` (a length-indexed table would need
+    ``positions.max()`` on the host every layer, and computing cos/sin costs the
+    same ``O(L * R)`` as gathering). The tensor itself is held, so its id cannot
+    be reused while it is the key. Inference tensors cannot be saved for
+    backward, hence inference mode in the key. One entry: a new key replaces it.
     """
+
+    def __init__(self) -> None:
+        self._positions: torch.Tensor | None = None
+        self._key: tuple[torch.dtype, bool] | None = None
+        self._tables: tuple[torch.Tensor, ...] = ()
+
+    def get(self, positions: torch.Tensor, dtype: torch.dtype,
+            build: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+        """The tables for ``(positions, dtype)``: the held ones when the key matches, else ``build()``."""
+        key = (dtype, torch.is_inference_mode_enabled())
+        if self._positions is not positions or self._key != key:
+            self._tables = build()
+            self._positions, self._key = positions, key
+        return self._tables
+
+    @property
+    def empty(self) -> bool:
+        """Whether no tables are held."""
+        return self._positions is None
+
+    def clear(self) -> None:
+        """Drop the held tables (and the positions tensor they belong to)."""
+        self._positions, self._key, self._tables = None, None, ()
+
+
+class _Rotary(PositionalEncoding):
+    """Shared machinery of ``rope`` and ``xpos``: frequencies, the tables' memo, input checks."""
 
     inv_freq: torch.Tensor  # (R/2,) float64 on CPU; a plain attribute, so model.half() cannot round it
     attention_factor: float
@@ -180,7 +211,7 @@ class _Rotary(PositionalEncoding):
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         self.rotary_dim = _check_rotary_dim(name, rotary_dim, self.head_dim)
         self._freq_by_device: dict[torch.device, torch.Tensor] = {}
-        self._memo: tuple[torch.Tensor, tuple, tuple[torch.Tensor, ...]] | None = None
+        self._memo = TableMemo()
 
     def _angles(self, positions: torch.Tensor) -> torch.Tensor:
         """``(L,)|(B, L)`` positions -> ``(..., L, R/2)`` angles in float64 (float32 on MPS)."""
@@ -197,19 +228,12 @@ class _Rotary(PositionalEncoding):
         raise NotImplementedError
 
     def _cached_tables(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        # Inference tensors cannot be saved for backward, so tables built under
-        # inference_mode are never reused outside it (and vice versa).
-        key = (dtype, torch.is_inference_mode_enabled())
-        if self._memo is not None and self._memo[0] is positions and self._memo[1] == key:
-            return self._memo[2]
-        tables = self._tables(positions, dtype)
-        self._memo = (positions, key, tables)
-        return tables
+        return self._memo.get(positions, dtype, lambda: self._tables(positions, dtype))
 
     def __getstate__(self) -> dict:
         # Caches are rebuilt on demand; never ship (possibly CUDA) tables to another process.
         state = dict(super().__getstate__())
-        state["_memo"], state["_freq_by_device"] = None, {}
+        state["_memo"], state["_freq_by_device"] = TableMemo(), {}
         return state
 
     @staticmethod
@@ -310,103 +334,3 @@ class RotaryEncoding(_Rotary):
     def extra_repr(self) -> str:
         scaling = f", scaling={self.scaling}, factor={self.factor}" if self.scaling else ""
         return f"{super().extra_repr()}, base={self.base}{scaling}"
-
-
-@ENCODINGS.register("xpos")
-class XPosEncoding(_Rotary):
-    """xPos (Sun et al. 2022): RoPE times a per-pair exponential decay.
-
-    Pair ``i`` of the query at position ``m`` is scaled by ``zeta_i^((m - c) / scale_base)``
-    and of the key at ``n`` by ``zeta_i^(-(n - c) / scale_base)``, with
-    ``zeta_i = (2i/d + 0.4) / 1.4 < 1`` (:func:`xpos_zeta`), so ``q_m . k_n``
-    carries ``zeta_i^((m - n) / scale_base)``: a decay for keys in the past.
-
-    Centring: ``c = ceil((min + max + 1) / 2)`` over each sequence's positions,
-    which is torchscale's ``ceil(L / 2)`` for ``0..L-1``. It cancels in
-    ``q_m . k_n`` (q and k are always scaled in the same call) and keeps the
-    scales within ``zeta^(+-L/2/scale_base)`` instead of ``zeta^(-L/scale_base)``.
-    The rotation uses the raw positions (as torchscale and x-transformers), so with
-    ``scale_base=inf`` this is exactly ``rope``. Positions whose decay factors
-    are not normal numbers in q's dtype raise :class:`UnsupportedLengthError`.
-
-    In a bidirectional encoder keys to the right of the query (``n > m``) are
-    *amplified* by ``zeta^((m - n) / scale_base) > 1``; that is the formula (xPos
-    was designed for causal decoders), not a bug.
-
-    Args:
-        base: rotary frequency base (10000).
-        scale_base: decay length scale (512 in the paper and torchscale); larger
-            decays more slowly, ``inf`` disables the decay.
-    """
-
-    family = "rotary"
-
-    def __init__(
-        self, *, d_model: int, num_heads: int, causal: bool = False,
-        base: float = 10000.0, scale_base: float = 512.0,
-    ) -> None:
-        super().__init__("xpos", d_model=d_model, num_heads=num_heads, causal=causal, rotary_dim=None)
-        self.base = _check_base("xpos", base)
-        if isinstance(scale_base, bool) or not isinstance(scale_base, (int, float)) or not scale_base > 0:
-            raise ValueError(f"xpos: scale_base must be > 0 (torchscale: 512), got {scale_base!r}")
-        self.scale_base = float(scale_base)
-        self.inv_freq = rope_inv_freq(self.rotary_dim, self.base)
-        self.attention_factor = 1.0
-        self.log_zeta = xpos_zeta(self.rotary_dim).log()  # (R/2,) all < 0
-
-    def _max_exponent(self, half_span: float) -> float:
-        # Largest |log| of any decay factor when |position - c| <= half_span.
-        return half_span / self.scale_base * float(-self.log_zeta.min())
-
-    @staticmethod
-    def _exponent_limit(dtype: torch.dtype) -> float:
-        # Beyond this, a decay factor or its inverse overflows or becomes subnormal.
-        info = torch.finfo(dtype)
-        return min(math.log(info.max), -math.log(info.tiny))
-
-    def check_length(self, length: int) -> None:
-        # Positions 0..L-1 lie within L/2 of their centre; judged at float32 (= bf16) range,
-        # the dtypes models run in here; rotate() re-checks against the actual dtype.
-        if self._max_exponent(length / 2) > self._exponent_limit(torch.float32):
-            raise UnsupportedLengthError(
-                f"xpos: length {length} needs decay factors beyond float32's range at "
-                f"scale_base={self.scale_base:g}; raise scale_base"
-            )
-
-    def _tables(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        angles = self._angles(positions)  # (..., L, R/2)
-        wide = angles.dtype
-        pos = positions.to(wide)
-        centre = torch.ceil((pos.amin(-1, keepdim=True) + pos.amax(-1, keepdim=True) + 1) / 2)  # (..., 1)
-        offset = pos - centre  # (..., L)
-        half_span = float(offset.abs().max())  # one host sync per forward pass (tables are memoised)
-        # The rotated q and k are returned in the input dtype, so its range is what counts.
-        limit = self._exponent_limit(dtype)
-        if self._max_exponent(half_span) > limit:
-            raise UnsupportedLengthError(
-                f"xpos: positions spanning {2 * half_span:g} need decay factors beyond {dtype}'s range "
-                f"at scale_base={self.scale_base:g}; raise scale_base or use a dtype with a wider range"
-            )
-        log_zeta = self.log_zeta.to(device=positions.device, dtype=wide)
-        log_scale = (offset / self.scale_base).unsqueeze(-1) * log_zeta  # (..., L, R/2)
-        log_scale = torch.cat((log_scale, log_scale), dim=-1)  # (..., L, R)
-        angles = torch.cat((angles, angles), dim=-1)
-        cos, sin = angles.cos(), angles.sin()
-        up, down = log_scale.exp(), (-log_scale).exp()  # q gets zeta^(+n'), k gets zeta^(-n')
-        compute = _compute_dtype(dtype)
-        return tuple(self._broadcast(t.to(compute), positions) for t in (cos * up, sin * up, cos * down, sin * down))
-
-    def rotate(
-        self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotate and decay ``q, k`` ``(B, H, L, Dh)`` at positions ``(L,)|(B, L)``."""
-        _check_inputs("xpos", self.head_dim, q, k, positions)
-        cos_q, sin_q, cos_k, sin_k = self._cached_tables(positions, q.dtype)
-        compute = cos_q.dtype
-        return (
-            apply_rotary(q.to(compute), cos_q, sin_q).to(q.dtype),
-            apply_rotary(k.to(compute), cos_k, sin_k).to(k.dtype),
-        )
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, base={self.base}, scale_base={self.scale_base:g}"

@@ -1,10 +1,11 @@
-"""Throughput and peak memory of a model step, on the CPU and CUDA, and how they scale with length.
+"""Throughput and peak memory of a model step, on the CPU and CUDA.
+
+How they grow with length is a statistic of the results: :func:`ablate.stats.fit_power_law`.
 
 - :mod:`~ablate.measure.timing`: warm-up + adaptive repeated timing (:class:`Timing`).
 - :mod:`~ablate.measure.memory`: peak memory (CUDA allocator; CPU peak RSS of a spawned process).
 - :mod:`~ablate.measure.workload`: the measured step (forward or training step) on a frozen batch.
 - :mod:`~ablate.measure.point`: :func:`measure_point` -> :class:`PointResult`; :func:`measure_sweep`.
-- :mod:`~ablate.measure.scaling`: :func:`fit_scaling` (log-log exponent with a 95% interval).
 - :mod:`~ablate.measure.environment`: :func:`environment_facts` (``env.*`` columns).
 - :mod:`~ablate.measure.run`: a suite's ``measure`` run (:func:`run_measurement`).
 """
@@ -16,26 +17,22 @@ from ablate.measure.memory import MemoryResult, cpu_peak, cuda_peak, peakmem_ste
 from ablate.devices import is_oom
 from ablate.measure.outcome import classify_error
 from ablate.measure.point import PointResult, measure_point, measure_sweep
-from ablate.measure.scaling import ScalingFit, fit_scaling, fit_scaling_frame
-from ablate.measure.timing import Timing, summarize, time_callable, tokens_per_second
+from ablate.measure.timing import Timing, median_iqr, time_callable, tokens_per_second
 
 __all__ = [
     "MemoryResult",
     "PointResult",
-    "ScalingFit",
     "Timing",
     "classify_error",
     "cpu_peak",
     "cuda_peak",
     "environment_facts",
-    "fit_scaling",
-    "fit_scaling_frame",
     "git_commit",
     "is_oom",
     "measure_point",
     "measure_sweep",
+    "median_iqr",
     "peakmem_step",
-    "summarize",
     "time_callable",
     "tokens_per_second",
 ]

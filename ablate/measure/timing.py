@@ -50,7 +50,7 @@ class Timing:
     def from_times(cls, times_s: Sequence[float], *, number_per_run: int = 1, threads: int | None = None,
                    warmup_calls: int = 0) -> Timing:
         """Summarise known per-call times (median and IQR)."""
-        median, iqr = summarize(times_s)
+        median, iqr = median_iqr(times_s)
         return cls(median_s=median, iqr_s=iqr, n=len(times_s), times_s=tuple(float(t) for t in times_s),
                    number_per_run=number_per_run, threads=torch.get_num_threads() if threads is None else threads,
                    warmup_calls=warmup_calls)
@@ -70,7 +70,7 @@ class Timing:
         return tokens_per_second(tokens_per_call, self.median_s)
 
 
-def summarize(times_s: Sequence[float]) -> tuple[float, float]:
+def median_iqr(times_s: Sequence[float]) -> tuple[float, float]:
     """``(median, IQR)`` of per-call times; raises ``ValueError`` on an empty sequence."""
     values = np.asarray(times_s, dtype=float)
     if values.size == 0:

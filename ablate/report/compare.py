@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from ablate import stats
+from ablate.metrics import higher_is_better
 from ablate.plots import metric_label
 import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Paragraph, Section, Table, render
@@ -95,7 +96,7 @@ def compare_results(
     out.insert(len(out.columns) - 1, "p_holm", np.nan)
     for _, members in out.groupby("metric", sort=False):
         out.loc[members.index, "p_holm"] = stats.holm(members["p"])
-    direction = {m: stats.higher_is_better(pd.concat([df_a, df_b]), m) for m in pd.unique(out["metric"])}
+    direction = {m: higher_is_better(m, pd.concat([df_a, df_b])) for m in pd.unique(out["metric"])}
     for i, row in out.iterrows():
         if np.isfinite(row["p_holm"]):
             up = row[f"mean_{b_label}"] > row[f"mean_{a_label}"]

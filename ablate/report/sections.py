@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ablate import stats
-from ablate.metrics import METRICS
+from ablate.metrics import METRICS, higher_is_better
 from ablate.plots import (
     Style,
     cost_curves,
@@ -131,7 +131,7 @@ def overview(ctx: Context) -> Section:
         lengths = sorted(group["eval_length"].dropna().unique())
         items.append(f"{kind} metrics: {_join(pd.unique(group['metric']))} at lengths {_join(lengths)}")
     if ctx.metric:
-        direction = "higher" if stats.higher_is_better(df, ctx.metric) else "lower"
+        direction = "higher" if higher_is_better(ctx.metric, df) else "lower"
         items.append(f"Main metric: {ctx.metric} ({direction} is better), headline length {ctx.length}")
     blocks: list[Any] = [Bullets(items)]
     env = [c for c in df.columns if str(c).startswith("env.")]
@@ -326,7 +326,7 @@ def cost(ctx: Context) -> Section:
 
 
 def _exponent_table(ctx: Context, rows: pd.DataFrame, metrics: list[str], axis: str) -> Table:
-    fits = {m: stats.fit_scaling(rows, m, by=None) for m in metrics}
+    fits = {m: stats.scaling_exponents(rows, m, by=None) for m in metrics}
     keys = [k for k in stats.cell_keys(ctx.df, ctx.axes) if k not in ("eval_length", "metric")]
     shown = _display_keys(rows, keys) or [axis]
     table: dict[tuple[str, ...], list[str]] = {}
@@ -359,7 +359,7 @@ def _ratio_table(ctx: Context, rows: pd.DataFrame, metric: str, axis: str) -> Ta
     label = METRICS[metric].label if metric in METRICS else metric
     return Table([*shown, *(f"L={_plain(n)}" for n in lengths)], list(table.values()),
                  caption=f"{label} relative to {axis} = {_plain(ctx.baseline[axis])} (mean ratio; "
-                         f"{'above' if stats.higher_is_better(ctx.df, metric) else 'below'} 1× is better).",
+                         f"{'above' if higher_is_better(metric, ctx.df) else 'below'} 1× is better).",
                  numeric=[False] * len(shown) + [True] * len(lengths))
 
 

@@ -4,7 +4,7 @@
 - :mod:`~ablate.stats.summary`: per-cell mean, std and confidence interval.
 - :mod:`~ablate.stats.paired`: paired tests against a baseline, effect sizes, Holm.
 - :mod:`~ablate.stats.ranks`: Friedman, Nemenyi post-hoc, critical difference.
-- :mod:`~ablate.stats.scaling`: log-log cost exponents and cost ratios.
+- :mod:`~ablate.stats.scaling`: power-law fits of cost against length (one series, or per configuration) and cost ratios.
 """
 
 from ablate.stats.frame import (
@@ -12,7 +12,6 @@ from ablate.stats.frame import (
     cell_keys,
     describe,
     grid_axes,
-    higher_is_better,
     hold_fixed,
     in_distribution_length,
     ok_rows,
@@ -20,11 +19,12 @@ from ablate.stats.frame import (
 )
 from ablate.stats.paired import MIN_PAIRS, cliffs_delta, cohens_dz, holm, paired_comparisons, paired_test
 from ablate.stats.ranks import RankResult, critical_difference, friedman_nemenyi, nemenyi_pvalue
-from ablate.stats.scaling import cost_ratios, fit_power_law, fit_scaling
+from ablate.stats.scaling import PowerLaw, cost_ratios, fit_power_law, scaling_exponents
 from ablate.stats.summary import BOOTSTRAP_MIN_N, confidence_interval, summarize
 
 __all__ = [
     "BOOTSTRAP_MIN_N",
+    "PowerLaw",
     "MIN_PAIRS",
     "RankResult",
     "baseline_of",
@@ -36,10 +36,8 @@ __all__ = [
     "critical_difference",
     "describe",
     "fit_power_law",
-    "fit_scaling",
     "friedman_nemenyi",
     "grid_axes",
-    "higher_is_better",
     "hold_fixed",
     "holm",
     "in_distribution_length",
@@ -47,6 +45,7 @@ __all__ = [
     "ok_rows",
     "paired_comparisons",
     "paired_test",
+    "scaling_exponents",
     "select",
     "summarize",
 ]

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate.metrics import METRICS
 
 #: Columns of the tidy frame that describe a result, not a configuration.
 RESULT_COLUMNS = frozenset(
@@ -124,17 +123,6 @@ def ok_rows(df: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
     if metric is not None:
         mask &= df["metric"].eq(metric)
     return df[mask]
-
-
-def higher_is_better(df: pd.DataFrame, metric: str) -> bool:
-    """Direction of ``metric``: from :mod:`ablate.metrics`, else the frame's ``higher_is_better`` column."""
-    if metric in METRICS:
-        return METRICS[metric].higher_is_better
-    if "higher_is_better" in df.columns:
-        known = df.loc[df["metric"].eq(metric), "higher_is_better"].dropna()
-        if len(known):
-            return bool(known.iloc[0])
-    raise ValueError(f"direction of metric {metric!r} is unknown: add it to ablate.metrics.METRICS")
 
 
 def select(df: pd.DataFrame, where: Mapping[str, Any] | None) -> pd.DataFrame:

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.stats.frame import baseline_of, cell_keys, describe, grid_axes, higher_is_better, ok_rows
+from ablate.metrics import higher_is_better
+from ablate.stats.frame import baseline_of, cell_keys, describe, grid_axes, ok_rows
 
 #: Fewest pairs for which a test is run; fewer gives "not enough seeds (n=...)".
 MIN_PAIRS = 3
@@ -170,4 +171,4 @@ def _verdict(row: Any, df: pd.DataFrame, alpha: float) -> str:
         return f"not enough seeds (n={row.n})"
     if not row.p_t_holm < alpha:
         return "n.s."
-    return "better" if (row.mean_diff > 0) == higher_is_better(df, row.metric) else "worse"
+    return "better" if (row.mean_diff > 0) == higher_is_better(row.metric, df) else "worse"

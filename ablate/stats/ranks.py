@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.stats.frame import cell_keys, grid_axes, higher_is_better, ok_rows, select
+from ablate.metrics import higher_is_better
+from ablate.stats.frame import cell_keys, grid_axes, ok_rows, select
 
 
 def critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:
@@ -126,7 +127,7 @@ def friedman_nemenyi(
     k, n = complete.shape[1], complete.shape[0]
     if k < 2 or n < 1:
         return _with_note(empty, f"need at least 2 {axis} values in a common block, got k={k}, N={n}")
-    sign = -1.0 if higher_is_better(df, metric) else 1.0
+    sign = -1.0 if higher_is_better(metric, df) else 1.0
     block_ranks = stats.rankdata(sign * complete.to_numpy(), axis=1)  # rank 1 = best; ties share the mean rank
     ranks = pd.Series(block_ranks.mean(axis=0), index=list(complete.columns), name="rank").sort_values(kind="stable")
     cd = critical_difference(k, n, alpha)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -12,37 +14,62 @@ from scipy import stats
 from ablate.stats.frame import baseline_of, cell_keys, grid_axes, ok_rows
 
 
-def fit_power_law(lengths: Sequence[float], values: Sequence[float], *, confidence: float = 0.95) -> dict[str, float]:
-    """Fit ``value = c * length ** exponent`` by least squares on log-log axes.
+@dataclass(frozen=True)
+class PowerLaw:
+    """``log(value) = intercept + exponent * log(length)``: how a cost grows with length.
 
-    Returns:
-        ``exponent``, ``ci_low``, ``ci_high`` (t-interval of the slope with n-2 degrees
-        of freedom; NaN with fewer than 3 points), ``intercept`` (``log c``), ``r_squared``,
-        ``n_points``. Everything but ``n_points`` is NaN with fewer than 2 distinct lengths.
+    An exponent near 1 is linear in the length, near 2 quadratic (materialised
+    ``L x L`` scores or biases).
+
+    Attributes:
+        exponent: fitted slope on log-log axes.
+        ci_low, ci_high: the slope's t-interval (``n - 2`` degrees of freedom; NaN with fewer than 3 points).
+        intercept: ``log(c)`` (natural log).
+        r_squared: coefficient of determination on log-log axes.
+        n_points: points used (positive, finite lengths and values).
     """
+
+    exponent: float
+    ci_low: float
+    ci_high: float
+    intercept: float
+    r_squared: float
+    n_points: int
+
+    def predict(self, length: float) -> float:
+        """``exp(intercept) * length ** exponent``."""
+        return math.exp(self.intercept) * length**self.exponent
+
+
+def fit_power_law(lengths: Sequence[float], values: Sequence[float], *, confidence: float = 0.95) -> PowerLaw:
+    """Fit ``value = c * length ** exponent`` to one series of points by least squares on log-log axes.
+
+    Non-positive or non-finite points are dropped (a log needs a positive number).
+    With fewer than two distinct lengths every field but ``n_points`` is NaN.
+    """
+    if np.shape(lengths) != np.shape(values):
+        raise ValueError(f"lengths and values differ in size: {np.shape(lengths)} vs {np.shape(values)}")
     x, y = np.asarray(lengths, dtype=float), np.asarray(values, dtype=float)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     x, y = np.log(x[keep]), np.log(y[keep])
-    nan = {"exponent": np.nan, "ci_low": np.nan, "ci_high": np.nan, "intercept": np.nan, "r_squared": np.nan,
-           "n_points": int(x.size)}
     if np.unique(x).size < 2:
-        return nan
+        return PowerLaw(np.nan, np.nan, np.nan, np.nan, np.nan, int(x.size))
     fit = stats.linregress(x, y)
-    out = {**nan, "exponent": float(fit.slope), "intercept": float(fit.intercept), "r_squared": float(fit.rvalue**2)}
+    low = high = np.nan
     if x.size >= 3:
         half = stats.t.ppf((1 + confidence) / 2, x.size - 2) * fit.stderr
-        out.update(ci_low=float(fit.slope - half), ci_high=float(fit.slope + half))
-    return out
+        low, high = float(fit.slope - half), float(fit.slope + half)
+    return PowerLaw(float(fit.slope), low, high, float(fit.intercept), float(fit.rvalue**2), int(x.size))
 
 
-def fit_scaling(
+def scaling_exponents(
     df: pd.DataFrame,
     metric: str,
     *,
     by: Sequence[str] | None = None,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Scaling exponent of ``metric`` against ``eval_length`` per configuration.
+    """Scaling exponent of ``metric`` against ``eval_length`` per configuration (:func:`fit_power_law` per group).
 
     Every ok row (every seed/repeat) is a point; non-positive values are skipped.
 
@@ -54,15 +81,15 @@ def fit_scaling(
         confidence: coverage of the exponent's interval.
 
     Returns:
-        The ``by`` columns, then ``exponent, ci_low, ci_high, r_squared, n_points, n_lengths``.
+        The ``by`` columns, then ``exponent, ci_low, ci_high, intercept, r_squared, n_points, n_lengths``.
     """
     rows = ok_rows(df, metric)
     by = list(by) if by is not None else [k for k in cell_keys(df, grid_axes(df)) if k != "eval_length"]
     out = []
     for key, group in rows.groupby(by, dropna=False, sort=False) if by else [((), rows)]:
         fit = fit_power_law(group["eval_length"], group["value"], confidence=confidence)
-        out.append({**dict(zip(by, key)), **fit, "n_lengths": int(group["eval_length"].nunique())})
-    columns = [*by, "exponent", "ci_low", "ci_high", "r_squared", "n_points", "n_lengths"]
+        out.append({**dict(zip(by, key)), **asdict(fit), "n_lengths": int(group["eval_length"].nunique())})
+    columns = [*by, "exponent", "ci_low", "ci_high", "intercept", "r_squared", "n_points", "n_lengths"]
     return pd.DataFrame(out, columns=columns)
 
 

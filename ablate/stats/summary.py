@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.stats.frame import cell_keys, higher_is_better
+from ablate.metrics import higher_is_better
+from ablate.stats.frame import cell_keys
 
 #: Smallest number of seeds for which the BCa bootstrap is used instead of the t-interval.
 BOOTSTRAP_MIN_N = 10
@@ -121,7 +122,7 @@ def summarize(
             "ci_high": high,
             "ci_method": method,
             "status": status,
-            "higher_is_better": higher_is_better(df, metric),
+            "higher_is_better": higher_is_better(metric, df),
         })
     columns = [*keys, "n", "n_runs", "mean", "std", "ci_low", "ci_high", "ci_method", "status", "higher_is_better"]
     return pd.DataFrame(out, columns=columns)

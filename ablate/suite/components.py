@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, Callable
 
-from ablate.registry import Registry, UnknownNameError
+from ablate.registry import Registry, UnknownNameError, did_you_mean
 
 #: Constructor arguments the harness supplies itself; a suite must not set them.
 SUPPLIED = {"d_model", "num_heads", "causal", "self"}
@@ -58,8 +57,7 @@ def check_component(registry: Registry[Any], spec: Any, where: str) -> None:
             continue
         for param in spec:
             if param != "name" and param not in accepted:
-                close = difflib.get_close_matches(param, accepted, n=2, cutoff=0.6)
-                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                hint = did_you_mean(param, accepted, n=2)
                 raise ValueError(
                     f"{where}: {registry.kind} {name!r} has no parameter {param!r}.{hint} "
                     f"Its parameters: {', '.join(accepted) or 'none'}."

@@ -8,7 +8,6 @@ the CLI prints it without a traceback.
 from __future__ import annotations
 
 import copy
-import difflib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ablate.errors import SuiteError
+from ablate.registry import did_you_mean
 from ablate.suite.schema import AXIS_ALIASES, SECTIONS, SuiteFile, known_paths
 
 
@@ -35,8 +35,7 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted(p.stem for p in suites_dir().glob("*.toml")) if suites_dir().is_dir() else []
-    close = difflib.get_close_matches(path.stem, known, n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(path.stem, known, sep=", ")
     raise SuiteError(f"{name_or_path}: no such suite file.{hint} Built-in suites: {', '.join(known) or 'none'}")
 
 
@@ -119,8 +118,7 @@ def canonical_path(key: str, where: str) -> str:
         return path
     if head in SECTIONS and rest in SECTIONS[head].model_fields:
         return path
-    close = difflib.get_close_matches(key, known_paths(), n=3, cutoff=0.6)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(key, known_paths())
     raise SuiteError(f"{where}: unknown key {key!r}.{hint}")
 
 
@@ -150,9 +148,8 @@ def _suggest_field(schema: type[BaseModel], loc: tuple[Any, ...]) -> str:
                     model = candidate
             if model is None:
                 return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=3, cutoff=0.6)
     expected = ", ".join(model.model_fields)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(loc[-1], model.model_fields)
     return f"{hint} Expected one of: {expected}."
 
 

@@ -1,168 +1,43 @@
-"""Figures from the tidy results frame. Every function returns a matplotlib ``Figure``.
+"""The figures: heatmap, extrapolation curves, cost curves, critical-difference diagram, seed strip.
 
-Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot): no
-global figure registry to leak, no GUI backend, and rendering through Agg. One
-colour and marker per encoding (:func:`encoding_styles`, Okabe-Ito colours, safe
-for the common colour-vision deficiencies) is shared by every figure of a frame.
-Where a figure shows one axis, every other axis is fixed at its baseline value
-(or its first value where the baseline was not run) and the title says so.
+Every function takes the tidy results frame and returns a matplotlib ``Figure``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
-from matplotlib.transforms import blended_transform_factory
 
-from ablate.metrics import METRICS
+from ablate.metrics import higher_is_better
+from ablate.plots.style import (
+    MARKS,
+    Style,
+    failed_points,
+    format_number,
+    length_axis,
+    metric_label,
+    metric_scale,
+    missing_legend,
+    new_figure,
+    slice_frame,
+    styles_for,
+    title_with,
+)
 from ablate.stats import (
     RankResult,
     baseline_of,
-    describe,
-    fit_scaling,
     friedman_nemenyi,
     grid_axes,
-    higher_is_better,
-    hold_fixed,
     in_distribution_length,
     paired_comparisons,
-    select,
+    scaling_exponents,
     summarize,
 )
-
-#: Okabe & Ito (2008) colours, distinguishable with the common colour-vision deficiencies.
-OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
-#: Markers cycle with a different period than colours, so 24 encodings still get distinct styles.
-MARKERS = ["o", "s", "^", "D", "v", "P"]
-MARKS = {"better": "▲", "worse": "▼"}
-_STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
-
-
-@dataclass(frozen=True)
-class Style:
-    """How one encoding (or other axis value) is drawn in every figure."""
-
-    color: str
-    marker: str
-
-
-def encoding_styles(values: pd.DataFrame | Iterable[Any], axis: str = "encoding") -> dict[Any, Style]:
-    """Stable style per value: the i-th distinct value (in order of appearance) gets the i-th style.
-
-    Args:
-        values: a results frame (its ``axis`` column is used) or the values themselves.
-        axis: the column to read from a frame.
-    """
-    if isinstance(values, pd.DataFrame):
-        values = values[axis].dropna() if axis in values.columns else []
-    ordered = list(dict.fromkeys(values))
-    return {v: Style(OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]) for i, v in enumerate(ordered)}
-
-
-def metric_scale(metric: str) -> float:
-    """Factor applied to values before plotting/tabulating (bytes are shown in MiB)."""
-    return 1 / 2**20 if metric in METRICS and METRICS[metric].unit == "bytes" else 1.0
-
-
-def metric_label(metric: str) -> str:
-    """Axis label with unit, e.g. ``"peak memory (MiB)"``."""
-    if metric not in METRICS:
-        return metric.replace("_", " ")
-    m = METRICS[metric]
-    return m.display.replace("(bytes)", "(MiB)") if m.unit == "bytes" else m.display
-
-
-def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
-    """Save ``fig`` as ``path`` with each suffix in ``formats``; same figure -> same bytes.
-
-    The SVG id salt is fixed and the date/version metadata left out, so re-rendering
-    identical data gives identical files (reports can be diffed).
-    """
-    stem = Path(path).with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None}}
-    written = []
-    with mpl.rc_context({"svg.hashsalt": "ablate", "svg.fonttype": "path"}):
-        for fmt in formats:
-            target = stem.with_suffix(f".{fmt}")
-            fig.savefig(target, format=fmt, dpi=dpi, metadata=metadata.get(fmt))
-            written.append(target)
-    return written
-
-
-# ------------------------------------------------------------------ helpers
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Any]]:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    with sns.axes_style("whitegrid", _STYLE):
-        axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    return fig, axes
-
-
-def _slice(
-    df: pd.DataFrame, metric: str, keep: Sequence[str], where: Mapping[str, Any] | None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Rows of ``metric`` with every cell key outside ``keep`` fixed to one value (baseline first)."""
-    rows = select(df, where)
-    rows = rows[rows["metric"].eq(metric)]
-    if rows.empty:
-        raise ValueError(f"no {metric!r} rows to plot" + (f" where {describe(where)}" if where else ""))
-    rows, fixed = hold_fixed(rows, keep, reference=df)
-    for key in where or {}:
-        if key not in fixed and key in rows.columns and rows[key].nunique() == 1:
-            fixed[key] = rows[key].iloc[0]
-    return rows, fixed
-
-
-def _title(text: str, fixed: Mapping[str, Any]) -> str:
-    return f"{text}\n({describe(fixed)})" if fixed else text
-
-
-def _length_axis(ax: Any, lengths: Iterable[float]) -> None:
-    lengths = sorted({int(v) for v in lengths if np.isfinite(v)})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(lengths, [str(v) for v in lengths])
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlabel("evaluation length (tokens)")
-
-
-def _failed_points(ax: Any, rows: pd.DataFrame, axis: str, styles: Mapping[Any, Style], status: str | None,
-                   y: float, marker: str) -> bool:
-    """Mark (value, length) points with no ok value at axes-fraction height ``y``; returns whether any."""
-    transform = blended_transform_factory(ax.transData, ax.transAxes)
-    drawn = False
-    for (value, length), group in rows.groupby([axis, "eval_length"], sort=False):
-        if group["status"].eq("ok").any():
-            continue
-        if status is not None and not group["status"].eq(status).any():
-            continue
-        if status is None and group["status"].eq("oom").any():
-            continue  # drawn as OOM
-        ax.plot([length], [y], marker=marker, color=styles[value].color, markersize=8, linestyle="none",
-                transform=transform, clip_on=False, markeredgewidth=2)
-        drawn = True
-    return drawn
-
-
-def _missing_legend(ax: Any, rows: pd.DataFrame, axis: str, styles: Mapping[Any, Style]) -> None:
-    """Legend entries for values with no ok point at all (only failure marks show their colour)."""
-    ok = set(rows.loc[rows["status"].eq("ok"), axis])
-    for value in pd.unique(rows[axis]):
-        if value not in ok:
-            ax.plot([], [], marker=styles[value].marker, color=styles[value].color, linestyle="none",
-                    label=f"{value} (no ok result)")
-
-
-def _styles(df: pd.DataFrame, axis: str, styles: Mapping[Any, Style] | None) -> Mapping[Any, Style]:
-    return styles if styles is not None else encoding_styles(df, axis)
 
 
 # ------------------------------------------------------------------ figures
@@ -188,7 +63,7 @@ def heatmap(
     """
     length = eval_length if eval_length is not None else in_distribution_length(df, metric)
     keep = [rows] + ([cols] if cols in df.columns else [])
-    data, fixed = _slice(df[df["eval_length"].eq(length)], metric, keep, where)
+    data, fixed = slice_frame(df[df["eval_length"].eq(length)], metric, keep, where)
     cells = summarize(data)
     if cols not in cells.columns:
         cells = cells.assign(**{cols: "-"})
@@ -207,24 +82,24 @@ def heatmap(
         if cell["n"] == 0:
             labels[i, j] = cell["status"]
             continue
-        text = _fmt(cell["mean"] * scale)
+        text = format_number(cell["mean"] * scale)
         if np.isfinite(cell["ci_high"]) and cell["ci_high"] > cell["ci_low"]:
-            text += f"\n± {_fmt((cell['ci_high'] - cell['ci_low']) / 2 * scale)}"
+            text += f"\n± {format_number((cell['ci_high'] - cell['ci_low']) / 2 * scale)}"
         match = marks[marks[rows].eq(cell[rows])]
         if cols in marks.columns:
             match = match[match[cols].eq(cell[cols])]
         if len(match):
             text += " " + MARKS.get(match["verdict"].iloc[0], "")
         labels[i, j] = text
-    fig, (ax,) = _figure(1.6 + 1.5 * len(col_order), 1.2 + 0.55 * len(row_order))
-    cmap = "viridis" if higher_is_better(df, metric) else "viridis_r"  # brighter is always better
+    fig, (ax,) = new_figure(1.6 + 1.5 * len(col_order), 1.2 + 0.55 * len(row_order))
+    cmap = "viridis" if higher_is_better(metric, df) else "viridis_r"  # brighter is always better
     sns.heatmap(means * scale, annot=labels, fmt="", cmap=cmap, ax=ax, linewidths=0.5,
                 cbar_kws={"label": metric_label(metric)}, annot_kws={"fontsize": 8})
     ax.set_xlabel(cols)
     ax.set_ylabel(rows)
     ax.tick_params(axis="y", rotation=0)
     base = baseline_of(df, grid_axes(df) or [rows], baseline).get(rows)
-    ax.set_title(_title(f"{metric_label(metric)} at length {length}; ▲▼ vs {base} (Holm α={alpha})", fixed),
+    ax.set_title(title_with(f"{metric_label(metric)} at length {length}; ▲▼ vs {base} (Holm α={alpha})", fixed),
                  fontsize=9)
     return fig
 
@@ -242,11 +117,11 @@ def extrapolation_curves(
     A dashed vertical line marks the train length; an ``x`` at the bottom marks a
     length where a value has no ok result (unsupported, failed, OOM).
     """
-    styles = _styles(df, axis, styles)
-    data, fixed = _slice(df, metric, [axis, "eval_length"], where)
+    styles = styles_for(df, axis, styles)
+    data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
     cells = summarize(data)
     scale = metric_scale(metric)
-    fig, (ax,) = _figure(7.5, 4.2)
+    fig, (ax,) = new_figure(7.5, 4.2)
     for value, group in cells[cells["n"] > 0].groupby(axis, sort=False):
         group = group.sort_values("eval_length")
         style = styles[value]
@@ -254,18 +129,18 @@ def extrapolation_curves(
         band = group[np.isfinite(group["ci_low"])]
         ax.fill_between(band["eval_length"], band["ci_low"] * scale, band["ci_high"] * scale, color=style.color,
                         alpha=0.15, linewidth=0)
-    _missing_legend(ax, data, axis, styles)
-    if _failed_points(ax, data, axis, styles, None, 0.03, "x"):
+    missing_legend(ax, data, axis, styles)
+    if failed_points(ax, data, axis, styles, None, 0.03, "x"):
         ax.plot([], [], "x", color="0.3", label="no ok result (unsupported / failed)", markeredgewidth=2)
-    if _failed_points(ax, data, axis, styles, "oom", 0.97, "X"):
+    if failed_points(ax, data, axis, styles, "oom", 0.97, "X"):
         ax.plot([], [], "X", color="0.3", label="out of memory")
     if "train_length" in data.columns:
         for i, length in enumerate(sorted(data["train_length"].dropna().unique())):
             ax.axvline(length, color="0.4", linestyle="--", linewidth=1, label="train length" if i == 0 else None)
     ax.margins(y=0.1)
-    _length_axis(ax, data["eval_length"])
+    length_axis(ax, data["eval_length"])
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(_title(f"Length extrapolation: {metric_label(metric)}", fixed), fontsize=10)
+    ax.set_title(title_with(f"Length extrapolation: {metric_label(metric)}", fixed), fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
@@ -280,18 +155,18 @@ def cost_curves(
 ) -> Figure:
     """Cost against sequence length on log-log axes, one panel per metric, one line per ``axis`` value.
 
-    Legend entries carry the fitted exponent (``∝ L^1.02``, see :func:`ablate.stats.fit_scaling`);
+    Legend entries carry the fitted exponent (``∝ L^1.02``, see :func:`ablate.stats.scaling_exponents`);
     ``X`` at the top marks out-of-memory lengths, ``x`` at the bottom other failures.
     """
-    styles = _styles(df, axis, styles)
+    styles = styles_for(df, axis, styles)
     present = [m for m in metrics if df["metric"].eq(m).any()]
     if not present:
         raise ValueError(f"no cost metrics to plot: none of {list(metrics)} is in the results")
-    fig, axes = _figure(5.2 * len(present), 5.0, ncols=len(present))
+    fig, axes = new_figure(5.2 * len(present), 5.0, ncols=len(present))
     for ax, metric in zip(axes, present):
-        data, fixed = _slice(df, metric, [axis, "eval_length"], where)
+        data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
         cells = summarize(data)
-        fits = fit_scaling(data, metric, by=[axis]).set_index(axis)["exponent"]
+        fits = scaling_exponents(data, metric, by=[axis]).set_index(axis)["exponent"]
         scale = metric_scale(metric)
         for value, group in cells[cells["n"] > 0].groupby(axis, sort=False):
             group = group.sort_values("eval_length")
@@ -299,17 +174,17 @@ def cost_curves(
             label = f"{value} (∝ L^{exponent:.2f})" if np.isfinite(exponent) else str(value)
             ax.plot(group["eval_length"], group["mean"] * scale, color=styles[value].color,
                     marker=styles[value].marker, label=label)
-        _missing_legend(ax, data, axis, styles)
-        if _failed_points(ax, data, axis, styles, "oom", 0.97, "X"):
+        missing_legend(ax, data, axis, styles)
+        if failed_points(ax, data, axis, styles, "oom", 0.97, "X"):
             ax.plot([], [], "X", color="0.3", label="out of memory")
-        if _failed_points(ax, data, axis, styles, None, 0.03, "x"):
+        if failed_points(ax, data, axis, styles, None, 0.03, "x"):
             ax.plot([], [], "x", color="0.3", label="unsupported / failed", markeredgewidth=2)
         ax.set_yscale("log")
         ax.margins(y=0.12)  # keep the failure marks at the edges clear of the lines
-        _length_axis(ax, data["eval_length"])
+        length_axis(ax, data["eval_length"])
         ax.set_xlabel("sequence length (tokens)")
         ax.set_ylabel(metric_label(metric))
-        ax.set_title(_title(metric_label(metric), fixed), fontsize=10)
+        ax.set_title(title_with(metric_label(metric), fixed), fontsize=10)
         # below the panel: a legend inside would hide the lines it explains
         ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return fig
@@ -332,7 +207,7 @@ def critical_difference_diagram(
     Args:
         result: a precomputed :func:`ablate.stats.friedman_nemenyi` result (else computed here).
     """
-    styles = _styles(df, axis, styles)
+    styles = styles_for(df, axis, styles)
     if result is None:
         length = eval_length if eval_length is not None else in_distribution_length(df, metric)
         result = friedman_nemenyi(df, metric, axis=axis, eval_length=length, where=where, blocks=blocks, alpha=alpha)
@@ -342,7 +217,7 @@ def critical_difference_diagram(
     half = (k + 1) // 2
     cliques = result.cliques()
     top = -0.3 - 0.2 * len(cliques)  # label lines start below the clique bars
-    fig, (ax,) = _figure(7.5, 1.3 + 0.3 * half + 0.15 * len(cliques))
+    fig, (ax,) = new_figure(7.5, 1.3 + 0.3 * half + 0.15 * len(cliques))
     ax.grid(False)
     ax.set_axis_off()
     ax.set_xlim(0.2 - 0.15 * k, k + 0.8 + 0.15 * k)
@@ -382,9 +257,9 @@ def seed_strip(
 ) -> Figure:
     """One point per seed for each ``axis`` value, grey lines joining a seed's points (the pairs the tests use)
     and the mean with its CI in black."""
-    styles = _styles(df, axis, styles)
+    styles = styles_for(df, axis, styles)
     length = eval_length if eval_length is not None else in_distribution_length(df, metric)
-    data, fixed = _slice(df[df["eval_length"].eq(length)], metric, [axis], where)
+    data, fixed = slice_frame(df[df["eval_length"].eq(length)], metric, [axis], where)
     ok = data[data["status"].eq("ok")].copy()
     if ok.empty:
         raise ValueError(f"no ok {metric!r} values at length {length}")
@@ -392,7 +267,7 @@ def seed_strip(
     ok["shown"] = ok["value"] * scale
     ok[axis] = ok[axis].astype(str)
     order = list(dict.fromkeys(ok[axis]))
-    fig, (ax,) = _figure(1.8 + 0.9 * len(order), 4.0)
+    fig, (ax,) = new_figure(1.8 + 0.9 * len(order), 4.0)
     if "seed" in ok.columns:
         position = {v: i for i, v in enumerate(order)}
         for _, seed_rows in ok.groupby("seed", sort=True):
@@ -410,14 +285,5 @@ def seed_strip(
                     [(high - cell["mean"]) * scale]], fmt="_", color="black", capsize=3, markersize=10, zorder=3)
     ax.set_xlabel(axis)
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(_title(f"Per-seed {metric_label(metric)} at length {length}", fixed), fontsize=9)
+    ax.set_title(title_with(f"Per-seed {metric_label(metric)} at length {length}", fixed), fontsize=9)
     return fig
-
-
-def _fmt(value: float) -> str:
-    """Compact number for annotations: 3 significant digits, thousands separators for large values."""
-    if not np.isfinite(value):
-        return "n/a"
-    if abs(value) >= 1e4:
-        return f"{value:,.0f}"
-    return f"{value:.3g}" if abs(value) >= 1 else f"{value:.3f}"

@@ -1,0 +1,160 @@
+"""What every figure shares: one colour and marker per encoding, metric labels, slicing, saving.
+
+One colour and marker per encoding (:func:`encoding_styles`, Okabe-Ito colours,
+safe for the common colour-vision deficiencies) is shared by every figure of a
+frame. Where a figure shows one axis, every other axis is fixed at its baseline
+value (or its first value where the baseline was not run) and the title says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+from matplotlib.transforms import blended_transform_factory
+
+from ablate.metrics import METRICS
+from ablate.stats import describe, hold_fixed, select
+
+
+#: Okabe & Ito (2008) colours, distinguishable with the common colour-vision deficiencies.
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
+#: Markers cycle with a different period than colours, so 24 encodings still get distinct styles.
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+MARKS = {"better": "▲", "worse": "▼"}
+_STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one encoding (or other axis value) is drawn in every figure."""
+
+    color: str
+    marker: str
+
+
+def encoding_styles(values: pd.DataFrame | Iterable[Any], axis: str = "encoding") -> dict[Any, Style]:
+    """Stable style per value: the i-th distinct value (in order of appearance) gets the i-th style.
+
+    Args:
+        values: a results frame (its ``axis`` column is used) or the values themselves.
+        axis: the column to read from a frame.
+    """
+    if isinstance(values, pd.DataFrame):
+        values = values[axis].dropna() if axis in values.columns else []
+    ordered = list(dict.fromkeys(values))
+    return {v: Style(OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]) for i, v in enumerate(ordered)}
+
+
+def metric_scale(metric: str) -> float:
+    """Factor applied to values before plotting/tabulating (bytes are shown in MiB)."""
+    return 1 / 2**20 if metric in METRICS and METRICS[metric].unit == "bytes" else 1.0
+
+
+def metric_label(metric: str) -> str:
+    """Axis label with unit, e.g. ``"peak memory (MiB)"``."""
+    if metric not in METRICS:
+        return metric.replace("_", " ")
+    m = METRICS[metric]
+    return m.display.replace("(bytes)", "(MiB)") if m.unit == "bytes" else m.display
+
+
+def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
+    """Save ``fig`` as ``path`` with each suffix in ``formats``; same figure -> same bytes.
+
+    The SVG id salt is fixed and the date/version metadata left out, so re-rendering
+    identical data gives identical files (reports can be diffed).
+    """
+    stem = Path(path).with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None}}
+    written = []
+    with mpl.rc_context({"svg.hashsalt": "ablate", "svg.fonttype": "path"}):
+        for fmt in formats:
+            target = stem.with_suffix(f".{fmt}")
+            fig.savefig(target, format=fmt, dpi=dpi, metadata=metadata.get(fmt))
+            written.append(target)
+    return written
+
+
+# ------------------------------------------------------------------ helpers
+def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Any]]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    with sns.axes_style("whitegrid", _STYLE):
+        axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def slice_frame(
+    df: pd.DataFrame, metric: str, keep: Sequence[str], where: Mapping[str, Any] | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Rows of ``metric`` with every cell key outside ``keep`` fixed to one value (baseline first)."""
+    rows = select(df, where)
+    rows = rows[rows["metric"].eq(metric)]
+    if rows.empty:
+        raise ValueError(f"no {metric!r} rows to plot" + (f" where {describe(where)}" if where else ""))
+    rows, fixed = hold_fixed(rows, keep, reference=df)
+    for key in where or {}:
+        if key not in fixed and key in rows.columns and rows[key].nunique() == 1:
+            fixed[key] = rows[key].iloc[0]
+    return rows, fixed
+
+
+def title_with(text: str, fixed: Mapping[str, Any]) -> str:
+    return f"{text}\n({describe(fixed)})" if fixed else text
+
+
+def length_axis(ax: Any, lengths: Iterable[float]) -> None:
+    lengths = sorted({int(v) for v in lengths if np.isfinite(v)})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [str(v) for v in lengths])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("evaluation length (tokens)")
+
+
+def failed_points(ax: Any, rows: pd.DataFrame, axis: str, styles: Mapping[Any, Style], status: str | None,
+                   y: float, marker: str) -> bool:
+    """Mark (value, length) points with no ok value at axes-fraction height ``y``; returns whether any."""
+    transform = blended_transform_factory(ax.transData, ax.transAxes)
+    drawn = False
+    for (value, length), group in rows.groupby([axis, "eval_length"], sort=False):
+        if group["status"].eq("ok").any():
+            continue
+        if status is not None and not group["status"].eq(status).any():
+            continue
+        if status is None and group["status"].eq("oom").any():
+            continue  # drawn as OOM
+        ax.plot([length], [y], marker=marker, color=styles[value].color, markersize=8, linestyle="none",
+                transform=transform, clip_on=False, markeredgewidth=2)
+        drawn = True
+    return drawn
+
+
+def missing_legend(ax: Any, rows: pd.DataFrame, axis: str, styles: Mapping[Any, Style]) -> None:
+    """Legend entries for values with no ok point at all (only failure marks show their colour)."""
+    ok = set(rows.loc[rows["status"].eq("ok"), axis])
+    for value in pd.unique(rows[axis]):
+        if value not in ok:
+            ax.plot([], [], marker=styles[value].marker, color=styles[value].color, linestyle="none",
+                    label=f"{value} (no ok result)")
+
+
+def styles_for(df: pd.DataFrame, axis: str, styles: Mapping[Any, Style] | None) -> Mapping[Any, Style]:
+    return styles if styles is not None else encoding_styles(df, axis)
+
+
+def format_number(value: float) -> str:
+    """Compact number for annotations: 3 significant digits, thousands separators for large values."""
+    if not np.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) >= 1 else f"{value:.3f}"
