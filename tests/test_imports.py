@@ -1,4 +1,4 @@
-"""The package's import graph: no cycles, and no imports hidden inside functions.
+"""The package's shape: no import cycles, no imports hidden inside functions, no oversized module.
 
 Read statically from the source (``ast``), so a cycle cannot hide behind an
 import that happens to run late. An edge ``a -> b`` is an ``import b`` or
@@ -130,6 +130,44 @@ def test_the_package_has_no_import_cycles():
     assert cycles(edges) == [], "import cycles among the package's modules"
 
 
+#: The stack of the README's architecture section, top to bottom: a module may import
+#: its own layer and those below it, never one above. A module in no layer is not judged.
+LAYERS = [
+    ["ablate.cli", "ablate.nightly", "ablate.claims", "ablate.__main__"],
+    ["ablate.runner", "ablate.executors", "ablate.progress"],
+    ["ablate.train"],
+    ["ablate.measure"],
+    ["ablate.step"],
+    ["ablate.suite", "ablate.store"],
+    ["ablate.report"],
+    ["ablate.plots"],
+    ["ablate.stats"],
+    ["ablate.metrics"],
+    ["ablate.model"],
+    ["ablate.attention"],
+    ["ablate.encodings", "ablate.pooling"],
+    ["ablate.tasks", "ablate.devices", "ablate.dims", "ablate.registry", "ablate.errors", "ablate.environment"],
+]
+
+
+def layer_of(module: str) -> int | None:
+    matches = [(len(prefix), i) for i, layer in enumerate(LAYERS) for prefix in layer
+               if module == prefix or module.startswith(prefix + ".")]
+    return max(matches)[1] if matches else None
+
+
+def test_imports_point_down_the_architecture_stack():
+    upward = []
+    for module, targets in graph().items():
+        here = layer_of(module)
+        for target in targets:
+            there = layer_of(target)
+            if here is not None and there is not None and there < here:
+                upward.append(f"{module} -> {target}")
+    assert layer_of("ablate.encodings.t5") == 12 and layer_of("ablate.executors.ray_executor") == 1
+    assert upward == [], "a module imports one above it (README, Architecture)"
+
+
 def test_imports_inside_functions_are_only_optional_dependencies():
     hidden = []
     for name in MODULES:
@@ -139,3 +177,15 @@ def test_imports_inside_functions_are_only_optional_dependencies():
             if target not in DEFERRED_ALLOWED:
                 hidden.append(f"{MODULES[name].relative_to(ROOT)}:{line}: import {target}")
     assert hidden == [], "import these at module level (a cycle must be fixed, not hidden)"
+
+
+#: Lines a module may have: one concept per module keeps each readable in one sitting.
+MAX_LINES = 400
+
+
+def test_no_module_is_over_the_size_limit():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    sizes.update({f"benchmarks/{p.name}": len(p.read_text().splitlines()) for p in (ROOT / "benchmarks").glob("*.py")})
+    assert max(sizes.values()) > 200  # really counted
+    oversized = {name: lines for name, lines in sizes.items() if lines > MAX_LINES}
+    assert oversized == {}, f"split these modules (one concept each, at most {MAX_LINES} lines)"

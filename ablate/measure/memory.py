@@ -21,7 +21,7 @@ step runs in a *spawned* worker process (nothing inherited from the measuring
 process; one worker serves a whole sweep, a failed one is replaced, ``fresh=True``
 asks for a process of its own) that imports, runs one warm-up step on a throwaway instance of the
 same model and batch shape (it pages in library code and creates per-shape
-state such as JIT-compiled kernels, 7-25 MB that would otherwise be counted),
+state such as JIT-compiled kernels, megabytes that would otherwise be counted),
 builds the measured model and inputs, returns freed heap to the
 OS (``malloc_trim``), records its resident set size (``VmRSS``) as baseline,
 resets the high-water mark (writing ``5`` to ``/proc/self/clear_refs`` resets
