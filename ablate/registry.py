@@ -4,9 +4,9 @@ Every pluggable component (encodings, poolings, tasks, executors, metrics) lives
 in a :class:`Registry`. A registry that names a ``package`` imports every module
 of that package the first time it is asked for a name, so adding a component is
 one module holding its class and its ``register`` line: no list to keep in sync,
-and no package ``__init__`` importing its own submodules. An entry that needs an
-optional dependency (Ray) is registered lazily by its import path and imported
-only when asked for. A misspelled name gets a suggestion instead of a traceback.
+and no package ``__init__`` importing its own submodules. A module whose entry
+needs an optional dependency (Ray) imports it only when the entry is built, so
+discovery never needs it. A misspelled name gets a suggestion instead of a traceback.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class Registry(Generic[T]):
         self.kind = kind
         self.package = package
         self._entries: dict[str, Callable[..., T]] = {}
-        self._lazy: dict[str, str] = {}
         self._discovered = package is None
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -63,26 +62,13 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = factory
-            self._lazy.pop(name, None)
             return factory
 
         return decorate
 
-    def register_lazy(self, name: str, target: str) -> None:
-        """Register ``name`` as ``"package.module:attribute"``, imported on first use.
-
-        For entries whose module needs an optional dependency: listing the names
-        never imports it, and asking for the entry imports the module, which may
-        raise a helpful error of its own (``pip install ...``).
-        """
-        if name in self._entries or name in self._lazy:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._lazy[name] = target
-
     def unregister(self, name: str) -> None:
         """Remove ``name`` (tests that register a throwaway entry clean up with this)."""
         self._entries.pop(name, None)
-        self._lazy.pop(name, None)
 
     def discover(self) -> None:
         """Import every module of ``package`` once, so their ``register`` lines run."""
@@ -96,9 +82,6 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         """The factory registered under ``name``; raises :class:`UnknownNameError`."""
         self.discover()
-        if isinstance(name, str) and name in self._lazy:
-            module, _, attribute = self._lazy.pop(name).partition(":")
-            self._entries[name] = getattr(importlib.import_module(module), attribute)
         try:
             return self._entries[name]
         except (KeyError, TypeError):
@@ -109,17 +92,18 @@ class Registry(Generic[T]):
         return self.get(name)(**kwargs)
 
     def names(self) -> list[str]:
-        """Registered names in registration order (lazy entries last)."""
+        """Registered names in registration order (modules are discovered in name order)."""
         self.discover()
-        return list(self._entries) + [n for n in self._lazy if n not in self._entries]
+        return list(self._entries)
 
     def items(self) -> list[tuple[str, Callable[..., T]]]:
-        """``(name, factory)`` of every entry, importing lazy ones."""
-        return [(name, self.get(name)) for name in self.names()]
+        """``(name, factory)`` of every entry."""
+        self.discover()
+        return list(self._entries.items())
 
     def __contains__(self, name: object) -> bool:
         self.discover()
-        return name in self._entries or name in self._lazy
+        return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 
 import pandas as pd
 import pytest
@@ -41,18 +40,6 @@ def test_did_you_mean_is_the_one_phrasing() -> None:
     assert did_you_mean("allibi", ["alibi", "rope"]) == " Did you mean 'alibi'?"
     assert did_you_mean("lr_rate", ["lr", "lr_rate2", "lr_rates"], n=2) == " Did you mean 'lr_rates' or 'lr_rate2'?"
     assert did_you_mean("zzz", ["alibi"]) == ""
-
-
-def test_a_lazy_entry_is_listed_without_import_and_imported_when_asked_for() -> None:
-    registry: Registry[object] = Registry("widget")
-    registry.register_lazy("ordered", "collections:OrderedDict")
-    registry.register_lazy("missing", "ablate_no_such_module:Thing")
-    assert registry.names() == ["ordered", "missing"] and "missing" in registry
-    assert registry.get("ordered") is OrderedDict
-    with pytest.raises(ModuleNotFoundError):
-        registry.get("missing")
-    with pytest.raises(ValueError, match="registered twice"):
-        registry.register_lazy("ordered", "collections:OrderedDict")
 
 
 def test_executors_are_found_and_reject_an_unknown_option() -> None:

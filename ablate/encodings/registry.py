@@ -9,6 +9,9 @@ from ablate.registry import Registry, split_spec
 
 ENCODINGS: Registry[PositionalEncoding] = Registry("encoding", package="ablate.encodings")
 
+#: What every encoding class says about itself in its ``family`` attribute (see ``PositionalEncoding.family``).
+FAMILIES = ("none", "absolute", "rotary", "bias", "query-bias", "wrapper")
+
 
 def create_encoding(
     spec: str | Mapping[str, Any], *, d_model: int, num_heads: int, causal: bool
@@ -28,7 +31,3 @@ def encodings_of_family(*families: str) -> list[str]:
     if unknown:
         raise ValueError(f"unknown encoding family {sorted(unknown)}; families: {', '.join(FAMILIES)}")
     return [name for name, cls in ENCODINGS.items() if getattr(cls, "family", None) in families]
-
-
-#: What every encoding class says about itself in its ``family`` attribute.
-FAMILIES = ("none", "absolute", "rotary", "bias", "query-bias", "wrapper")
