@@ -128,7 +128,7 @@ def test_a_length_the_encoding_cannot_represent_is_unsupported():
 
 
 def test_float16_on_cpu_is_a_clear_error():
-    with pytest.raises(ValueError, match="float16.*only measured on CUDA.*bfloat16"):
+    with pytest.raises(ValueError, match="float16.*only supported.*on CUDA.*bfloat16"):
         measure_point(TINY, dtype="float16", device="cpu", memory=False)
     with pytest.raises(ValueError, match="mode must be one of"):
         measure_point(TINY, mode="backward", memory=False)

@@ -1,4 +1,4 @@
-"""Registries: registration, building, and errors that suggest the nearest name."""
+"""Registries (discovery, suggestions, executors) and the one implementation of each shared check."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import dataclasses
 
 import pandas as pd
 import pytest
+import torch
 from pydantic import ValidationError
 
+from ablate.devices import autocast, check_device_name, resolve_device
 from ablate.dims import head_dim
+from ablate.errors import UnsupportedRun
 from ablate.encodings import create_encoding
 from ablate.executors import EXECUTORS, create_executor
+from ablate.measure.workload import check_arguments
 from ablate.metrics import higher_is_better
 from ablate.model import ModelConfig, TransformerModel
 from ablate.pooling import create_pooling
 from ablate.registry import Registry, UnknownNameError, did_you_mean
-from ablate.suite.schema import ModelSection
+from ablate.suite.schema import MeasureSection, ModelSection, TrainSection
 
 
 def test_register_build_and_suggest() -> None:
@@ -83,3 +87,19 @@ def test_a_metric_direction_comes_from_the_registry_else_the_frame() -> None:
     assert higher_is_better("accuracy", frame) is True
     with pytest.raises(UnknownNameError, match="unknown metric 'custom_score'"):
         higher_is_better("custom_score")
+
+
+def test_one_device_check_and_one_float16_check() -> None:
+    message = r"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got 'gpu'"
+    for check in (lambda: TrainSection(device="gpu"), lambda: MeasureSection(device="gpu"),
+                  lambda: resolve_device("gpu")):
+        with pytest.raises(ValueError, match=message):
+            check()
+    assert resolve_device("auto").type in ("cpu", "cuda") and check_device_name("cuda:3") == "cuda:3"
+    with pytest.raises(UnsupportedRun, match="float16 is only supported"):
+        autocast(torch.device("cpu"), "float16")
+    with pytest.raises(UnsupportedRun, match="float16 is only supported"):
+        check_arguments("forward", "float16", torch.device("cpu"), 1, 1)
+    if not torch.cuda.is_available():
+        with pytest.raises(UnsupportedRun, match="CUDA is not available"):
+            resolve_device("cuda")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import torch
 
-from ablate.devices import DTYPES, autocast
+from ablate.devices import DTYPES, autocast, check_dtype
 from ablate.model import ModelConfig, TransformerModel
 from ablate.step import TrainStep
 from ablate.suite.schema import TrainSection
@@ -30,9 +30,7 @@ def check_arguments(mode: str, dtype: str, device: torch.device, batch_size: int
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
-    if dtype == "float16" and device.type != "cuda":
-        raise ValueError("dtype 'float16' is only measured on CUDA (CPU float16 kernels are slow fallbacks that "
-                         "nobody trains with); use 'bfloat16' on the CPU")
+    check_dtype(device, dtype)
     if batch_size < 1 or length < 1:
         raise ValueError(f"batch_size and length must be >= 1, got batch_size={batch_size}, length={length}")
 

@@ -11,6 +11,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ablate.devices import check_device_name
 from ablate.dims import head_dim
 from ablate.model import ModelConfig
 
@@ -78,9 +79,12 @@ class TrainSection(Section):
     def _lengths(self) -> "TrainSection":
         if self.min_length is not None and self.min_length > self.length:
             raise ValueError(f"min_length={self.min_length} exceeds length={self.length}")
-        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, name: str) -> str:
+        return check_device_name(name)
 
 
 class EvalSection(Section):
@@ -124,6 +128,11 @@ class MeasureSection(Section):
     threads: int | None = Field(None, ge=1)
     memory: bool = True
     min_run_time: float = Field(0.5, gt=0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, name: str) -> str:
+        return check_device_name(name)
     #: Independent repetitions of every measurement, stored as seeds ``0..repeats-1`` and run
     #: round-robin (all models once, then all again), so machine drift hits every model alike
     #: and ratios can be paired by repetition, with a confidence interval over repetitions.
