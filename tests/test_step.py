@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ablate import step as step_module
-from ablate.errors import Diverged
+from ablate.errors import Diverged, UnsupportedRun
 from ablate.measure.workload import Workload, spec_of
 from ablate.model import ModelConfig, TransformerModel
 from ablate.step import TrainStep, lr_factor
@@ -110,3 +110,23 @@ def test_the_asv_benchmark_times_the_one_step(counted):
     assert len(counted) == 1 and isinstance(case.trainer, TrainStep)
     assert case.trainer.train["grad_clip"] == case.config["train"]["grad_clip"]
     assert any(not torch.equal(a, b) for a, b in zip(before, case.model.parameters()))
+
+
+def test_the_gradient_scaler_is_for_float16_only_and_float16_needs_cuda():
+    cpu = torch.device("cpu")
+    step = TrainStep(tiny(), kind="classification", train={**TRAIN, "dtype": "bfloat16"}, device=cpu)
+    assert not step.scaler.is_enabled() and math.isfinite(step(batch()))
+    with pytest.raises(UnsupportedRun, match="float16"):
+        TrainStep(tiny(), kind="classification", train={**TRAIN, "dtype": "float16"}, device=cpu)(batch())
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_float16_steps_are_scaled_on_cuda():
+    device = torch.device("cuda")
+    model = tiny().to(device)
+    step = TrainStep(model, kind="classification", train={**TRAIN, "dtype": "float16"}, device=device)
+    assert step.scaler.is_enabled()
+    before = [p.detach().clone() for p in model.parameters()]
+    assert math.isfinite(step(batch().to(device))) and step.scaler.get_scale() > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
