@@ -2,6 +2,13 @@
 
 __version__ = "0.1.0"
 
-from ablate.store import load_results
 
-__all__ = ["__version__", "load_results"]
+def load_results(path):  # noqa: ANN001, ANN201 - thin re-export, typed in ablate.store
+    """Load stored results as one tidy DataFrame; see :func:`ablate.store.load_results`.
+
+    Imported on call: the package root runs before every submodule import, so it
+    stays free of torch and pandas (``import ablate.errors`` costs nothing else).
+    """
+    from ablate.store import load_results as _load
+
+    return _load(path)

@@ -28,6 +28,7 @@ DEFERRED_ALLOWED = {
 
 #: Modules allowed to defer their imports, with why (their owners decide).
 DEFERRING_MODULES_ALLOWED: dict[str, str] = {
+    "ablate": "the package root runs before every submodule import; its one re-export stays lazy",
     "ablate.cli": "command-line start-up: each subcommand imports only what it runs",
     "ablate.nightly": "command-line start-up (``ablate nightly``)",
 }
