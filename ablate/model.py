@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ablate.dims import head_dim
 from ablate.attention import AttentionPlan, attend, choose_backend, plan_attention
+from ablate.dims import head_dim
 from ablate.encodings import PositionalEncoding, create_encoding
 from ablate.pooling import Pooling, create_pooling, token_rank
 
