@@ -20,6 +20,7 @@ from ablate import devices
 from ablate.devices import is_oom
 from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun
 from ablate.model import ModelConfig, TransformerModel
+from ablate.criterion import CurvePoint, TrainingMonitor
 from ablate.store import MetricRow, Record
 from ablate.tasks import create_task
 from ablate.tasks.base import Batch, Task
@@ -108,9 +109,15 @@ def lr_factor(step: int, train: dict[str, Any]) -> float:
     return schedules[train["schedule"]]
 
 
-def train_model(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device) -> float:
-    """Run ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps."""
+def train_model(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device,
+                monitor: TrainingMonitor | None = None) -> float:
+    """Run up to ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps.
+
+    ``monitor`` (:mod:`ablate.criterion`) schedules validation checks, records the curve
+    and may stop training early.
+    """
     train = config["train"]
+    validate = _validator(model, task, config, device)
     generator = torch.Generator().manual_seed(config["seed"])
     optimizer = make_optimizer(model, train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, train))
@@ -137,7 +144,29 @@ def train_model(model: TransformerModel, task: Task, config: dict[str, Any], dev
         scaler.update()
         scheduler.step()
         recent = (recent + [value])[-10:]
+        if monitor is not None and monitor.step_done(step + 1, value):
+            stop = monitor.check(validate)
+            model.train()
+            if stop:
+                break
     return sum(recent) / len(recent) if recent else math.nan
+
+
+def _validator(model: TransformerModel, task: Task, config: dict[str, Any],
+               device: torch.device) -> Callable[[], dict[str, float]]:
+    """Scores fixed held-out batches (``validation`` split, train length), drawn on first use."""
+    batches: list[Batch] = []
+
+    def validate() -> dict[str, float]:
+        if not batches:
+            count = ((config["train"].get("until") or {}).get("batches")) or 2
+            generator = torch.Generator().manual_seed(eval_seed(config["seed"], config["train"]["length"]) + 1)
+            batches.extend(task.sample(generator, config["eval"]["batch_size"], config["train"]["length"],
+                                       split="validation") for _ in range(count))
+        model.eval()
+        return _score(model, task, batches, device, config["train"]["dtype"])
+
+    return validate
 
 
 def eval_seed(seed: int, length: int) -> int:
@@ -230,18 +259,29 @@ def _short(error: BaseException, limit: int = 500) -> str:
 
 def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow]]:
     """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``."""
+    status, reason, rows, _ = train_evaluate_curve(config)
+    return status, reason, rows
+
+
+def train_evaluate_curve(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow], list[CurvePoint]]:
+    """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.criterion`).
+
+    The rows include ``steps_used`` and ``criterion_met`` (1/0, with the stop reason
+    in its note) at the train length.
+    """
     torch.manual_seed(config["seed"])
     device = resolve_device(config["train"]["device"])
     task = create_task(config["task"])
     model = build(config, task).to(device)
+    monitor = TrainingMonitor.from_config(config["train"], task.kind)
     started = time.perf_counter()
     try:
         model.encoding.check_length(config["train"]["length"] + (1 if model.cls_token is not None else 0))
-        train_loss = train_model(model, task, config, device)
+        train_loss = train_model(model, task, config, device, monitor)
     except UnsupportedLengthError as error:
-        return "unsupported", f"cannot train at length {config['train']['length']}: {error}", []
+        return "unsupported", f"cannot train at length {config['train']['length']}: {error}", [], monitor.curve
     except Diverged as error:
-        return "diverged", str(error), []
+        return "diverged", str(error), [], monitor.curve
     train_time = time.perf_counter() - started
     started = time.perf_counter()
     rows = evaluate(model, task, config, device)
@@ -251,8 +291,10 @@ def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[Me
         MetricRow("train_loss", length, train_loss),
         MetricRow("train_time_s", length, train_time),
         MetricRow("eval_time_s", length, eval_time),
+        MetricRow("steps_used", length, monitor.steps_used),
+        MetricRow("criterion_met", length, float(monitor.met), note=f"stopped: {monitor.stop_reason}"),
     ]
-    return "ok", None, rows
+    return "ok", None, rows, monitor.curve
 
 
 def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: dict[str, Any]) -> Record:
@@ -261,14 +303,14 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
 
     started_at = time.time()
     clock = time.perf_counter()
-    status, reason, rows = "failed", None, []
+    status, reason, rows, curve = "failed", None, [], []
     try:
         if kind == "measure":
             from ablate.measure.run import run_measurement
 
             status, reason, rows = run_measurement(config)
         else:
-            status, reason, rows = train_and_evaluate(config)
+            status, reason, rows, curve = train_evaluate_curve(config)
     except (UnsupportedLengthError, UnsupportedRun) as error:
         status, reason = "unsupported", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
@@ -277,4 +319,4 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     wall = time.perf_counter() - clock
     work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
     return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,
-                  metrics=rows, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall)
+                  metrics=rows, curve=curve, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -39,19 +37,19 @@ def sinusoidal_table(positions: torch.Tensor, dim: int, *, base: float = 10000.0
 class SinusoidalEncoding(PositionalEncoding):
     """Fixed sinusoidal absolute encoding added to the embeddings.
 
+    The original Transformer's ``sqrt(d_model)`` factor on the token embeddings is
+    not applied here: it is the model-level ``embedding_scale`` setting, the same
+    for every encoding (:class:`ablate.model.ModelConfig`).
+
     Args:
         base: wavelength base (10000 in the paper).
-        scale_embeddings: multiply token embeddings by ``sqrt(d_model)`` first, as
-            the original Transformer does so that the encoding does not dominate.
     """
 
     def __init__(
-        self, *, d_model: int, num_heads: int, causal: bool = False,
-        base: float = 10000.0, scale_embeddings: bool = True,
+        self, *, d_model: int, num_heads: int, causal: bool = False, base: float = 10000.0,
     ) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         self.base = base
-        self.scale = math.sqrt(d_model) if scale_embeddings else 1.0
         self._cache: torch.Tensor | None = None
 
     def _table(self, length: int, device: torch.device) -> torch.Tensor:
@@ -66,7 +64,7 @@ class SinusoidalEncoding(PositionalEncoding):
             pe = sinusoidal_table(positions, self.d_model, base=self.base)
         else:
             pe = self._table(int(positions.max()) + 1, x.device)[positions]
-        return x * self.scale + pe.to(x.dtype)
+        return x + pe.to(x.dtype)
 
 
 @ENCODINGS.register("learned")

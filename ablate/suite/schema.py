@@ -38,12 +38,43 @@ class ModelSection(Section):
     attention_backend: Literal["auto", "sdpa", "flex"] = "auto"
     embedding_path: str | None = None
     freeze_embeddings: bool = False
+    #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (README).
+    embedding_scale: Union[Literal["sqrt_d"], float] = "sqrt_d"
+    embedding_init_std: float = Field(0.02, gt=0)
+
+    @field_validator("embedding_scale")
+    @classmethod
+    def _positive_scale(cls, value: Any) -> Any:
+        if not isinstance(value, str) and value <= 0:
+            raise ValueError(f"must be 'sqrt_d' or a positive number, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "ModelSection":
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
         return self
+
+
+class UntilSection(Section):
+    """Training to a criterion (:mod:`ablate.criterion`): check every ``every`` steps, stop at ``target``
+    or after ``patience`` checks without improvement; ``train.steps`` stays the cap."""
+
+    metric: str | None = None
+    target: float | None = None
+    patience: int | None = Field(None, ge=1)
+    every: int | None = Field(None, ge=1)
+    batches: int = Field(2, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        from ablate.metrics import metric
+
+        if name is not None:
+            metric(name)  # unknown names raise with "did you mean"
+        return name
 
 
 class TrainSection(Section):
@@ -67,6 +98,8 @@ class TrainSection(Section):
     device: str = "cpu"
     #: Stop and record ``diverged`` when the training loss exceeds this or is not finite.
     diverge_loss: float = Field(1e4, gt=0)
+    #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.criterion`.
+    until: UntilSection | None = None
 
     @model_validator(mode="after")
     def _lengths(self) -> "TrainSection":
