@@ -160,10 +160,36 @@ class MeasureSection(Section):
 
 
 class ReportSection(Section):
-    """Defaults for ``ablate report``."""
+    """Defaults for ``ablate report`` and the decisions of adaptive seeds."""
 
     main_metric: str | None = None
     baseline: dict[str, Any] = Field(default_factory=dict)
+    #: Family-wise error rate of the comparisons (Bonferroni over the family, sequential design).
+    alpha: float = Field(0.05, gt=0, lt=1)
+    #: Equivalence margin in the main metric's units: a difference inside it is "equivalent".
+    margin: float = Field(0.02, gt=0)
+    #: Train-length value a cell must reach to count as having learned (default: 0.9 for accuracies).
+    learned_threshold: float | None = None
+    spending: Literal["pocock", "obrien_fleming"] = "pocock"
+
+
+class SeedRange(Section):
+    """Adaptive seeds: ``min`` for every cell, then ``step`` more at a time for undecided cells, up to ``max``."""
+
+    min: int = Field(3, ge=2)
+    max: int = Field(12, ge=2)
+    step: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> "SeedRange":
+        if self.max < self.min:
+            raise ValueError(f"max={self.max} is below min={self.min}")
+        return self
+
+
+def seed_values(seeds: "list[int] | SeedRange") -> list[int]:
+    """Every seed a suite may use: the list, or ``0 .. max - 1`` for a range."""
+    return list(range(seeds.max)) if isinstance(seeds, SeedRange) else list(seeds)
 
 
 class SuiteFile(Section):
@@ -172,7 +198,8 @@ class SuiteFile(Section):
     name: str
     description: str = ""
     extends: str | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    #: A list of seeds, or ``{min = 3, max = 12, step = 3}`` for adaptive seeds (:mod:`ablate.adaptive`).
+    seeds: Union[list[int], SeedRange] = Field(default_factory=lambda: [0])
     task: Component = "parity"
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -185,7 +212,9 @@ class SuiteFile(Section):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, seeds: list[int]) -> list[int]:
+    def _seeds(cls, seeds: "list[int] | SeedRange") -> "list[int] | SeedRange":
+        if isinstance(seeds, SeedRange):
+            return seeds
         if not seeds:
             raise ValueError("needs at least one seed")
         if len(set(seeds)) != len(seeds):
