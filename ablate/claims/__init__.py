@@ -10,7 +10,10 @@ A claim file (``suites/claims/*.toml``) has three parts:
   each with a statistical interval and a threshold fixed in the file.
 
 The claim's verdict is ``reproduced`` when every predicate is, ``not reproduced``
-when any is not, ``inconclusive`` otherwise (``measured`` predicates carry no verdict).
+when one is not and none is undecided (a "not reproduced" resting on one predicate
+while others are inconclusive is not a decision), ``did not learn`` when a
+predicate past the train length rests on a cell that never learned the task,
+``inconclusive`` otherwise (``measured`` predicates carry no verdict).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.claims.predicates import (
+    DID_NOT_LEARN,
     INCONCLUSIVE,
     MEASURED,
     NOT_REPRODUCED,
@@ -116,7 +120,9 @@ def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
         except (KeyError, ValueError, TypeError) as error:
             verdicts.append(Verdict(INCONCLUSIVE, str(params), "n/a", f"could not evaluate: {error}"))
     judged = {v.verdict for v in verdicts if v.verdict != MEASURED}
-    if NOT_REPRODUCED in judged:
+    if DID_NOT_LEARN in judged:
+        overall = DID_NOT_LEARN
+    elif NOT_REPRODUCED in judged and INCONCLUSIVE not in judged:
         overall = NOT_REPRODUCED
     elif judged == {REPRODUCED}:
         overall = REPRODUCED
@@ -194,4 +200,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["Claim", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "judge", "load_claim", "main"]
+__all__ = ["Claim", "DID_NOT_LEARN", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "judge", "load_claim", "main"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.report import sections
+from ablate.report import findings, sections
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import render
 
@@ -47,8 +47,11 @@ def write_report(
     metric = sections.choose_main_metric(df, main_metric)
     ctx = sections.build_context(df, metric, baseline, alpha)
     suite = df.attrs.get("suite") or (str(df["suite"].iloc[0]) if "suite" in df.columns else "results")
-    parts = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx),
-             sections.extrapolation(ctx), sections.cost(ctx), sections.failures(ctx)]
+    tables = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx)]
+    for section in tables:
+        section.folded = True  # the findings lead; the full tables follow, folded
+    parts = [findings.findings(df, metric, ctx.baseline), *tables, findings.extrapolation(ctx),
+             sections.cost(ctx), findings.learning_curves(df, ctx.axes), sections.failures(ctx)]
     return render(parts, out_dir, title=title or f"Ablation report: {suite}")
 
 

@@ -99,7 +99,7 @@ def sequential_comparisons(df: pd.DataFrame, metric: str, *, baseline: Mapping[s
                 records.append({**cell, "axis": axis, "baseline": base[axis], "context": describe(
                     {k: v for k, v in fixed.items() if k not in ("metric", "eval_length", "kind")
                      and df[k].nunique() > 1}), "differences": (joined["x"] - joined["y"]).to_numpy() * sign,
-                    "why": _not_judged(fixed.get("eval_length"), fixed.get("train_length"), mine, theirs)})
+                    "why": _not_judged(fixed.get("eval_length"), _train_length(group), mine, theirs)})
     family = max(1, len(records))
     plan = design(looks, alpha / family, spending)
     out = [_row(record, plan, margin) for record in records]
@@ -107,6 +107,11 @@ def sequential_comparisons(df: pd.DataFrame, metric: str, *, baseline: Mapping[s
                                                     "high", "verdict", "why", "more_needed"])
     frame.attrs.update(family_size=family, looks=looks, alpha=alpha, margin=margin, boundaries=plan.boundaries)
     return frame
+
+
+def _train_length(group: pd.DataFrame) -> Any:
+    lengths = pd.unique(group["train_length"].dropna()) if "train_length" in group else []
+    return lengths[0] if len(lengths) == 1 else None
 
 
 def _not_judged(length: Any, train_length: Any, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | None:
