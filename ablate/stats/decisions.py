@@ -73,8 +73,9 @@ def sequential_comparisons(df: pd.DataFrame, metric: str, *, baseline: Mapping[s
     axes = grid_axes(df)
     base = baseline_of(df, axes, baseline)
     keys = cell_keys(df, axes)
-    looks = looks or looks_of((df.attrs.get("suite_config") or {}).get("seeds") or [0, 1, 2])
     train = df[df["kind"].eq("train")] if "kind" in df.columns else df
+    seeds = (df.attrs.get("suite_config") or {}).get("seeds") or list(pd.unique(train["seed"].dropna()))
+    looks = looks or looks_of(seeds)
     rows = ok_rows(train, metric)
     status = cell_status(train, metric, threshold)
     status_keys = [k for k in keys if k not in ("eval_length", "metric")]
@@ -118,7 +119,7 @@ def _not_judged(length: Any, train_length: Any, mine: Mapping[str, Any], theirs:
     if length is None or train_length is None or length == train_length:
         return None
     for cell in (mine, theirs):
-        if cell.get("unable"):
+        if isinstance(cell.get("unable"), str):
             return "a cell cannot solve the task by construction"
         if cell and not cell.get("learned", True):
             return "a cell did not learn the task at the train length"
