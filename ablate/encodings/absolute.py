@@ -77,19 +77,23 @@ class LearnedEncoding(PositionalEncoding):
 
     Args:
         max_positions: rows in the table (BERT: 512).
-        init_std: normal initialisation std (BERT: 0.02).
+        init_std: normal initialisation std. Default ``0.02 * sqrt(d_model)``: the scale of
+            the token embeddings it is added to under the default convention
+            (``embedding_init_std = 0.02`` times ``embedding_scale = "sqrt_d"``), so neither
+            term starts out drowning the other; BERT's own value, relative to unscaled
+            token embeddings, is ``0.02``.
     """
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,
-        max_positions: int = 512, init_std: float = 0.02,
+        max_positions: int = 512, init_std: float | None = None,
     ) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         if max_positions < 1:
             raise ValueError(f"learned encoding: max_positions must be >= 1, got {max_positions}")
         self.max_positions = max_positions
         self.table = nn.Embedding(max_positions, d_model)
-        nn.init.normal_(self.table.weight, std=init_std)
+        nn.init.normal_(self.table.weight, std=0.02 * d_model**0.5 if init_std is None else init_std)
 
     def check_length(self, length: int) -> None:
         if length > self.max_positions:
