@@ -6,7 +6,8 @@ training runs; each uses ``alpha / m`` (Bonferroni over the ``m`` comparisons) i
 the group-sequential design of :mod:`ablate.stats.sequential`. Comparisons past the
 train length involving a cell that did not learn the task at the train length, or
 cannot by construction, are not judged (an extrapolation verdict on such a cell says
-nothing about positions); they still count in ``m``, so the family is fixed before the data.
+nothing about positions), and neither is a comparison of two cells that both failed to
+learn (at any length); they still count in ``m``, so the family is fixed before the data.
 """
 
 from __future__ import annotations
@@ -115,7 +116,13 @@ def _train_length(group: pd.DataFrame) -> Any:
     return lengths[0] if len(lengths) == 1 else None
 
 
+def _learned(cell: Mapping[str, Any]) -> bool:
+    return not isinstance(cell.get("unable"), str) and bool(cell.get("learned", True))
+
+
 def _not_judged(length: Any, train_length: Any, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | None:
+    if mine and theirs and not _learned(mine) and not _learned(theirs):
+        return "neither cell learned the task at the train length"
     if length is None or train_length is None or length == train_length:
         return None
     for cell in (mine, theirs):
