@@ -28,14 +28,20 @@ def cell_of(spec: RunSpec) -> str:
     return run_id({k: v for k, v in spec.config.items() if k != "seed"})
 
 
+#: ``undecided(frame) -> run ids`` whose cells still need seeds (default: the suite's comparisons).
+Undecided = Callable[[Any], set[str]]
+
+
 def run_adaptive(plan: Plan, run_round: Callable[[Plan], Any], load: Callable[[], Any],
-                 save: Callable[[dict[str, Any]], None]) -> Any:
+                 save: Callable[[dict[str, Any]], None], undecided: Undecided | None = None) -> Any:
     """Run ``plan`` (whose suite has a seed range) in rounds; returns the last round's result.
 
     Args:
         run_round: runs a sub-plan (resuming: stored runs are skipped) and returns its summary.
         load: the stored results frame (:func:`ablate.store.load_results`).
         save: stores the per-cell account ``{cell label: {"seeds": n, "stop": why}}``.
+        undecided: the run ids whose cells take part in an undecided question (a claim's
+            inconclusive predicates); default :func:`undecided_comparisons`.
     """
     seeds = plan.suite.seeds
     looks = looks_of(seeds.model_dump())
@@ -54,10 +60,11 @@ def run_adaptive(plan: Plan, run_round: Callable[[Plan], Any], load: Callable[[]
         runs += plan.measure_runs() if index == 0 else []
         summary = run_round(dataclasses.replace(plan, runs=runs))
         frame = load()
-        metric = _main_metric(frame, report.main_metric)
-        undecided = _undecided_cells(frame, metric, by_cell, report, looks) if metric else set()
+        cell_of_run = {spec.run_id: cell for cell, specs in by_cell.items() for spec in specs}
+        runs_open = (undecided or (lambda f: undecided_comparisons(f, report, looks)))(frame)
+        still_open = {cell_of_run[run] for run in runs_open if run in cell_of_run}
         for cell in list(active):
-            if cell not in undecided:
+            if cell not in still_open:
                 stops[cell] = STOP_DECIDED
                 active.discard(cell)
         if not active or index + 1 == len(looks):
@@ -82,19 +89,16 @@ def _label(spec: RunSpec) -> str:
     return ", ".join(f"{axis_column(k)}={v}" for k, v in spec.axes.items() if k != "seed") or "all runs"
 
 
-def _cells_by_run(frame: Any, by_cell: dict[str, list[RunSpec]]) -> dict[str, str]:
-    return {spec.run_id: cell for cell, specs in by_cell.items() for spec in specs}
-
-
-def _undecided_cells(frame: Any, metric: str, by_cell: dict[str, list[RunSpec]], report: Any,
-                     looks: tuple[int, ...]) -> set[str]:
-    """Cells in at least one comparison that is still undecided."""
+def undecided_comparisons(frame: Any, report: Any, looks: tuple[int, ...]) -> set[str]:
+    """Run ids of the cells in at least one undecided comparison of the main metric."""
+    metric = _main_metric(frame, report.main_metric)
+    if metric is None:
+        return set()
     comparisons = sequential_comparisons(frame, metric, baseline=None, alpha=report.alpha, margin=report.margin,
                                          threshold=report.learned_threshold, looks=looks, spending=report.spending)
     open_rows = comparisons[comparisons["verdict"].eq(UNDECIDED)]
     if open_rows.empty:
         return set()
-    cell_of_run = _cells_by_run(frame, by_cell)
     train = frame[frame["kind"].eq("train") & frame["metric"].eq(metric)]
     keys = [c for c in open_rows.columns if c in train.columns and c not in ("eval_length", "metric", "seed")
             and c not in ("axis", "baseline", "context", "n", "mean_diff", "low", "high", "verdict", "why",
@@ -103,11 +107,8 @@ def _undecided_cells(frame: Any, metric: str, by_cell: dict[str, list[RunSpec]],
     for row in open_rows.to_dict("records"):
         wanted.add(tuple(str(row[k]) for k in keys))
         wanted.add(tuple(str(row["baseline"] if k == row["axis"] else row[k]) for k in keys))
-    cells = set()
-    for row in train.drop_duplicates("run_id").to_dict("records"):
-        if tuple(str(row[k]) for k in keys) in wanted and row["run_id"] in cell_of_run:
-            cells.add(cell_of_run[row["run_id"]])
-    return cells
+    runs = train.drop_duplicates("run_id")
+    return {row["run_id"] for row in runs.to_dict("records") if tuple(str(row[k]) for k in keys) in wanted}
 
 
-__all__ = ["NOT_JUDGED", "cell_of", "run_adaptive"]
+__all__ = ["NOT_JUDGED", "cell_of", "run_adaptive", "undecided_comparisons"]

@@ -188,21 +188,24 @@ def run_plan(
     progress: bool | None = None,
     on_record: Callable[[Record], None] | None = None,
     executor_options: dict[str, Any] | None = None,
+    undecided: Callable[[Any], set[str]] | None = None,
 ) -> RunSummary:
     """Run every pending spec of ``plan`` and store the records under ``results_root/<suite>``.
 
     A suite with a seed range (``seeds = {min, max}``) runs in rounds that add seeds
     only to undecided cells (:mod:`ablate.adaptive`). Ctrl-C stops the executor, keeps
     every finished run, and re-raises ``KeyboardInterrupt`` after marking the summary interrupted.
+    ``undecided`` replaces the adaptive rounds' question (e.g. a claim's inconclusive predicates).
     """
     options = dict(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds, progress=progress,
                    on_record=on_record, executor_options=executor_options)
     if isinstance(plan.suite.seeds, SeedRange) and "train" in kinds:
-        return _run_adaptive(plan, Path(results_root), options)
+        return _run_adaptive(plan, Path(results_root), options, undecided)
     return _run_once(plan, results_root, **options)
 
 
-def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any]) -> RunSummary:
+def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any],
+                  undecided: Callable[[Any], set[str]] | None) -> RunSummary:
     from ablate.adaptive import run_adaptive
     from ablate.store import load_results
 
@@ -221,7 +224,7 @@ def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any]) -> Ru
         with Store(results_dir) as store:
             store.set_meta("adaptive", account)
 
-    run_adaptive(plan, run_round, lambda: load_results(results_dir), save)
+    run_adaptive(plan, run_round, lambda: load_results(results_dir), save, undecided)
     total.skipped = total.total - sum(total.counts.values())
     return total
 

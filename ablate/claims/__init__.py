@@ -22,7 +22,7 @@ import argparse
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ablate.claims.predicates import (
     DID_NOT_LEARN,
@@ -131,6 +131,32 @@ def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
     return overall, verdicts
 
 
+def _cells_of(expectation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``where``-style cell selectors a predicate reads (``where``, ``other``, ``a``, ``b``, ``items``)."""
+    cells = [expectation[k] for k in ("where", "other", "a", "b") if isinstance(expectation.get(k), dict)]
+    return cells + [item for item in expectation.get("items", []) if isinstance(item, dict)]
+
+
+def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
+    """For adaptive seeds (``seeds = {min, max}`` in a claim's suite): the run ids of the cells that an
+    inconclusive predicate reads, so only they get more seeds."""
+
+    def undecided(frame: Any) -> set[str]:
+        _, verdicts = judge(claim, frame)
+        runs: set[str] = set()
+        for expectation, verdict in zip(claim.expect, verdicts):
+            if verdict.verdict != INCONCLUSIVE:
+                continue
+            for where in _cells_of(expectation):
+                rows = frame
+                for column, value in where.items():
+                    rows = rows[rows[column].astype(str) == str(value)] if column in rows.columns else rows.iloc[:0]
+                runs |= set(rows["run_id"])
+        return runs
+
+    return undecided
+
+
 def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
     """The claims table: claim | source | expected | measured | verdict."""
     lines = ["| claim | source | expected | measured (mean [95% CI]) | verdict |", "|---|---|---|---|---|"]
@@ -179,7 +205,7 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"[bold]{claim.id}[/]: {claim.title} ({len(plan.runs)} runs)")
         try:
             summary = run_plan(plan, results_root, executor="process" if args.workers > 1 else "local",
-                               workers=args.workers)
+                               workers=args.workers, undecided=undecided_runs(claim))
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130
