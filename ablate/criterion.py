@@ -20,8 +20,10 @@ so the loop itself stays one optimiser step per iteration.
   ``eval.batch_size``) at the train length, drawn once from the ``validation``
   split, so every check scores the same sequences.
 
-``train.steps`` stays the cap. Without ``until`` nothing stops early, but the
-curve is still recorded (every ``steps / 10`` steps), so every run has one.
+``train.steps`` stays the cap, and the learning-rate schedule is laid out over
+it, so a run that stops early stops part-way down its schedule (the same rule for
+every encoding). Without ``until`` nothing stops early, but the curve is still
+recorded (every ``steps / 10`` steps), so every training run has one.
 """
 
 from __future__ import annotations
