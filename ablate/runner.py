@@ -211,10 +211,11 @@ def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any],
 
     results_dir = results_root / plan.name
     total = RunSummary(results_dir, total=0, skipped=0)
+    selected: set[str] = set()
 
     def run_round(sub: Plan) -> RunSummary:
         summary = _run_once(sub, results_root, **options)
-        total.total, total.skipped = summary.total, total.skipped + summary.skipped
+        selected.update(r.run_id for r in sub.runs if r.kind in options["kinds"])
         for status, count in summary.counts.items():
             total.counts[status] = total.counts.get(status, 0) + count
         total.wall_s, total.work_s = total.wall_s + summary.wall_s, total.work_s + summary.work_s
@@ -225,6 +226,7 @@ def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any],
             store.set_meta("adaptive", account)
 
     run_adaptive(plan, run_round, lambda: load_results(results_dir), save, undecided)
+    total.total = len(selected)  # the runs the rounds asked for, not the plan's maximum
     total.skipped = total.total - sum(total.counts.values())
     return total
 

@@ -67,4 +67,4 @@ def test_a_seed_range_runs_through_run_plan_and_records_the_account(tmp_path: Pa
         assert cell["seeds"] in (2, 3) and cell["stop"] in (STOP_DECIDED, STOP_CAP)
     runs = frame.drop_duplicates("run_id")
     assert len(runs) == sum(c["seeds"] for c in account.values())
-    assert summary.counts.get("ok") == len(runs)
+    assert summary.counts.get("ok") == len(runs) == summary.total and summary.skipped == 0
