@@ -74,8 +74,9 @@ def findings(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] |
         blocks.append(Bullets([_comparison(r, metric) + _more(r) for r in open_rows.to_dict("records")]))
     skipped = table[table["verdict"].eq(NOT_JUDGED)]
     if len(skipped):
-        blocks.append(Paragraph(f"Not judged ({len(skipped)}): extrapolation comparisons where a cell did not "
-                                "learn at the train length or cannot by construction."))
+        blocks.append(Paragraph(f"Not judged ({len(skipped)}): comparisons past the train length where a cell did "
+                                "not learn at the train length or cannot by construction, and comparisons of two "
+                                "cells that both failed to learn."))
     blocks += _cells(df, metric, threshold)
     blocks += _seeds_account(df)
     return Section("Findings", blocks)
@@ -108,7 +109,7 @@ def _cells(df: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
     if len(unable):
         blocks += [Paragraph("Unable by construction (not a learning failure; pinned by invariance tests):"),
                    Bullets([f"{_cell_text(r, keys)}: {r['unable']}" for r in unable.to_dict("records")])]
-    criterion = f"reach {threshold}" if threshold is not None else "reach the threshold"
+    criterion = f"at least {threshold}" if threshold is not None else "at the threshold"
     if len(unlearned):
         blocks += [Paragraph(f"Did not learn the task at the train length ({metric} below {threshold}); their "
                              "longer-length numbers are not extrapolation results:"),
@@ -116,7 +117,7 @@ def _cells(df: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
                             for r in unlearned.to_dict("records")])]
     elif threshold is not None:
         blocks.append(Paragraph(f"Every other cell learned the task at the train length (mean {metric} "
-                                f"{criterion})."))
+                                f"{criterion} over its seeds)."))
     return blocks
 
 
