@@ -157,6 +157,16 @@ def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
     return undecided
 
 
+def runs_spent(claim: Claim, frame: Any, scale: str = "small") -> str:
+    """One line: the training runs a claim took, and what a fixed design at the maximum seeds would take."""
+    runs = frame.loc[frame["kind"].eq("train"), "run_id"].nunique() if "kind" in frame.columns else 0
+    account = frame.attrs.get("adaptive") or {}
+    if not account:
+        return f"{claim.id}: {runs} runs (fixed seeds)"
+    fixed = len(claim.plan(scale).train_runs())
+    return f"{claim.id}: {runs} runs with adaptive seeds, against {fixed} for a fixed design at the maximum"
+
+
 def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
     """The claims table: claim | source | expected | measured | verdict."""
     lines = ["| claim | source | expected | measured (mean [95% CI]) | verdict |", "|---|---|---|---|---|"]
@@ -215,11 +225,15 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
     rows = []
+    spent = []
     for claim in claims:
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():
-            rows.append((claim, *judge(claim, load_results(directory))))
+            frame = load_results(directory)
+            rows.append((claim, *judge(claim, frame)))
+            spent.append(runs_spent(claim, frame, args.scale))
     text = f"# Claim verdicts (scale: {args.scale})\n\n" + verdict_markdown(rows)
+    text += "\nTraining runs per claim:\n\n" + "".join(f"- {line}\n" for line in spent)
     suffix = "" if args.scale == "small" else f"-{args.scale}"
     (results_root / f"verdicts{suffix}.md").write_text(text)
     console.print(text)
