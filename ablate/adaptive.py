@@ -20,7 +20,7 @@ from ablate.stats.sequential import UNDECIDED
 from ablate.suite import Plan, RunSpec
 from ablate.suite.expand import run_id
 
-STOP_DECIDED, STOP_CAP = "every comparison it takes part in is decided", "max seeds reached, still undecided"
+STOP_DECIDED, STOP_CAP = "decided: no open comparison or predicate needs it", "max seeds reached, still undecided"
 
 
 def cell_of(spec: RunSpec) -> str:
