@@ -150,6 +150,11 @@ def extrapolation(ctx: Any) -> Section:
     excluded = status[status["unable"].notna() | ~status["learned"]]
     if excluded.empty or not keys:
         return curves_section(ctx)
+    if len(excluded) == len(status):
+        return Section(curves_section(ctx).title, [Paragraph(
+            "No cell learned the task at the train length (see Findings), so no length-extrapolation result "
+            "is shown: numbers past the train length of a model that never learned the task say nothing "
+            "about positions.")])
     marks = set(map(tuple, excluded[keys].astype(str).to_numpy()))
     drop = df["kind"].eq("train") & df[keys].astype(str).apply(tuple, axis=1).isin(marks)
     section = curves_section(dataclasses.replace(ctx, df=df[~drop]))
