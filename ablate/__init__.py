@@ -12,3 +12,10 @@ def load_results(path):  # noqa: ANN001, ANN201 - thin re-export, typed in ablat
     from ablate.store import load_results as _load
 
     return _load(path)
+
+
+def load_curves(path):  # noqa: ANN001, ANN201 - thin re-export, typed in ablate.store
+    """Every run's learning curve (step, train loss, validation metric); see :func:`ablate.store.load_curves`."""
+    from ablate.store import load_curves as _load
+
+    return _load(path)

@@ -132,10 +132,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------- report / compare
 def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dict[str, str] | None) -> None:
     from ablate.report import write_report
-    from ablate.store import load_results
+    from ablate.store import load_curves, load_results
 
     frame = load_results(results_dir)
-    paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None)
+    paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None,
+                         curves=load_curves(results_dir))
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
 

@@ -38,6 +38,8 @@ METRICS: dict[str, Metric] = {
         Metric("bits_per_char", False, "bits/char", "bits per character"),
         Metric("train_loss", False, "nats/token", "final training loss"),
         Metric("train_time_s", False, "s", "training time"),
+        Metric("steps_used", False, "steps", "optimiser steps used"),
+        Metric("criterion_met", True, label="training criterion met (1/0)"),
         Metric("eval_time_s", False, "s", "evaluation time"),
         Metric("tokens_per_s", True, "tokens/s", "throughput"),
         Metric("time_median_s", False, "s", "median step time"),

@@ -9,6 +9,7 @@ left-padded sequence sees exactly the positions it would see unpadded.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -45,6 +46,12 @@ class ModelConfig:
         vocabulary: token strings by id, used to match ``embedding_path`` rows.
         freeze_embeddings: keep loaded embeddings fixed during training.
         attention_backend: ``auto``, ``sdpa`` or ``flex`` (see :mod:`ablate.attention`).
+        embedding_scale: multiplier of the input embedding (tokens or patches) before the
+            encoding's ``embed`` hook: ``"sqrt_d"`` (``sqrt(d_model)``, the original
+            Transformer's convention) or a number (``1.0``: BERT/GPT-2's). The same for every
+            encoding, so a comparison of encodings never differs in it (README: "Token
+            embedding convention").
+        embedding_init_std: normal std of the input embedding's initialisation.
     """
 
     vocab_size: int
@@ -64,6 +71,8 @@ class ModelConfig:
     vocabulary: tuple[str, ...] | None = field(default=None, repr=False)
     freeze_embeddings: bool = False
     attention_backend: str = "auto"
+    embedding_scale: float | str = "sqrt_d"
+    embedding_init_std: float = 0.02
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, picklable dict (``ModelConfig(**d)`` rebuilds it)."""
@@ -163,6 +172,8 @@ class TransformerModel(nn.Module):
         for name, module in self.named_modules():
             if not name.startswith("encoding"):  # encodings keep their paper's initialisation
                 _init_weights(module)
+        nn.init.normal_(self.embed_in.weight, std=config.embedding_init_std)
+        self.embedding_multiplier = embedding_multiplier(config.embedding_scale, config.d_model)
         if config.embedding_path:
             self._load_embeddings(Path(config.embedding_path))
 
@@ -190,6 +201,8 @@ class TransformerModel(nn.Module):
 
     def forward(self, inputs: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embed_in(inputs)  # (B, L, D)
+        if self.embedding_multiplier != 1.0:
+            x = x * self.embedding_multiplier
         if padding_mask is not None and bool(padding_mask.all()):
             padding_mask = None  # nothing padded: take the fast unmasked path
         if self.cls_token is not None:
@@ -208,6 +221,15 @@ class TransformerModel(nn.Module):
             x = block(x, plan, self.encoding)
         x = self.final_norm(x)
         return self.head(self.pooling(x, padding_mask))
+
+
+def embedding_multiplier(scale: float | str, d_model: int) -> float:
+    """The input-embedding multiplier of :attr:`ModelConfig.embedding_scale` (``"sqrt_d"`` or a number)."""
+    if scale == "sqrt_d":
+        return math.sqrt(d_model)
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0:
+        return float(scale)
+    raise ValueError(f"embedding_scale must be 'sqrt_d' or a positive number, got {scale!r}")
 
 
 def _init_weights(module: nn.Module) -> None:

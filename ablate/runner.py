@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ablate.adaptive import run_adaptive
 from ablate.executors import EXECUTORS, Executor, create_executor, execute_spec
 from ablate.executors.local import LocalExecutor
 from ablate.executors.process import ProcessExecutor, threads_per_worker
 from ablate.progress import RunProgress
-from ablate.store import Record, Store, axis_column
+from ablate.store import Record, Store, axis_column, load_results
 from ablate.suite import Plan, RunSpec
+from ablate.suite.schema import SeedRange
 
 #: Statuses that are final: a resumed suite skips them (``--rerun-failed`` retries the others).
 FINAL_STATUSES = {"ok", "unsupported", "diverged"}
@@ -84,12 +86,58 @@ def run_plan(
     progress: bool | None = None,
     on_record: Callable[[Record], None] | None = None,
     executor_options: dict[str, Any] | None = None,
+    undecided: Callable[[Any], set[str]] | None = None,
 ) -> RunSummary:
     """Run every pending spec of ``plan`` and store the records under ``results_root/<suite>``.
 
-    Ctrl-C stops the executor, keeps every finished run, and re-raises
-    ``KeyboardInterrupt`` after marking the summary interrupted.
+    A suite with a seed range (``seeds = {min, max}``) runs in rounds that add seeds
+    only to undecided cells (:mod:`ablate.adaptive`). Ctrl-C stops the executor, keeps
+    every finished run, and re-raises ``KeyboardInterrupt`` after marking the summary interrupted.
+    ``undecided`` replaces the adaptive rounds' question (e.g. a claim's inconclusive predicates).
     """
+    options = dict(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds, progress=progress,
+                   on_record=on_record, executor_options=executor_options)
+    if isinstance(plan.suite.seeds, SeedRange) and "train" in kinds:
+        return _run_adaptive(plan, Path(results_root), options, undecided)
+    return _run_once(plan, results_root, **options)
+
+
+def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any],
+                  undecided: Callable[[Any], set[str]] | None) -> RunSummary:
+    results_dir = results_root / plan.name
+    total = RunSummary(results_dir, total=0, skipped=0)
+    selected: set[str] = set()
+
+    def run_round(sub: Plan) -> RunSummary:
+        summary = _run_once(sub, results_root, **options)
+        selected.update(r.run_id for r in sub.runs if r.kind in options["kinds"])
+        for status, count in summary.counts.items():
+            total.counts[status] = total.counts.get(status, 0) + count
+        total.wall_s, total.work_s = total.wall_s + summary.wall_s, total.work_s + summary.work_s
+        return summary
+
+    def save(account: dict[str, Any]) -> None:
+        with Store(results_dir) as store:
+            store.set_meta("adaptive", account)
+
+    run_adaptive(plan, run_round, lambda: load_results(results_dir), save, undecided)
+    total.total = len(selected)  # the runs the rounds asked for, not the plan's maximum
+    total.skipped = total.total - sum(total.counts.values())
+    return total
+
+
+def _run_once(
+    plan: Plan,
+    results_root: str | Path = "results",
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    rerun_failed: bool = False,
+    kinds: tuple[str, ...] = ("train", "measure"),
+    progress: bool | None = None,
+    on_record: Callable[[Record], None] | None = None,
+    executor_options: dict[str, Any] | None = None,
+) -> RunSummary:
     results_dir = Path(results_root) / plan.name
     clock = time.perf_counter()
     with Store(results_dir) as store:

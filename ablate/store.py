@@ -1,8 +1,9 @@
 """Results on disk: one SQLite database per suite, and its tidy DataFrame view.
 
 ``results/<suite>/results.sqlite`` holds a ``runs`` table (one row per run:
-status, reason, resolved config, environment, timings) and a ``metrics`` table
-(one row per run x metric x evaluation length). Each run is written in a single
+status, reason, resolved config, environment, timings), a ``metrics`` table
+(one row per run x metric x evaluation length) and a ``curves`` table (one row
+per run x validation check: step, training loss, validation metric). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
 Only the driver process writes (executors send records back to it).
@@ -50,6 +51,14 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run_id, metric, eval_length)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS curves (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    train_loss REAL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, step)
+);
 """
 
 
@@ -82,6 +91,8 @@ class Record:
     wall_s: float | None = None
     #: Seconds of pure training + evaluation (or measurement) work, for overhead accounting.
     work_s: float | None = None
+    #: The learning curve (:class:`ablate.criterion.CurvePoint`: step, train_loss, metric, value).
+    curve: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -161,6 +172,11 @@ class Store:
                     for m in record.metrics
                 ],
             )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?, ?)",
+                [(record.run_id, int(p.step), _finite_or_none(p.train_loss), p.metric, _finite_or_none(p.value))
+                 for p in record.curve],
+            )
 
     def set_meta(self, key: str, value: Any) -> None:
         """Suite-level facts (grid axes, baseline, resolved suite) for reports."""
@@ -235,7 +251,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
     pooling, train_length, seed, model.*, train.*, eval.*, measure.*``) and the
     environment (``env.*``). A run that produced no metric (e.g. it failed while
     building) still appears, once, with ``metric`` None. ``df.attrs`` carries the
-    suite's ``axes``, ``baseline`` and resolved ``suite_config``.
+    suite's ``axes``, ``baseline``, resolved ``suite_config`` and ``results_path``
+    (where :func:`load_curves` finds the learning curves).
     """
     database = _database(path)
     with sqlite3.connect(database) as db:
@@ -266,8 +283,33 @@ def load_results(path: str | Path) -> pd.DataFrame:
                             "higher_is_better": METRICS[name].higher_is_better if name in METRICS else None})
     frame = pd.DataFrame.from_records(records)
     frame.attrs.update({"suite": meta.get("suite_name", database.parent.name), "axes": meta.get("axes", []),
-                        "baseline": meta.get("baseline", {}), "suite_config": meta.get("suite_config", {})})
+                        "baseline": meta.get("baseline", {}), "suite_config": meta.get("suite_config", {}),
+                        "results_path": str(database), "adaptive": meta.get("adaptive", {})})
     return frame
+
+
+def load_curves(path: str | Path) -> pd.DataFrame:
+    """Every run's learning curve: one row per run x validation check.
+
+    Columns: ``run_id, step, train_loss, metric, value, higher_is_better`` and the
+    flattened config (``task, encoding, pooling, seed, ...``); empty (with those
+    columns) for results stored before curves existed.
+    """
+    with sqlite3.connect(_database(path)) as db:
+        has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='curves'").fetchone()
+        points = db.execute("SELECT run_id, step, train_loss, metric, value FROM curves ORDER BY run_id, step"
+                            ).fetchall() if has_table else []
+        configs = dict(db.execute("SELECT run_id, config FROM runs"))
+    columns = {run_id: config_columns(json.loads(text)) for run_id, text in configs.items()}
+    records = []
+    for run_id, step, train_loss, name, value in points:
+        records.append({"run_id": run_id, "step": step, "train_loss": math.nan if train_loss is None else train_loss,
+                        "metric": name, "value": math.nan if value is None else value,
+                        "higher_is_better": METRICS[name].higher_is_better if name in METRICS else None,
+                        **columns.get(run_id, {})})
+    if not records:
+        return pd.DataFrame(columns=["run_id", "step", "train_loss", "metric", "value", "higher_is_better"])
+    return pd.DataFrame.from_records(records)
 
 
 #: Config paths whose tidy column has a short name.

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ablate.criterion import CurvePoint, TrainingMonitor
 from ablate.devices import autocast, is_oom, resolve_device
 from ablate.environment import environment
 from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun, short_reason
@@ -42,19 +43,48 @@ def build(config: dict[str, Any], task: Task) -> TransformerModel:
     return TransformerModel(config_for_task(task, config["model"]))
 
 
-def train_model(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device) -> float:
-    """Run ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps."""
+def train_model(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device,
+                monitor: TrainingMonitor | None = None) -> float:
+    """Run up to ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps.
+
+    ``monitor`` (:mod:`ablate.criterion`) schedules validation checks, records the curve
+    and may stop training early.
+    """
     train = config["train"]
+    validate = _validator(model, task, config, device)
     generator = torch.Generator().manual_seed(config["seed"])
     step = TrainStep(model, kind=task.kind, train=train, device=device)
     recent: list[float] = []
-    for _ in range(train["steps"]):
+    for index in range(train["steps"]):
         length = train["length"]
         if train["min_length"] is not None:
             length = int(torch.randint(train["min_length"], train["length"] + 1, (1,), generator=generator))
         batch = task.sample(generator, train["batch_size"], length, split="train").to(device)
-        recent = (recent + [step(batch)])[-10:]
+        value = step(batch)
+        recent = (recent + [value])[-10:]
+        if monitor is not None and monitor.step_done(index + 1, value):
+            stop = monitor.check(validate)
+            model.train()
+            if stop:
+                break
     return sum(recent) / len(recent) if recent else math.nan
+
+
+def _validator(model: TransformerModel, task: Task, config: dict[str, Any],
+               device: torch.device) -> Callable[[], dict[str, float]]:
+    """Scores fixed held-out batches (``validation`` split, train length), drawn on first use."""
+    batches: list[Batch] = []
+
+    def validate() -> dict[str, float]:
+        if not batches:
+            count = ((config["train"].get("until") or {}).get("batches")) or 2
+            generator = torch.Generator().manual_seed(eval_seed(config["seed"], config["train"]["length"]) + 1)
+            batches.extend(task.sample(generator, config["eval"]["batch_size"], config["train"]["length"],
+                                       split="validation") for _ in range(count))
+        model.eval()
+        return _score(model, task, batches, device, config["train"]["dtype"])
+
+    return validate
 
 
 def eval_seed(seed: int, length: int) -> int:
@@ -142,18 +172,29 @@ def _free(device: torch.device) -> None:
 
 def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow]]:
     """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``."""
+    status, reason, rows, _ = train_evaluate_curve(config)
+    return status, reason, rows
+
+
+def train_evaluate_curve(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow], list[CurvePoint]]:
+    """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.criterion`).
+
+    The rows include ``steps_used`` and ``criterion_met`` (1/0, with the stop reason
+    in its note) at the train length.
+    """
     torch.manual_seed(config["seed"])
     device = resolve_device(config["train"]["device"])
     task = create_task(config["task"])
     model = build(config, task).to(device)
+    monitor = TrainingMonitor.from_config(config["train"], task.kind)
     started = time.perf_counter()
     try:
         model.check_length(config["train"]["length"])
-        train_loss = train_model(model, task, config, device)
+        train_loss = train_model(model, task, config, device, monitor)
     except UnsupportedLengthError as error:
-        return "unsupported", f"cannot train at length {config['train']['length']}: {error}", []
+        return "unsupported", f"cannot train at length {config['train']['length']}: {error}", [], monitor.curve
     except Diverged as error:
-        return "diverged", str(error), []
+        return "diverged", str(error), [], monitor.curve
     train_time = time.perf_counter() - started
     started = time.perf_counter()
     rows = evaluate(model, task, config, device)
@@ -163,20 +204,22 @@ def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[Me
         MetricRow("train_loss", length, train_loss),
         MetricRow("train_time_s", length, train_time),
         MetricRow("eval_time_s", length, eval_time),
+        MetricRow("steps_used", length, monitor.steps_used),
+        MetricRow("criterion_met", length, float(monitor.met), note=f"stopped: {monitor.stop_reason}"),
     ]
-    return "ok", None, rows
+    return "ok", None, rows, monitor.curve
 
 
 def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: dict[str, Any]) -> Record:
     """Run one spec (train or measure) and return its record; never raises for run problems."""
     started_at = time.time()
     clock = time.perf_counter()
-    status, reason, rows = "failed", None, []
+    status, reason, rows, curve = "failed", None, [], []
     try:
         if kind == "measure":
             status, reason, rows = run_measurement(config)
         else:
-            status, reason, rows = train_and_evaluate(config)
+            status, reason, rows, curve = train_evaluate_curve(config)
     except (UnsupportedLengthError, UnsupportedRun) as error:
         status, reason = "unsupported", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
@@ -185,4 +228,4 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     wall = time.perf_counter() - clock
     work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
     return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,
-                  metrics=rows, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall)
+                  metrics=rows, curve=curve, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall)

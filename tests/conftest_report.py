@@ -85,5 +85,6 @@ def make_frame(seeds: int = 5, *, measure: bool = True, attrs: bool = True, shif
         frame.attrs.update({"suite": "synthetic", "axes": ["encoding", "pooling"],
                             "baseline": {"encoding": "sinusoidal", "pooling": "mean"},
                             "suite_config": {"name": "synthetic", "description": "A synthetic test suite.",
-                                             "report": {"main_metric": "accuracy"}}})
+                                             # the synthetic accuracies (0.76-0.90) count as learned
+                                             "report": {"main_metric": "accuracy", "learned_threshold": 0.7}}})
     return frame

@@ -66,7 +66,10 @@ def test_value_with_too_few_seeds_is_inconclusive() -> None:
 @pytest.mark.parametrize("claim", all_claims(), ids=lambda c: c.id)
 def test_shipped_claims_load_and_expand(claim) -> None:
     plan = claim.plan("small")
-    assert plan.runs and len(plan.suite.seeds) >= 3
+    from ablate.suite.schema import SeedRange
+
+    seeds = plan.suite.seeds
+    assert plan.runs and (seeds.min if isinstance(seeds, SeedRange) else len(seeds)) >= 3
     for scale in claim.scales:
         assert claim.plan(scale).runs
     overall, verdicts = judge(claim, pd.DataFrame(columns=["metric", "value", "status", "seed", "eval_length",
@@ -82,3 +85,34 @@ def test_claim_file_errors_name_the_key(tmp_path) -> None:
 
     with pytest.raises(SuiteError, match="expect\\[0\\].predicate.*Did you mean 'ratio'"):
         load_claim(path)
+
+
+def test_a_predicate_past_the_train_length_on_a_cell_that_did_not_learn_is_not_an_extrapolation_verdict() -> None:
+    import pandas as pd
+
+    from ablate.claims.predicates import DID_NOT_LEARN, REPRODUCED, value_predicate
+
+    rows = []
+    for seed in range(3):
+        for encoding, at_train in (("rope", 0.99), ("t5", 0.55)):
+            for length, value in ((16, at_train), (64, 0.5)):
+                rows.append({"metric": "accuracy", "encoding": encoding, "seed": seed, "eval_length": length,
+                             "train_length": 16, "value": value + 0.001 * seed, "status": "ok"})
+    frame = pd.DataFrame(rows)
+    late = value_predicate(frame, where={"encoding": "t5"}, metric="accuracy", length=64, op="<=", threshold=0.6)
+    assert late.verdict == DID_NOT_LEARN and "did not learn" in late.details
+    learned = value_predicate(frame, where={"encoding": "rope"}, metric="accuracy", length=64, op="<=", threshold=0.6)
+    assert learned.verdict == REPRODUCED
+    at_train = value_predicate(frame, where={"encoding": "t5"}, metric="accuracy", length=16, op="<=", threshold=0.6)
+    assert at_train.verdict == REPRODUCED  # at the train length it is a plain measurement
+
+
+def test_one_failed_predicate_among_undecided_ones_does_not_decide_the_claim(monkeypatch) -> None:
+    from ablate.claims import INCONCLUSIVE, NOT_REPRODUCED, judge
+    from ablate.claims.predicates import PREDICATES, Verdict
+
+    outcomes = iter([NOT_REPRODUCED, INCONCLUSIVE])
+    monkeypatch.setattr(PREDICATES, "get", lambda name: lambda frame, **_: Verdict(next(outcomes), "x", "y"))
+    claim = type("C", (), {"expect": [{"predicate": "_fixed_for_test"}, {"predicate": "_fixed_for_test"}]})()
+    overall, _ = judge(claim, None)
+    assert overall == INCONCLUSIVE

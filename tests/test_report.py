@@ -37,13 +37,31 @@ def test_report_files_and_sections(report):
     assert report["html"].is_file() and report["markdown"].is_file()
     markdown = report["markdown"].read_text(encoding="utf-8")
     titles = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
-    assert titles == ["What was run", "Main results", "Significance", "Length extrapolation", "Cost",
-                      "Failures, unsupported and OOM runs"]
+    assert titles == ["Findings", "What was run", "Main results", "Significance", "Length extrapolation", "Cost",
+                      "Learning curves", "Failures, unsupported and OOM runs"]
+    assert markdown.count("<details>") == 4  # the full tables (and the curves) follow the findings, folded
     for image in re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", markdown):
         assert (report["markdown"].parent / image).is_file()
     overview = _section(markdown, "What was run")
     assert "Grid axis encoding: sinusoidal (baseline), rope, alibi, learned" in overview
     assert "Seeds: 0, 1, 2, 3, 4 (5)" in overview and "| git_commit | abc1234 |" in overview
+
+
+def test_findings_lead_with_decided_differences_and_the_convention(report, tmp_path):
+    findings = _section(report["markdown"].read_text(encoding="utf-8"), "Findings")
+    assert "Token-embedding convention (the same for every encoding)" in findings
+    better = findings.split("Decided: better than the baseline")[1].split("Decided: worse")[0]
+    assert "encoding=rope vs sinusoidal (pooling=cls) at L=32" in better
+    assert "encoding=learned" not in better
+    assert "Undecided (" in findings and "Bonferroni over" in findings
+    # at the default threshold (0.9 for accuracies) no synthetic cell learned: nothing is compared
+    frame = make_frame()
+    frame.attrs["suite_config"] = {**frame.attrs["suite_config"], "report": {"main_metric": "accuracy"}}
+    markdown = write_report(frame, tmp_path)["markdown"].read_text(encoding="utf-8")
+    findings = _section(markdown, "Findings")
+    assert "Did not learn the task at the train length (accuracy below 0.9)" in findings
+    assert "Decided: better than the baseline (0)" in findings and "Not judged (" in findings
+    assert "No cell learned the task at the train length" in _section(markdown, "Length extrapolation")
 
 
 def test_main_table_marks_the_known_best_encoding(report):

@@ -10,7 +10,10 @@ A claim file (``suites/claims/*.toml``) has three parts:
   each with a statistical interval and a threshold fixed in the file.
 
 The claim's verdict is ``reproduced`` when every predicate is, ``not reproduced``
-when any is not, ``inconclusive`` otherwise (``measured`` predicates carry no verdict).
+when one is not and none is undecided (a "not reproduced" resting on one predicate
+while others are inconclusive is not a decision), ``did not learn`` when a
+predicate past the train length rests on a cell that never learned the task,
+``inconclusive`` otherwise (``measured`` predicates carry no verdict).
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import argparse
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console
 from rich.table import Table
 
 from ablate.claims.predicates import (
+    DID_NOT_LEARN,
     INCONCLUSIVE,
     MEASURED,
     NOT_REPRODUCED,
@@ -35,7 +39,7 @@ from ablate.claims.predicates import (
 from ablate.registry import UnknownNameError
 from ablate.report import write_report
 from ablate.runner import run_plan
-from ablate.store import load_results
+from ablate.store import load_curves, load_results
 from ablate.suite import Plan, SuiteError, expand, suites_dir
 from ablate.suite.load import suite_from_dict
 
@@ -123,13 +127,51 @@ def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
         except (KeyError, ValueError, TypeError) as error:
             verdicts.append(Verdict(INCONCLUSIVE, str(params), "n/a", f"could not evaluate: {error}"))
     judged = {v.verdict for v in verdicts if v.verdict != MEASURED}
-    if NOT_REPRODUCED in judged:
+    if DID_NOT_LEARN in judged:
+        overall = DID_NOT_LEARN
+    elif NOT_REPRODUCED in judged and INCONCLUSIVE not in judged:
         overall = NOT_REPRODUCED
     elif judged == {REPRODUCED}:
         overall = REPRODUCED
     else:
         overall = INCONCLUSIVE if judged else MEASURED
     return overall, verdicts
+
+
+def _cells_of(expectation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``where``-style cell selectors a predicate reads (``where``, ``other``, ``a``, ``b``, ``items``)."""
+    cells = [expectation[k] for k in ("where", "other", "a", "b") if isinstance(expectation.get(k), dict)]
+    return cells + [item for item in expectation.get("items", []) if isinstance(item, dict)]
+
+
+def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
+    """For adaptive seeds (``seeds = {min, max}`` in a claim's suite): the run ids of the cells that an
+    inconclusive predicate reads, so only they get more seeds."""
+
+    def undecided(frame: Any) -> set[str]:
+        _, verdicts = judge(claim, frame)
+        runs: set[str] = set()
+        for expectation, verdict in zip(claim.expect, verdicts):
+            if verdict.verdict != INCONCLUSIVE:
+                continue
+            for where in _cells_of(expectation):
+                rows = frame
+                for column, value in where.items():
+                    rows = rows[rows[column].astype(str) == str(value)] if column in rows.columns else rows.iloc[:0]
+                runs |= set(rows["run_id"])
+        return runs
+
+    return undecided
+
+
+def runs_spent(claim: Claim, frame: Any, scale: str = "small") -> str:
+    """One line: the training runs a claim took, and what a fixed design at the maximum seeds would take."""
+    runs = frame.loc[frame["kind"].eq("train"), "run_id"].nunique() if "kind" in frame.columns else 0
+    account = frame.attrs.get("adaptive") or {}
+    if not account:
+        return f"{claim.id}: {runs} runs (fixed seeds)"
+    fixed = len(claim.plan(scale).train_runs())
+    return f"{claim.id}: {runs} runs with adaptive seeds, against {fixed} for a fixed design at the maximum"
 
 
 def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
@@ -171,25 +213,30 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"[bold]{claim.id}[/]: {claim.title} ({len(plan.runs)} runs)")
         try:
             summary = run_plan(plan, results_root, executor="process" if args.workers > 1 else "local",
-                               workers=args.workers)
+                               workers=args.workers, undecided=undecided_runs(claim))
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130
         frame = load_results(summary.results_dir)
         overall, _ = judge(claim, frame)
-        write_report(frame, summary.results_dir / "report", title=f"{claim.title} — {claim.source}")
+        write_report(frame, summary.results_dir / "report", title=f"{claim.title} — {claim.source}",
+                     curves=load_curves(summary.results_dir))
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
     rows = []
+    spent = []
     for claim in claims:
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():
-            rows.append((claim, *judge(claim, load_results(directory))))
+            frame = load_results(directory)
+            rows.append((claim, *judge(claim, frame)))
+            spent.append(runs_spent(claim, frame, args.scale))
     text = f"# Claim verdicts (scale: {args.scale})\n\n" + verdict_markdown(rows)
+    text += "\nTraining runs per claim:\n\n" + "".join(f"- {line}\n" for line in spent)
     suffix = "" if args.scale == "small" else f"-{args.scale}"
     (results_root / f"verdicts{suffix}.md").write_text(text)
     console.print(text)
     return 0
 
 
-__all__ = ["Claim", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "judge", "load_claim", "main"]
+__all__ = ["Claim", "DID_NOT_LEARN", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "judge", "load_claim", "main"]

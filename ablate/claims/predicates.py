@@ -22,10 +22,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ablate.feasibility import has_learned, learned_threshold
 from ablate.metrics import higher_is_better
 from ablate.registry import Registry
+from ablate.stats.decisions import looks_of
+from ablate.stats.sequential import design
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MEASURED = "reproduced", "not reproduced", "inconclusive", "measured"
+#: A predicate past the train length on a cell that never learned the task at the train length: no verdict.
+DID_NOT_LEARN = "did not learn"
 
 
 @dataclass
@@ -51,15 +56,53 @@ class Interval:
         return f"{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}] (n={self.n})"
 
 
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> Interval:
-    """Mean with a two-sided t confidence interval over seeds."""
+def t_interval(values: np.ndarray, confidence: float = 0.95, looks: tuple[int, ...] | None = None) -> Interval:
+    """Mean with a two-sided t confidence interval over seeds.
+
+    With ``looks`` (the claim suite's adaptive seed schedule), the repeated confidence
+    interval of the group-sequential design (:mod:`ablate.stats.sequential`), valid
+    however many looks the seeds were added in.
+    """
     values = np.asarray(values, dtype=float)
     n = len(values)
     mean = float(values.mean()) if n else math.nan
     if n < 2:
         return Interval(mean, -math.inf, math.inf, n)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)
+    c = stats.t.ppf(0.5 + confidence / 2, n - 1)
+    if looks is not None and len(looks) > 1:
+        c = design(looks, 1 - confidence).boundary(n) or math.inf
+    half = c * values.std(ddof=1) / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
+
+
+def _looks(frame: pd.DataFrame) -> tuple[int, ...] | None:
+    seeds = (frame.attrs.get("suite_config") or {}).get("seeds")
+    if isinstance(seeds, dict):
+        return looks_of(seeds)
+    return None
+
+
+def unlearned(frame: pd.DataFrame, where: dict[str, Any], metric: str, length: int | None) -> str | None:
+    """Why a predicate at ``length`` on the ``where`` cell is not an extrapolation result, or ``None``.
+
+    Past the train length, a cell whose mean ``metric`` at the train length misses the suite's
+    ``report.learned_threshold`` (:func:`ablate.feasibility.learned_threshold`) did not learn the task.
+    """
+    rows = frame[frame["metric"] == metric]
+    for column, value in where.items():
+        if column in rows.columns:
+            rows = rows[rows[column].astype(str) == str(value)]
+    if rows.empty or "train_length" not in rows.columns:
+        return None
+    train_length = rows["train_length"].dropna().unique()
+    if len(train_length) != 1 or length == int(train_length[0]):
+        return None
+    configured = ((frame.attrs.get("suite_config") or {}).get("report") or {}).get("learned_threshold")
+    threshold = learned_threshold(metric, configured)
+    at_train = select(frame, where, metric, int(train_length[0])).dropna()
+    if threshold is None or at_train.empty or has_learned(float(at_train.mean()), metric, threshold):
+        return None
+    return f"{_label(where)} did not learn at the train length ({metric} {at_train.mean():.3g} < {threshold:g})"
 
 
 def select(frame: pd.DataFrame, where: dict[str, Any], metric: str, length: int | None) -> pd.Series:
@@ -99,9 +142,10 @@ PREDICATES: Registry[Callable[..., Verdict]] = Registry("predicate")
 def value_predicate(frame: pd.DataFrame, *, where: dict[str, Any], metric: str, length: int, op: str,
                     threshold: float) -> Verdict:
     """The mean of ``metric`` at ``length`` is ``op`` ``threshold``."""
-    interval = t_interval(select(frame, where, metric, length).dropna().to_numpy())
-    return Verdict(_side(interval, threshold, op), f"{metric} of {_label(where)} at L={length} {op} {threshold:g}",
-                   str(interval))
+    interval = t_interval(select(frame, where, metric, length).dropna().to_numpy(), looks=_looks(frame))
+    why = unlearned(frame, where, metric, length)
+    return Verdict(DID_NOT_LEARN if why else _side(interval, threshold, op), f"{metric} of {_label(where)} at L={length} {op} {threshold:g}",
+                   str(interval), why or "")
 
 
 @PREDICATES.register("ratio")
@@ -113,10 +157,13 @@ def ratio_predicate(frame: pd.DataFrame, *, where: dict[str, Any], metric: str, 
     bottom = select(frame, other or where, metric, reference_length)
     ratio = (top / bottom).replace([np.inf, -np.inf], np.nan)
     missing = int(ratio.isna().sum())
-    interval = t_interval(ratio.dropna().to_numpy())
+    interval = t_interval(ratio.dropna().to_numpy(), looks=_looks(frame))
+    why = unlearned(frame, where, metric, length) or unlearned(frame, other or where, metric, length)
     denominator = f"{_label(other)} at L={reference_length}" if other else f"L={reference_length}"
     verdict = _side(interval, threshold, op)
     details = f"{missing} seed(s) without a value (unsupported/failed)" if missing else ""
+    if why:
+        verdict, details = DID_NOT_LEARN, why
     return Verdict(verdict, f"{metric} of {_label(where)} at L={length} / {denominator} {op} {threshold:g}",
                    f"ratio {interval}", details)
 
@@ -127,12 +174,13 @@ def better_predicate(frame: pd.DataFrame, *, a: dict[str, Any], b: dict[str, Any
     """``a`` is better than ``b`` by more than ``margin`` (paired by seed, direction from the metric)."""
     sign = 1.0 if higher_is_better(metric) else -1.0
     diff = (select(frame, a, metric, length) - select(frame, b, metric, length)) * sign
-    interval = t_interval(diff.dropna().to_numpy())
+    interval = t_interval(diff.dropna().to_numpy(), looks=_looks(frame))
     verdict = _side(interval, margin, ">=") if interval.n >= 2 else INCONCLUSIVE
     if verdict == NOT_REPRODUCED and interval.high >= 0:
         verdict = INCONCLUSIVE  # not better by the margin, but not worse either
-    return Verdict(verdict, f"{_label(a)} better than {_label(b)} on {metric} at L={length}",
-                   f"advantage {interval}")
+    why = unlearned(frame, a, metric, length) or unlearned(frame, b, metric, length)
+    return Verdict(DID_NOT_LEARN if why else verdict, f"{_label(a)} better than {_label(b)} on {metric} at L={length}",
+                   f"advantage {interval}", why or "")
 
 
 @PREDICATES.register("order")
@@ -142,7 +190,7 @@ def order_predicate(frame: pd.DataFrame, *, items: list[dict[str, Any]], metric:
     pairs = [better_predicate(frame, a=a, b=b, metric=metric, length=length, margin=margin)
              for a, b in zip(items, items[1:])]
     verdicts = {p.verdict for p in pairs}
-    verdict = NOT_REPRODUCED if NOT_REPRODUCED in verdicts else REPRODUCED if verdicts == {REPRODUCED} else INCONCLUSIVE
+    verdict = DID_NOT_LEARN if DID_NOT_LEARN in verdicts else NOT_REPRODUCED if NOT_REPRODUCED in verdicts else REPRODUCED if verdicts == {REPRODUCED} else INCONCLUSIVE
     means = []
     for item in items:
         values = select(frame, item, metric, length).dropna()

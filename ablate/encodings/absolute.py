@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -41,21 +39,21 @@ def sinusoidal_table(positions: torch.Tensor, dim: int, *, base: float = 10000.0
 class SinusoidalEncoding(PositionalEncoding):
     """Fixed sinusoidal absolute encoding added to the embeddings.
 
+    The original Transformer's ``sqrt(d_model)`` factor on the token embeddings is
+    not applied here: it is the model-level ``embedding_scale`` setting, the same
+    for every encoding (:class:`ablate.model.ModelConfig`).
+
     Args:
         base: wavelength base (10000 in the paper).
-        scale_embeddings: multiply token embeddings by ``sqrt(d_model)`` first, as
-            the original Transformer does so that the encoding does not dominate.
     """
 
     family = "absolute"
 
     def __init__(
-        self, *, d_model: int, num_heads: int, causal: bool = False,
-        base: float = 10000.0, scale_embeddings: bool = True,
+        self, *, d_model: int, num_heads: int, causal: bool = False, base: float = 10000.0,
     ) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         self.base = base
-        self.scale = math.sqrt(d_model) if scale_embeddings else 1.0
         self._cache: torch.Tensor | None = None
 
     def _table(self, length: int, device: torch.device) -> torch.Tensor:
@@ -70,7 +68,7 @@ class SinusoidalEncoding(PositionalEncoding):
             pe = sinusoidal_table(positions, self.d_model, base=self.base)
         else:
             pe = self._table(int(positions.max()) + 1, x.device)[positions]
-        return x * self.scale + pe.to(x.dtype)
+        return x + pe.to(x.dtype)
 
 
 @ENCODINGS.register("learned")
@@ -83,21 +81,25 @@ class LearnedEncoding(PositionalEncoding):
 
     Args:
         max_positions: rows in the table (BERT: 512).
-        init_std: normal initialisation std (BERT: 0.02).
+        init_std: normal initialisation std. Default ``0.02 * sqrt(d_model)``: the scale of
+            the token embeddings it is added to under the default convention
+            (``embedding_init_std = 0.02`` times ``embedding_scale = "sqrt_d"``), so neither
+            term starts out drowning the other; BERT's own value, relative to unscaled
+            token embeddings, is ``0.02``.
     """
 
     family = "absolute"
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,
-        max_positions: int = 512, init_std: float = 0.02,
+        max_positions: int = 512, init_std: float | None = None,
     ) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         if max_positions < 1:
             raise ValueError(f"learned encoding: max_positions must be >= 1, got {max_positions}")
         self.max_positions = max_positions
         self.table = nn.Embedding(max_positions, d_model)
-        nn.init.normal_(self.table.weight, std=init_std)
+        nn.init.normal_(self.table.weight, std=0.02 * d_model**0.5 if init_std is None else init_std)
 
     def check_length(self, length: int) -> None:
         if length > self.max_positions:

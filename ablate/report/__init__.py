@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+import ablate.report.findings as findings
 import ablate.report.sections as sections
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import render
@@ -25,6 +26,7 @@ def write_report(
     main_metric: str | None = None,
     baseline: Mapping[str, Any] | None = None,
     alpha: float = 0.05,
+    curves: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``.
 
@@ -35,6 +37,7 @@ def write_report(
         main_metric: headline metric; default the suite's ``[report] main_metric``, else accuracy-like.
         baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
         alpha: significance level.
+        curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
 
     Returns:
         ``{"html": path, "markdown": path, "figures": folder}``.
@@ -47,8 +50,11 @@ def write_report(
     metric = sections.choose_main_metric(df, main_metric)
     ctx = sections.build_context(df, metric, baseline, alpha)
     suite = df.attrs.get("suite") or (str(df["suite"].iloc[0]) if "suite" in df.columns else "results")
-    parts = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx),
-             sections.extrapolation(ctx), sections.cost(ctx), sections.failures(ctx)]
+    tables = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx)]
+    for section in tables:
+        section.folded = True  # the findings lead; the full tables follow, folded
+    parts = [findings.findings(df, metric, ctx.baseline), *tables, findings.extrapolation(ctx),
+             sections.cost(ctx), findings.learning_curves(curves, ctx.axes), sections.failures(ctx)]
     return render(parts, out_dir, title=title or f"Ablation report: {suite}")
 
 

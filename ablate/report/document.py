@@ -77,6 +77,8 @@ class Section:
 
     title: str
     blocks: list[Block] = field(default_factory=list)
+    #: Render the blocks inside a closed ``<details>`` (the full tables after the findings).
+    folded: bool = False
 
     @property
     def anchor(self) -> str:

@@ -16,7 +16,7 @@ from ablate.encodings import ENCODINGS
 from ablate.pooling import POOLINGS
 from ablate.suite.components import check_component, label, normalize
 from ablate.suite.load import SuiteError, canonical_path, format_validation_error, set_path
-from ablate.suite.schema import SECTIONS, SuiteFile
+from ablate.suite.schema import SECTIONS, SuiteFile, seed_values
 from ablate.tasks import TASKS
 
 #: Paths whose values are registered components (compared by name in rules).
@@ -181,7 +181,7 @@ def expand(suite: SuiteFile, path: Path) -> Plan:
     seen: set[str] = set()
     display_axes = list(dict.fromkeys(axes + [k for combo in combos for k in combo if k != "seed"]))
     for combo in combos or [{}]:
-        seeds = [combo["seed"]] if "seed" in combo else suite.seeds
+        seeds = [combo["seed"]] if "seed" in combo else seed_values(suite.seeds)
         for seed in seeds:
             config = copy.deepcopy(base)
             for key, value in combo.items():

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ablate.devices import check_device_name
 from ablate.dims import head_dim
+from ablate.metrics import metric
 from ablate.model import ModelConfig
 
 #: The model's own defaults: a suite's ``[model]`` section defaults to what ``ModelConfig`` does.
@@ -46,11 +47,40 @@ class ModelSection(Section):
     attention_backend: Literal["auto", "sdpa", "flex"] = MODEL_DEFAULTS["attention_backend"]
     embedding_path: str | None = MODEL_DEFAULTS["embedding_path"]
     freeze_embeddings: bool = MODEL_DEFAULTS["freeze_embeddings"]
+    #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (README).
+    embedding_scale: Union[Literal["sqrt_d"], float] = MODEL_DEFAULTS["embedding_scale"]
+    embedding_init_std: float = Field(MODEL_DEFAULTS["embedding_init_std"], gt=0)
+
+    @field_validator("embedding_scale")
+    @classmethod
+    def _positive_scale(cls, value: Any) -> Any:
+        if not isinstance(value, str) and value <= 0:
+            raise ValueError(f"must be 'sqrt_d' or a positive number, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "ModelSection":
         head_dim(self.d_model, self.num_heads)
         return self
+
+
+class UntilSection(Section):
+    """Training to a criterion (:mod:`ablate.criterion`): check every ``every`` steps, stop at ``target``
+    or after ``patience`` checks without improvement; ``train.steps`` stays the cap."""
+
+    metric: str | None = None
+    target: float | None = None
+    patience: int | None = Field(None, ge=1)
+    every: int | None = Field(None, ge=1)
+    batches: int = Field(2, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        if name is not None:
+            metric(name)  # unknown names raise with "did you mean"
+        return name
 
 
 class TrainSection(Section):
@@ -74,6 +104,8 @@ class TrainSection(Section):
     device: str = "cpu"
     #: Stop and record ``diverged`` when the training loss exceeds this or is not finite.
     diverge_loss: float = Field(1e4, gt=0)
+    #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.criterion`.
+    until: UntilSection | None = None
 
     @model_validator(mode="after")
     def _lengths(self) -> "TrainSection":
@@ -142,10 +174,36 @@ class MeasureSection(Section):
 
 
 class ReportSection(Section):
-    """Defaults for ``ablate report``."""
+    """Defaults for ``ablate report`` and the decisions of adaptive seeds."""
 
     main_metric: str | None = None
     baseline: dict[str, Any] = Field(default_factory=dict)
+    #: Family-wise error rate of the comparisons (Bonferroni over the family, sequential design).
+    alpha: float = Field(0.05, gt=0, lt=1)
+    #: Equivalence margin in the main metric's units: a difference inside it is "equivalent".
+    margin: float = Field(0.02, gt=0)
+    #: Train-length value a cell must reach to count as having learned (default: 0.9 for accuracies).
+    learned_threshold: float | None = None
+    spending: Literal["pocock", "obrien_fleming"] = "pocock"
+
+
+class SeedRange(Section):
+    """Adaptive seeds: ``min`` for every cell, then ``step`` more at a time for undecided cells, up to ``max``."""
+
+    min: int = Field(3, ge=2)
+    max: int = Field(12, ge=2)
+    step: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> "SeedRange":
+        if self.max < self.min:
+            raise ValueError(f"max={self.max} is below min={self.min}")
+        return self
+
+
+def seed_values(seeds: "list[int] | SeedRange") -> list[int]:
+    """Every seed a suite may use: the list, or ``0 .. max - 1`` for a range."""
+    return list(range(seeds.max)) if isinstance(seeds, SeedRange) else list(seeds)
 
 
 class SuiteFile(Section):
@@ -154,7 +212,8 @@ class SuiteFile(Section):
     name: str
     description: str = ""
     extends: str | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    #: A list of seeds, or ``{min = 3, max = 12, step = 3}`` for adaptive seeds (:mod:`ablate.adaptive`).
+    seeds: Union[list[int], SeedRange] = Field(default_factory=lambda: [0])
     task: Component = "parity"
     model: ModelSection = Field(default_factory=ModelSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -167,7 +226,9 @@ class SuiteFile(Section):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, seeds: list[int]) -> list[int]:
+    def _seeds(cls, seeds: "list[int] | SeedRange") -> "list[int] | SeedRange":
+        if isinstance(seeds, SeedRange):
+            return seeds
         if not seeds:
             raise ValueError("needs at least one seed")
         if len(set(seeds)) != len(seeds):

@@ -1,0 +1,104 @@
+"""Which results mean something: cells unable to solve a task by construction, and runs that did not learn.
+
+Two different reasons a cell sits at chance must not be confused with a length
+extrapolation failure:
+
+* **Unable by construction** - the model is invariant under a transformation of
+  its input that changes the task's label, so no training can solve the task.
+  Each rule here names the transformation, and ``tests/test_feasibility.py``
+  checks the invariance on a real model for every rule.
+* **Did not learn** - the run could have solved the task but did not reach the
+  suite's threshold at the train length (``report.learned_threshold``); its
+  numbers at longer lengths say nothing about extrapolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ablate.metrics import higher_is_better
+
+#: For each task, the input transformations that change its label (so a model invariant to one cannot solve it).
+TASK_SENSITIVITY: dict[str, frozenset[str]] = {
+    "order": frozenset({"permutation", "reversal"}),  # which marker comes first: reversal swaps the label
+    "even_pairs": frozenset({"permutation"}),  # first symbol == last symbol
+}
+#: Poolings that are symmetric functions of the token states they pool.
+SYMMETRIC_POOLINGS = frozenset({"mean", "max", "mean_sqrt_len", "attention"})
+#: Bias encodings whose bidirectional form depends on ``|i - j|`` only (ALiBi's and KERPLE's encoder form).
+SYMMETRIC_BIASES = frozenset({"alibi", "kerple"})
+#: Default ``report.learned_threshold`` for accuracy-like metrics (fraction correct at the train length).
+DEFAULT_LEARNED_THRESHOLD = 0.9
+
+
+def _name(component: Any) -> str:
+    return component if isinstance(component, str) else str(component.get("name"))
+
+
+def _poolings(model: dict[str, Any]) -> list[str]:
+    return [part.strip() for part in _name(model["pooling"]).split("+")]
+
+
+@dataclass(frozen=True)
+class Impossibility:
+    """A combination that cannot solve tasks sensitive to ``symmetry``, and why."""
+
+    name: str
+    symmetry: str
+    reason: str
+    matches: Callable[[dict[str, Any]], bool]
+
+    def transform(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The input transformation the model is invariant to: ``(B, L)`` ids -> ``(B, L)``."""
+        if self.symmetry == "reversal":
+            return inputs.flip(-1)
+        order = torch.randperm(inputs.shape[-1], generator=generator)
+        return inputs[..., order]
+
+
+RULES: list[Impossibility] = [
+    Impossibility(
+        "NoPE encoder + symmetric pooling", "permutation",
+        "a bidirectional encoder without positions is permutation-equivariant and the pooling (or [CLS], "
+        "which attends to every token alike) is symmetric, so the pooled vector is permutation-invariant",
+        lambda m: _name(m["encoding"]) == "none" and not m["causal"]
+        and all(p in SYMMETRIC_POOLINGS | {"cls"} for p in _poolings(m)),
+    ),
+    Impossibility(
+        "symmetric bias encoder + symmetric pooling", "reversal",
+        "a bidirectional bias depending on |i - j| only is the same for the reversed sequence, so token "
+        "states are reversed with it and a symmetric pooling cannot see direction",
+        lambda m: _name(m["encoding"]) in SYMMETRIC_BIASES and not m["causal"]
+        and all(p in SYMMETRIC_POOLINGS for p in _poolings(m)),
+    ),
+]
+
+
+def unable(config: dict[str, Any]) -> Impossibility | None:
+    """The rule that makes this resolved run config unable to solve its task by construction, if any."""
+    sensitive = TASK_SENSITIVITY.get(_name(config["task"]), frozenset())
+    for rule in RULES:
+        if rule.symmetry in sensitive and rule.matches(config["model"]):
+            return rule
+    return None
+
+
+def learned_threshold(metric: str, configured: float | None = None) -> float | None:
+    """The train-length value a run must reach to count as having learned (``None``: no threshold).
+
+    Accuracy-like metrics default to :data:`DEFAULT_LEARNED_THRESHOLD`; others (losses,
+    perplexity) have no natural scale and count as learned unless the suite sets one.
+    """
+    if configured is not None:
+        return configured
+    return DEFAULT_LEARNED_THRESHOLD if metric in ("accuracy", "token_accuracy", "exact_match") else None
+
+
+def has_learned(value: float, metric: str, threshold: float | None) -> bool:
+    """Whether a train-length ``value`` of ``metric`` reaches ``threshold`` (direction from the metric)."""
+    if threshold is None:
+        return True
+    return value >= threshold if higher_is_better(metric) else value <= threshold

@@ -1,0 +1,200 @@
+"""The report's opening: what is decided, what is not (and what it would take), and how the runs learned.
+
+* :func:`findings` - the sequential verdicts of :mod:`ablate.stats.decisions`:
+  better / worse / equivalent within the margin, undecided with a rough count of
+  further seeds, cells unable by construction (with the reason), cells that did
+  not learn at the train length, the model's token-embedding convention, and the
+  seeds each cell took under adaptive seeds.
+* :func:`learning_curves` - every run's validation curve (:func:`ablate.store.load_curves`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ablate.feasibility import learned_threshold
+import ablate.report.formatting as fmt
+from ablate.report.sections import extrapolation as curves_section
+from ablate.report.document import Bullets, Image, Paragraph, Section, Table
+from ablate.stats.decisions import NOT_JUDGED, cell_status, sequential_comparisons
+from ablate.stats.sequential import BETTER, EQUIVALENT, UNDECIDED, WORSE
+
+
+def _report_settings(df: pd.DataFrame) -> dict[str, Any]:
+    report = ((df.attrs.get("suite_config") or {}).get("report") or {})
+    return {"alpha": report.get("alpha", 0.05), "margin": report.get("margin", 0.02),
+            "learned_threshold": report.get("learned_threshold"), "spending": report.get("spending", "pocock")}
+
+
+def convention(df: pd.DataFrame) -> str:
+    """One sentence: the input-embedding convention every run of these results used."""
+    model = (df.attrs.get("suite_config") or {}).get("model") or {}
+    scale = model.get("embedding_scale", "sqrt_d")
+    std = model.get("embedding_init_std", 0.02)
+    factor = "sqrt(d_model)" if scale == "sqrt_d" else f"{scale}"
+    return (f"Token-embedding convention (the same for every encoding): initialised N(0, {std}²), multiplied by "
+            f"{factor} before the encoding's embed hook (embedding_scale = {scale!r}).")
+
+
+def _cell_text(row: Mapping[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{k}={row[k]}" for k in keys)
+
+
+def findings(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] | None) -> Section:
+    """Decided and undecided comparisons first; unable and unlearned cells; seeds per cell."""
+    blocks: list[Any] = [Paragraph(convention(df))]
+    if metric is None:
+        return Section("Findings", blocks + [Paragraph("No training metric: nothing to decide.")])
+    settings = _report_settings(df)
+    threshold = learned_threshold(metric, settings["learned_threshold"])
+    table = sequential_comparisons(df, metric, baseline=baseline, alpha=settings["alpha"], margin=settings["margin"],
+                                   threshold=threshold, spending=settings["spending"])
+    attrs = table.attrs
+    blocks.append(Paragraph(
+        f"Every comparison of {metric} against the baseline at every evaluation length, paired by seed, in a "
+        f"group-sequential design with looks at {', '.join(map(str, attrs.get('looks', ())))} seeds "
+        f"({settings['spending']} alpha spending); family-wise α = {settings['alpha']} (Bonferroni over "
+        f"{attrs.get('family_size', 0)} comparisons). Decided when the repeated confidence interval of the mean "
+        f"paired difference excludes 0 (better / worse) or lies within ±{settings['margin']} (equivalent)."))
+    for verdict, title in ((BETTER, "Decided: better than the baseline"), (WORSE, "Decided: worse than the baseline"),
+                           (EQUIVALENT, f"Decided: equivalent within ±{settings['margin']}")):
+        rows = table[table["verdict"].eq(verdict)]
+        items = [_comparison(r, metric) for r in rows.to_dict("records")]
+        blocks.append(Paragraph(f"{title} ({len(items)}):"))
+        if items:
+            blocks.append(Bullets(items))
+    open_rows = table[table["verdict"].eq(UNDECIDED)]
+    blocks.append(Paragraph(f"Undecided ({len(open_rows)}):"))
+    if len(open_rows):
+        blocks.append(Bullets([_comparison(r, metric) + _more(r) for r in open_rows.to_dict("records")]))
+    skipped = table[table["verdict"].eq(NOT_JUDGED)]
+    if len(skipped):
+        blocks.append(Paragraph(f"Not judged ({len(skipped)}): comparisons past the train length where a cell did "
+                                "not learn at the train length or cannot by construction, and comparisons of two "
+                                "cells that both failed to learn."))
+    blocks += _cells(df, metric, threshold)
+    blocks += _seeds_account(df)
+    return Section("Findings", blocks)
+
+
+def _comparison(row: Mapping[str, Any], metric: str) -> str:
+    axis = row["axis"]
+    where = f" ({row['context']})" if row.get("context") else ""
+    interval = "" if not math.isfinite(row["low"]) else f" [{fmt.signed(row['low'], metric)}, {fmt.signed(row['high'], metric)}]"
+    return (f"{axis}={row[axis]} vs {row['baseline']}{where} at L={row['eval_length']}: "
+            f"{fmt.signed(row['mean_diff'], metric)}{interval} (better is +), n={row['n']}")
+
+
+def _more(row: Mapping[str, Any]) -> str:
+    more = row.get("more_needed")
+    if more is None or (isinstance(more, float) and math.isnan(more)):
+        return "; no estimate of the seeds needed (no difference and no spread yet)"
+    return f"; roughly {int(more)} more seeds at the current mean and spread"
+
+
+def _cells(df: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
+    train = df[df["kind"].eq("train")] if "kind" in df.columns else df
+    status = cell_status(train, metric, threshold)
+    if status.empty:
+        return []
+    keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable") and status[c].nunique() > 1]
+    unable = status[status["unable"].notna()]
+    unlearned = status[status["unable"].isna() & ~status["learned"]]
+    blocks: list[Any] = []
+    if len(unable):
+        blocks += [Paragraph("Unable by construction (not a learning failure; pinned by invariance tests):"),
+                   Bullets([f"{_cell_text(r, keys)}: {r['unable']}" for r in unable.to_dict("records")])]
+    criterion = f"at least {threshold}" if threshold is not None else "at the threshold"
+    if len(unlearned):
+        blocks += [Paragraph(f"Did not learn the task at the train length ({metric} below {threshold}); their "
+                             "longer-length numbers are not extrapolation results:"),
+                   Bullets([f"{_cell_text(r, keys)}: {fmt.number(r['train_mean'], 3)}"
+                            for r in unlearned.to_dict("records")])]
+    elif threshold is not None:
+        blocks.append(Paragraph(f"Every other cell learned the task at the train length (mean {metric} "
+                                f"{criterion} over its seeds)."))
+    return blocks
+
+
+def _seeds_account(df: pd.DataFrame) -> list[Any]:
+    account = df.attrs.get("adaptive") or {}
+    if not account:
+        return []
+    rows = [[cell, str(entry["seeds"]), entry["stop"]] for cell, entry in account.items()]
+    spent = sum(int(entry["seeds"]) for entry in account.values())
+    seeds = (df.attrs.get("suite_config") or {}).get("seeds") or {}
+    fixed = len(account) * int(seeds.get("max", 0)) if isinstance(seeds, Mapping) else spent
+    return [Table(["cell", "seeds", "why it stopped"], rows,
+                  caption=f"Adaptive seeds: {spent} training runs, against {fixed} for a fixed design at the "
+                          "maximum number of seeds.")]
+
+
+def extrapolation(ctx: Any) -> Section:
+    """The length-extrapolation section over cells that learned the task at the train length only."""
+    df, metric = ctx.df, ctx.metric
+    if metric is None or "kind" not in df.columns:
+        return curves_section(ctx)
+    threshold = learned_threshold(metric, _report_settings(df)["learned_threshold"])
+    train = df[df["kind"].eq("train")]
+    status = cell_status(train, metric, threshold)
+    keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable")]
+    excluded = status[status["unable"].notna() | ~status["learned"]]
+    if excluded.empty or not keys:
+        return curves_section(ctx)
+    if len(excluded) == len(status):
+        return Section(curves_section(ctx).title, [Paragraph(
+            "No cell learned the task at the train length (see Findings), so no length-extrapolation result "
+            "is shown: numbers past the train length of a model that never learned the task say nothing "
+            "about positions.")])
+    marks = set(map(tuple, excluded[keys].astype(str).to_numpy()))
+    drop = df["kind"].eq("train") & df[keys].astype(str).apply(tuple, axis=1).isin(marks)
+    section = curves_section(dataclasses.replace(ctx, df=df[~drop]))
+    section.blocks.insert(0, Paragraph(
+        f"{len(excluded)} cell(s) are left out of these curves because they did not learn the task at the train "
+        "length or cannot by construction (see Findings): their longer-length numbers are not extrapolation results."))
+    return section
+
+
+def learning_curves(curves: pd.DataFrame | None, axes: list[str]) -> Section:
+    """Validation metric against optimiser steps, one line per run (:func:`ablate.store.load_curves`)."""
+    if curves is None or curves.empty:
+        return Section("Learning curves", [Paragraph("No learning curves stored with these results.")], folded=True)
+    colour_by = axes[0] if axes and axes[0] in curves.columns else "encoding"
+    panel_by = next((a for a in axes[1:] if a in curves.columns), None)
+    used = df[df["metric"].eq("steps_used")] if "metric" in df.columns else df.iloc[:0]
+    met = df[df["metric"].eq("criterion_met")]
+    text = (f"{curves['run_id'].nunique()} runs; each checked its validation {', '.join(pd.unique(curves['metric']))} "
+            f"on held-out batches at the train length. Optimiser steps used: median "
+            f"{fmt.number(used['value'].median(), 0) if len(used) else 'n/a'}; criterion met by "
+            f"{int(met['value'].sum()) if len(met) else 0} of {len(met)} runs.")
+    return Section("Learning curves", [Paragraph(text), Image("learning-curves", "Validation metric against "
+                   f"optimiser steps, one line per run, coloured by {colour_by}"
+                   + (f", one panel per {panel_by}." if panel_by else "."), _plot(curves, colour_by, panel_by))],
+                   folded=True)
+
+
+def _plot(curves: pd.DataFrame, colour_by: str, panel_by: str | None) -> Figure:
+    panels = list(pd.unique(curves[panel_by].astype(str))) if panel_by else [None]
+    fig = Figure(figsize=(4.2 * len(panels), 3.2), constrained_layout=True)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    values = list(pd.unique(curves[colour_by].astype(str)))
+    colours = {v: f"C{i % 10}" for i, v in enumerate(values)}
+    for ax, panel in zip(axes, panels):
+        rows = curves if panel is None else curves[curves[panel_by].astype(str).eq(panel)]
+        for (run, value), run_rows in rows.groupby(["run_id", rows[colour_by].astype(str)], sort=False):
+            ax.plot(run_rows["step"], run_rows["value"], color=colours[value], alpha=0.7, linewidth=1.2)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(str(curves["metric"].iloc[0]))
+        if panel is not None:
+            ax.set_title(f"{panel_by} = {panel}", fontsize=10)
+    for value, colour in colours.items():
+        axes[-1].plot([], [], color=colour, label=value)
+    axes[-1].legend(fontsize=8, title=colour_by, title_fontsize=8)
+    return fig

@@ -1,0 +1,71 @@
+"""'Unable by construction' facts, each pinned by an invariance test on a real model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ablate.feasibility import RULES, has_learned, learned_threshold, unable
+from ablate.model import ModelConfig, TransformerModel
+
+
+def _model(encoding: str, pooling: str, causal: bool = False) -> TransformerModel:
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=12, num_classes=2, d_model=32, num_heads=4, num_layers=2, causal=causal,
+                         encoding=encoding, pooling=pooling)
+    model = TransformerModel(config).eval()
+    with torch.no_grad():  # large weights: sharp attention, so any positional signal shows in the output
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0.0, 0.5)
+    return model
+
+
+#: A matching (encoding, pooling) per rule and a near miss that must NOT be invariant.
+EXAMPLES = {
+    "NoPE encoder + symmetric pooling": [("none", "mean"), ("none", "cls"), ("none", "attention"), ("none", "max")],
+    "symmetric bias encoder + symmetric pooling": [("alibi", "mean"), ("kerple", "mean"), ("alibi", "max")],
+}
+NEAR_MISSES = {
+    "NoPE encoder + symmetric pooling": [("none", "first"), ("sinusoidal", "mean"), ("none", "weighted_mean")],
+    "symmetric bias encoder + symmetric pooling": [("alibi", "cls"), ("t5", "mean"), ("rope", "mean")],
+}
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.name)
+def test_every_rule_is_an_invariance_of_real_models(rule) -> None:
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randint(12, (4, 17), generator=generator)
+    for encoding, pooling in EXAMPLES[rule.name]:
+        model = _model(encoding, pooling)
+        assert rule.matches(model.config.to_dict()), (encoding, pooling)
+        with torch.no_grad():
+            out, moved = model(inputs), model(rule.transform(inputs, generator))
+        torch.testing.assert_close(moved, out, rtol=1e-4, atol=1e-4, msg=f"{encoding}+{pooling}")
+    for encoding, pooling in NEAR_MISSES[rule.name]:
+        model = _model(encoding, pooling)
+        with torch.no_grad():
+            out, moved = model(inputs), model(rule.transform(inputs, generator))
+        assert not rule.matches(model.config.to_dict())
+        assert (moved - out).abs().max() > 1e-2, f"{encoding}+{pooling} should see the {rule.symmetry}"
+
+
+def test_unable_names_the_rule_only_for_tasks_whose_label_the_symmetry_changes() -> None:
+    def config(task: str, encoding: str, pooling: str, causal: bool = False) -> dict:
+        return {"task": {"name": task}, "model": {"encoding": {"name": encoding}, "pooling": {"name": pooling},
+                                                 "causal": causal}}
+
+    assert unable(config("order", "none", "mean")).symmetry == "permutation"
+    assert unable(config("order", "alibi", "mean")).symmetry == "reversal"
+    assert unable(config("even_pairs", "alibi", "mean")) is None  # first == last survives reversal
+    assert unable(config("even_pairs", "none", "cls")).symmetry == "permutation"
+    assert unable(config("order", "none", "mean", causal=True)) is None  # the causal mask sees order
+    assert unable(config("parity", "none", "mean")) is None  # parity is permutation-invariant itself
+    assert unable(config("order", "alibi", "cls")) is None
+
+
+def test_learned_threshold_defaults_and_direction() -> None:
+    assert learned_threshold("accuracy") == 0.9 and learned_threshold("loss") is None
+    assert learned_threshold("loss", 1.5) == 1.5
+    assert has_learned(0.95, "accuracy", 0.9) and not has_learned(0.6, "accuracy", 0.9)
+    assert has_learned(1.2, "loss", 1.5) and not has_learned(2.0, "loss", 1.5) and has_learned(9.0, "loss", None)
