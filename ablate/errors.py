@@ -28,3 +28,7 @@ class UnsupportedRun(ValueError):
 
 class Diverged(RuntimeError):
     """Training loss became non-finite or exceeded ``train.diverge_loss``."""
+
+
+class CheckpointError(UserError):
+    """A stored checkpoint is missing or cannot be loaded; never answered by a silent retrain."""

@@ -20,6 +20,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+from ablate.checkpoints import write as write_checkpoint
 from ablate.registry import Registry
 from ablate.store import Record, Store, axis_column
 from ablate.suite import Plan, RunSpec
@@ -145,6 +146,8 @@ class RunSummary:
     wall_s: float = 0.0
     work_s: float = 0.0
     interrupted: bool = False
+    #: (run, variant) evaluations done from stored checkpoints (:mod:`ablate.variants`).
+    variants: int = 0
 
     @property
     def any_failed(self) -> bool:
@@ -195,8 +198,12 @@ def run_plan(
     """
     results_dir = Path(results_root) / plan.name
     clock = time.perf_counter()
+    from ablate.variants.run import check_checkpoints, run_variants
+
     with Store(results_dir) as store:
         record_meta(plan, store)
+        if "train" in kinds:
+            check_checkpoints(plan, store, results_dir)  # a missing one is an error before anything runs
         selected = [r for r in plan.runs if r.kind in kinds]
         pending = [r for r in pending_runs(plan, store, rerun_failed=rerun_failed) if r.kind in kinds]
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
@@ -207,6 +214,8 @@ def run_plan(
         with RunProgress(len(pending), enabled=progress) as bar:
             def consume(records: Iterator[Record]) -> None:
                 for record in records:
+                    if record.checkpoint is not None:  # first: a stored ok run always has its weights
+                        write_checkpoint(results_dir, record.run_id, record.checkpoint)
                     store.write(record)
                     summary.counts[record.status] = summary.counts.get(record.status, 0) + 1
                     summary.work_s += record.work_s or 0.0
@@ -220,6 +229,8 @@ def run_plan(
                 if runner is not None:
                     bar.start_batch(train)
                     consume(runner.run(train))
+                if "train" in kinds:  # evaluation-only variants, from the stored checkpoints
+                    summary.variants = run_variants(plan, store, results_dir)
                 if measure:  # timing never overlaps with other work
                     bar.start_batch(measure)
                     consume(LocalExecutor().run(measure))

@@ -8,6 +8,7 @@ bad run never stops a suite.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -145,8 +146,13 @@ def eval_seed(seed: int, length: int) -> int:
     return (seed * 1_000_003 + length * 7919 + 12345) % (2**63)
 
 
-def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device) -> list[MetricRow]:
-    """Metrics at every evaluation length, with ``unsupported``/``oom`` rows where they apply."""
+def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device, *,
+             at_length: Callable[[int], ContextManager[Any]] | None = None) -> list[MetricRow]:
+    """Metrics at every evaluation length, with ``unsupported``/``oom`` rows where they apply.
+
+    ``at_length(L)``, when given, is entered around the scoring at length ``L``
+    (evaluation-time variants that depend on the length, e.g. RoPE scaling factors).
+    """
     model.eval()
     evaluation, train = config["eval"], config["train"]
     lengths: list[int] = evaluation["lengths"]
@@ -164,7 +170,8 @@ def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device
                 generator = torch.Generator().manual_seed(eval_seed(config["seed"], length))
                 batches = [task.sample(generator, evaluation["batch_size"], length, split="test")
                            for _ in range(evaluation["batches"])]
-            values = _score(model, task, batches, device, train["dtype"])
+            with at_length(length) if at_length is not None else contextlib.nullcontext():
+                values = _score(model, task, batches, device, train["dtype"])
         except UnsupportedLengthError as error:
             rows += [MetricRow(n, length, math.nan, "unsupported", str(error), note) for n in names]
             continue
@@ -228,8 +235,12 @@ def _short(error: BaseException, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow]]:
-    """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``."""
+def train_and_evaluate(config: dict[str, Any], keep: dict[str, Any] | None = None) -> tuple[str, str | None, list[MetricRow]]:
+    """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``.
+
+    ``keep``, when given, receives the trained model as ``keep["checkpoint"]``
+    (bytes, :func:`ablate.checkpoints.serialize`) for the driver to store.
+    """
     torch.manual_seed(config["seed"])
     device = resolve_device(config["train"]["device"])
     task = create_task(config["task"])
@@ -246,6 +257,10 @@ def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[Me
     started = time.perf_counter()
     rows = evaluate(model, task, config, device)
     eval_time = time.perf_counter() - started
+    if keep is not None:
+        from ablate.checkpoints import serialize
+
+        keep["checkpoint"] = serialize(model, keep.get("run_id"), config)
     length = config["train"]["length"]
     rows += [
         MetricRow("train_loss", length, train_loss),
@@ -262,13 +277,14 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     started_at = time.time()
     clock = time.perf_counter()
     status, reason, rows = "failed", None, []
+    keep: dict[str, Any] = {"run_id": run_id}
     try:
         if kind == "measure":
             from ablate.measure.run import run_measurement
 
             status, reason, rows = run_measurement(config)
         else:
-            status, reason, rows = train_and_evaluate(config)
+            status, reason, rows = train_and_evaluate(config, keep)
     except (UnsupportedLengthError, UnsupportedRun) as error:
         status, reason = "unsupported", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
@@ -277,4 +293,5 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     wall = time.perf_counter() - clock
     work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
     return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,
-                  metrics=rows, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall)
+                  metrics=rows, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall,
+                  checkpoint=keep.get("checkpoint") if status == "ok" else None)

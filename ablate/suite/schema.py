@@ -10,6 +10,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ablate.variants.schema import Variant, check_names
+
 #: A registered component: a name, or a table ``{name = "...", param = ...}``.
 Component = Union[str, dict[str, Any]]
 
@@ -149,6 +151,13 @@ class SuiteFile(Section):
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     measure: MeasureSection | None = None
     report: ReportSection = Field(default_factory=ReportSection)
+    #: Evaluation-only variants of every trained model (:mod:`ablate.variants`); not part of run ids.
+    variants: dict[str, Variant] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, variants: dict[str, Variant]) -> dict[str, Variant]:
+        return check_names(variants)
 
     @field_validator("seeds")
     @classmethod
