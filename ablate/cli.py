@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="registered encodings, poolings, tasks and built-in suites")
     listing.set_defaults(handler=cmd_list)
+
+    from ablate.clean import add_parser as add_clean_parser
+
+    add_clean_parser(sub)
     return parser
 
 

@@ -31,6 +31,7 @@ METRICS: dict[str, Metric] = {
         Metric("perplexity", False, label="perplexity"),
         Metric("bits_per_char", False, "bits/char", "bits per character"),
         Metric("train_loss", False, "nats/token", "final training loss"),
+        Metric("finetune_loss", False, "nats/token", "final loss of a variant's fine-tune"),
         Metric("train_time_s", False, "s", "training time"),
         Metric("eval_time_s", False, "s", "evaluation time"),
         Metric("tokens_per_s", True, "tokens/s", "throughput"),
