@@ -54,3 +54,12 @@ def test_extrapolation_figure_has_one_line_per_variant_with_its_values():
         label = encoding if variant == "base" else f"{encoding} + {variant}"
         np.testing.assert_allclose(lines[label].get_ydata(), np.array(values) + 0.01, rtol=1e-9)
     assert "alibi + pi" not in lines
+
+
+def test_without_a_grid_the_curves_are_the_variants():
+    rope = frame().query("encoding == 'rope'")
+    rope.attrs = {"axes": [], "baseline": {}}
+    ctx = build_context(rope, "perplexity", None, 0.05)
+    images = [block for block in extrapolation(ctx).blocks if isinstance(block, Image)]
+    labels = {line.get_label() for line in images[0].figure.axes[0].get_lines()}
+    assert {"base", "pi", "yarn"} <= labels and not any("+" in label for label in labels)

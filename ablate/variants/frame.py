@@ -29,6 +29,8 @@ def variant_curves(df: pd.DataFrame, axis: str, styles: Mapping[Any, Any] | None
     """
     if "variant" not in df.columns or df["variant"].nunique(dropna=True) <= 1 or axis not in df.columns:
         return df, axis, styles
+    if axis == "variant":  # no grid: the variants are the only axis, already one curve each
+        return df, axis, styles
     ok = df[df["status"].eq("ok")].groupby([axis, "variant"], dropna=False).size()
     pairs = pd.MultiIndex.from_arrays([df[axis], df["variant"]])
     keep = df["variant"].eq(BASE).to_numpy() | pairs.isin(ok.index)
