@@ -192,6 +192,13 @@ def test_randomized_eval_positions_variant_is_reproducible(tmp_path):
     assert loss_rows(first, "rand")[16] != loss_rows(first, "base")[16]
 
 
+def test_cli_says_how_many_variant_evaluations_ran(tmp_path, capsys):
+    results = tmp_path / "r"
+    run(write_suite(tmp_path), results)
+    assert main(["run", str(write_suite(tmp_path, PI)), "--results", str(results), "--no-report"]) == 0
+    assert "1 variant evaluation(s) from checkpoints" in " ".join(capsys.readouterr().err.split())
+
+
 def test_missing_checkpoint_is_a_clear_error_before_anything_runs(tmp_path, monkeypatch, capsys):
     results = tmp_path / "r"
     summary = run(write_suite(tmp_path), results)
