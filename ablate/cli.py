@@ -46,7 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print("[yellow]interrupted[/]: finished runs are stored; run the same command again to resume")
         return 130
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "nothing new to run"
-    err.print(f"done in {summary.wall_s:.1f}s: {counts}; {summary.skipped} already stored")
+    variants = f"; {summary.variants} variant evaluation(s) from checkpoints" if summary.variants else ""
+    err.print(f"done in {summary.wall_s:.1f}s: {counts}; {summary.skipped} already stored{variants}")
     if not args.no_report:
         _report(summary.results_dir, summary.results_dir / "report", None, None)
     return 1 if summary.any_failed else 0
@@ -269,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="registered encodings, poolings, tasks and built-in suites")
     listing.set_defaults(handler=cmd_list)
+
+    from ablate.clean import add_parser as add_clean_parser
+
+    add_clean_parser(sub)
     return parser
 
 

@@ -30,6 +30,10 @@ class Diverged(RuntimeError):
     """Training loss became non-finite or exceeded ``train.diverge_loss``."""
 
 
+class CheckpointError(UserError):
+    """A stored checkpoint is missing or cannot be loaded; never answered by a silent retrain."""
+
+
 def short_reason(error: BaseException, limit: int = 500) -> str:
     """``"TypeName: message"`` cut to ``limit`` characters: a stored run's or point's reason."""
     text = f"{type(error).__name__}: {error}"

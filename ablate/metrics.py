@@ -37,6 +37,7 @@ METRICS: dict[str, Metric] = {
         Metric("perplexity", False, label="perplexity"),
         Metric("bits_per_char", False, "bits/char", "bits per character"),
         Metric("train_loss", False, "nats/token", "final training loss"),
+        Metric("finetune_loss", False, "nats/token", "final loss of a variant's fine-tune"),
         Metric("train_time_s", False, "s", "training time"),
         Metric("steps_used", False, "steps", "optimiser steps used"),
         Metric("criterion_met", True, label="training criterion met (1/0)"),

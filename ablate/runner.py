@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ablate.adaptive import run_adaptive
+from ablate.checkpoints import write as write_checkpoint
 from ablate.executors import EXECUTORS, Executor, create_executor, execute_spec
 from ablate.executors.local import LocalExecutor
 from ablate.executors.process import ProcessExecutor, threads_per_worker
@@ -25,6 +26,7 @@ from ablate.progress import RunProgress
 from ablate.store import Record, Store, axis_column, load_results
 from ablate.suite import Plan, RunSpec
 from ablate.suite.schema import SeedRange
+from ablate.variants.run import check_checkpoints, run_variants
 
 #: Statuses that are final: a resumed suite skips them (``--rerun-failed`` retries the others).
 FINAL_STATUSES = {"ok", "unsupported", "diverged"}
@@ -44,6 +46,8 @@ class RunSummary:
     wall_s: float = 0.0
     work_s: float = 0.0
     interrupted: bool = False
+    #: (run, variant) evaluations done from stored checkpoints (:mod:`ablate.variants`).
+    variants: int = 0
 
     @property
     def any_failed(self) -> bool:
@@ -142,6 +146,8 @@ def _run_once(
     clock = time.perf_counter()
     with Store(results_dir) as store:
         record_meta(plan, store)
+        if "train" in kinds:
+            check_checkpoints(plan, store, results_dir)  # a missing one is an error before anything runs
         selected = [r for r in plan.runs if r.kind in kinds]
         pending = [r for r in pending_runs(plan, store, rerun_failed=rerun_failed) if r.kind in kinds]
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
@@ -150,6 +156,8 @@ def _run_once(
         with RunProgress(len(pending), enabled=progress) as bar:
             def consume(records: Iterator[Record]) -> None:
                 for record in records:
+                    if record.checkpoint is not None:  # first: a stored ok run always has its weights
+                        write_checkpoint(results_dir, record.run_id, record.checkpoint)
                     store.write(record)
                     summary.counts[record.status] = summary.counts.get(record.status, 0) + 1
                     summary.work_s += record.work_s or 0.0
@@ -163,6 +171,8 @@ def _run_once(
                 if runner is not None:
                     bar.start_batch(train)
                     consume(runner.run(train))
+                if "train" in kinds:  # evaluation-only variants, from the stored checkpoints
+                    summary.variants = run_variants(plan, store, results_dir)
                 if measure:  # timing never overlaps with other work
                     bar.start_batch(measure)
                     consume(LocalExecutor().run(measure))

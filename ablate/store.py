@@ -23,6 +23,7 @@ import pandas as pd
 
 from ablate.metrics import METRICS
 from ablate.suite.components import label
+import ablate.variants.table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
 
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS curves (
     value REAL,
     PRIMARY KEY (run_id, step)
 );
-"""
+""" + variant_table.SCHEMA
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Record:
     work_s: float | None = None
     #: The learning curve (:class:`ablate.criterion.CurvePoint`: step, train_loss, metric, value).
     curve: list[Any] = field(default_factory=list)
+    #: The trained model (:func:`ablate.checkpoints.serialize`); the driver writes it before the record.
+    checkpoint: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -149,6 +152,11 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open database, for modules that own a table of it (:mod:`ablate.variants.table`)."""
+        return self._db
 
     # ------------------------------------------------------------------ writes
     def write(self, record: Record) -> None:
@@ -252,7 +260,9 @@ def load_results(path: str | Path) -> pd.DataFrame:
     environment (``env.*``). A run that produced no metric (e.g. it failed while
     building) still appears, once, with ``metric`` None. ``df.attrs`` carries the
     suite's ``axes``, ``baseline``, resolved ``suite_config`` and ``results_path``
-    (where :func:`load_curves` finds the learning curves).
+    (where :func:`load_curves` finds the learning curves). When evaluation-only
+    variants were stored (:mod:`ablate.variants`), their rows follow their run's, and a
+    ``variant`` column tells them apart (``base``: the trained model's own evaluation).
     """
     database = _database(path)
     with sqlite3.connect(database) as db:
@@ -261,6 +271,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
             "SELECT run_id, metric, eval_length, value, status, reason, note FROM metrics ORDER BY rowid"
         ).fetchall()
         meta = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
+        variant_rows = variant_table.read(db)
+    higher = {name: METRICS[name].higher_is_better for name in METRICS}
     by_run: dict[str, list[tuple[Any, ...]]] = {}
     for row in metrics:
         by_run.setdefault(row[0], []).append(row)
@@ -281,7 +293,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
                             "note": note, "metric": name, "value": math.nan if value is None else value,
                             "eval_length": eval_length,
                             "higher_is_better": METRICS[name].higher_is_better if name in METRICS else None})
-    frame = pd.DataFrame.from_records(records)
+        records += variant_table.frame_records(base, variant_rows.get(run_id, []), higher)
+    frame = variant_table.label_base_rows(pd.DataFrame.from_records(records))
     frame.attrs.update({"suite": meta.get("suite_name", database.parent.name), "axes": meta.get("axes", []),
                         "baseline": meta.get("baseline", {}), "suite_config": meta.get("suite_config", {}),
                         "results_path": str(database), "adaptive": meta.get("adaptive", {})})

@@ -8,6 +8,7 @@ bad run never stops a suite.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ablate.checkpoints import serialize
 from ablate.criterion import CurvePoint, TrainingMonitor
 from ablate.devices import autocast, is_oom, resolve_device
 from ablate.environment import environment
@@ -92,8 +94,13 @@ def eval_seed(seed: int, length: int) -> int:
     return (seed * 1_000_003 + length * 7919 + 12345) % (2**63)
 
 
-def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device) -> list[MetricRow]:
-    """Metrics at every evaluation length, with ``unsupported``/``oom`` rows where they apply."""
+def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device, *,
+             at_length: Callable[[int], ContextManager[Any]] | None = None) -> list[MetricRow]:
+    """Metrics at every evaluation length, with ``unsupported``/``oom`` rows where they apply.
+
+    ``at_length(L)``, when given, is entered around the scoring at length ``L``
+    (evaluation-time variants that depend on the length, e.g. RoPE scaling factors).
+    """
     model.eval()
     evaluation, train = config["eval"], config["train"]
     lengths: list[int] = evaluation["lengths"]
@@ -111,7 +118,8 @@ def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device
                 generator = torch.Generator().manual_seed(eval_seed(config["seed"], length))
                 batches = [task.sample(generator, evaluation["batch_size"], length, split="test")
                            for _ in range(evaluation["batches"])]
-            values = _score(model, task, batches, device, train["dtype"])
+            with at_length(length) if at_length is not None else contextlib.nullcontext():
+                values = _score(model, task, batches, device, train["dtype"])
         except UnsupportedLengthError as error:
             rows += [MetricRow(n, length, math.nan, "unsupported", str(error), note) for n in names]
             continue
@@ -170,17 +178,21 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def train_and_evaluate(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow]]:
+def train_and_evaluate(config: dict[str, Any], keep: dict[str, Any] | None = None
+                       ) -> tuple[str, str | None, list[MetricRow]]:
     """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``."""
-    status, reason, rows, _ = train_evaluate_curve(config)
+    status, reason, rows, _ = train_evaluate_curve(config, keep)
     return status, reason, rows
 
 
-def train_evaluate_curve(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow], list[CurvePoint]]:
+def train_evaluate_curve(config: dict[str, Any], keep: dict[str, Any] | None = None
+                         ) -> tuple[str, str | None, list[MetricRow], list[CurvePoint]]:
     """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.criterion`).
 
     The rows include ``steps_used`` and ``criterion_met`` (1/0, with the stop reason
-    in its note) at the train length.
+    in its note) at the train length. ``keep``, when given, receives the trained model
+    as ``keep["checkpoint"]`` (bytes, :func:`ablate.checkpoints.serialize`) for the
+    driver to store.
     """
     torch.manual_seed(config["seed"])
     device = resolve_device(config["train"]["device"])
@@ -199,6 +211,8 @@ def train_evaluate_curve(config: dict[str, Any]) -> tuple[str, str | None, list[
     started = time.perf_counter()
     rows = evaluate(model, task, config, device)
     eval_time = time.perf_counter() - started
+    if keep is not None:
+        keep["checkpoint"] = serialize(model, keep.get("run_id"), config)
     length = config["train"]["length"]
     rows += [
         MetricRow("train_loss", length, train_loss),
@@ -215,11 +229,12 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     started_at = time.time()
     clock = time.perf_counter()
     status, reason, rows, curve = "failed", None, [], []
+    keep: dict[str, Any] = {"run_id": run_id}
     try:
         if kind == "measure":
             status, reason, rows = run_measurement(config)
         else:
-            status, reason, rows, curve = train_evaluate_curve(config)
+            status, reason, rows, curve = train_evaluate_curve(config, keep)
     except (UnsupportedLengthError, UnsupportedRun) as error:
         status, reason = "unsupported", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
@@ -228,4 +243,5 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     wall = time.perf_counter() - clock
     work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
     return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,
-                  metrics=rows, curve=curve, env=environment(config), started_at=started_at, wall_s=wall, work_s=work or wall)
+                  metrics=rows, curve=curve, env=environment(config), started_at=started_at, wall_s=wall,
+                  work_s=work or wall, checkpoint=keep.get("checkpoint") if status == "ok" else None)

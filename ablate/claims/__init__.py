@@ -5,7 +5,9 @@ A claim file (``suites/claims/*.toml``) has three parts:
 * ``[claim]`` - the paper, year, table/figure and the claim in one sentence;
 * ``[suite]`` - an ordinary suite (same schema as ``suites/*.toml``) that tests
   it at a scale that fits a 2-core CPU, with ``[scales.<name>]`` tables of
-  overrides that bring it closer to the paper's setting (``--scale``);
+  overrides that bring it closer to the paper's setting (``--scale``); its
+  results go to ``<results>/<claim id>``, or to ``<results>/<suite name>`` when
+  the suite has a ``name`` (claims on variants of the same trained models share one);
 * ``[[expect]]`` - predicates over the results (:mod:`ablate.claims.predicates`),
   each with a statistical interval and a threshold fixed in the file.
 
@@ -69,7 +71,10 @@ class Claim:
         if scale != "small" and scale not in self.scales:
             raise SuiteError(f"{self.path}: no [scales.{scale}] table; available: small, {', '.join(self.scales) or '(none)'}")
         overrides = [f"{key}={_toml_value(value)}" for key, value in self.scales.get(scale, {}).items()]
-        raw = dict(self.suite, name=self.id if scale == "small" else f"{self.id}-{scale}")
+        # Claims whose [suite] shares a name share their results (and checkpoints): trained once,
+        # each claim's evaluation-only variants are evaluated from the same runs.
+        name = self.suite.get("name", self.id)
+        raw = dict(self.suite, name=name if scale == "small" else f"{name}-{scale}")
         return expand(suite_from_dict(raw, str(self.path), overrides), self.path)
 
 

@@ -213,6 +213,18 @@ class _Rotary(PositionalEncoding):
         self._freq_by_device: dict[torch.device, torch.Tensor] = {}
         self._memo = TableMemo()
 
+    def set_frequencies(self, inv_freq: torch.Tensor, attention_factor: float) -> None:
+        """Use frequencies ``(R/2,)`` and an attention factor from now on (evaluation-time scaling).
+
+        The per-device copies and the tables' memo belong to the old frequencies, so both are dropped.
+        """
+        if inv_freq.shape != self.inv_freq.shape:
+            raise ValueError(f"inv_freq must have shape {tuple(self.inv_freq.shape)}, got {tuple(inv_freq.shape)}")
+        self.inv_freq = inv_freq.to(torch.float64)
+        self.attention_factor = float(attention_factor)
+        self._freq_by_device = {}
+        self._memo = TableMemo()
+
     def _angles(self, positions: torch.Tensor) -> torch.Tensor:
         """``(L,)|(B, L)`` positions -> ``(..., L, R/2)`` angles in float64 (float32 on MPS)."""
         device = positions.device

@@ -27,6 +27,7 @@ from ablate.plots import (
 )
 import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
+from ablate.variants.frame import variant_curves
 
 #: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).
 PREFERRED_METRICS = ("accuracy", "exact_match", "token_accuracy", "bits_per_char", "loss", "perplexity")
@@ -269,11 +270,11 @@ def _ranks(ctx: Context) -> list[Any]:
 
 def extrapolation(ctx: Context) -> Section:
     """Metric against evaluation length per encoding, and positions training never reached."""
-    df = ctx.df
+    # Evaluation variants of one trained model (RoPE PI, YaRN, ...) are curves of their own.
+    df, axis, styles = variant_curves(ctx.df, ctx.axes[0] if ctx.axes else "encoding", ctx.styles)
     train = df[df["kind"].eq("train")] if "kind" in df.columns else df
     tasks = list(pd.unique(train["task"].dropna())) if "task" in train.columns else [None]
     blocks: list[Any] = []
-    axis = ctx.axes[0] if ctx.axes else "encoding"
     for i, task in enumerate(tasks):
         rows = train[train["task"].eq(task)] if task is not None else train
         present = list(pd.unique(rows["metric"].dropna()))
@@ -281,7 +282,7 @@ def extrapolation(ctx: Context) -> Section:
         if metric is None or rows.loc[rows["metric"].eq(metric), "eval_length"].nunique() < 2 or axis not in df:
             continue
         where = {"task": task} if task is not None and len(tasks) > 1 else None
-        fig = extrapolation_curves(df, metric, axis=axis, where=where, styles=ctx.styles)
+        fig = extrapolation_curves(df, metric, axis=axis, where=where, styles=styles)
         on = f" on {task}" if where else ""
         blocks.append(Image(f"extrapolation-{i}", f"{metric_label(metric)}{on} against evaluation length (log2 "
                             "scale), mean and 95% CI band per "

@@ -167,7 +167,7 @@ def suite_from_dict(raw: dict[str, Any], source: str, overrides: list[str] | tup
     for text in overrides:
         key, value = parse_override(text)
         head = key.split(".")[0]
-        if head in ("grid", "report", "measure", "include", "exclude", "name", "description", "seeds"):
+        if head in ("grid", "report", "measure", "include", "exclude", "name", "description", "seeds", "variants"):
             set_path(raw, key, value)
         else:
             set_path(raw, canonical_path(key, f"--set {key}"), value)

@@ -15,6 +15,7 @@ from ablate.devices import check_device_name
 from ablate.dims import head_dim
 from ablate.metrics import metric
 from ablate.model import ModelConfig
+from ablate.variants.schema import Variant, check_names
 
 #: The model's own defaults: a suite's ``[model]`` section defaults to what ``ModelConfig`` does.
 MODEL_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
@@ -223,6 +224,13 @@ class SuiteFile(Section):
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     measure: MeasureSection | None = None
     report: ReportSection = Field(default_factory=ReportSection)
+    #: Evaluation-only variants of every trained model (:mod:`ablate.variants`); not part of run ids.
+    variants: dict[str, Variant] = Field(default_factory=dict)
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, variants: dict[str, Variant]) -> dict[str, Variant]:
+        return check_names(variants)
 
     @field_validator("seeds")
     @classmethod
