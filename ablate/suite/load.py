@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.resources
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ablate.errors import SuiteError
+from ablate.errors import SuiteError, UserError
 from ablate.suite.schema import AXIS_ALIASES, SECTIONS, SuiteFile, known_paths
 
 
-
-
 def suites_dir() -> Path:
-    """The repository's ``suites/`` folder (built-in suites live there)."""
-    return Path(__file__).resolve().parents[2] / "suites"
+    """The built-in suites (and ``claims/``): the package resource ``ablate.suites``.
+
+    The repository's top-level ``suites/`` is their source; the build maps it to
+    ``ablate.suites`` (setup.py), so a wheel carries a copy and an editable install
+    points at the checkout. Imported straight from a checkout (``PYTHONPATH``,
+    nothing installed) there is no such package and the checkout's folder is used.
+    """
+    try:
+        resources = importlib.resources.files("ablate.suites")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "suites"
+    if not isinstance(resources, Path):  # e.g. a zipped install: the suites would need extracting first
+        raise UserError(f"ablate's built-in suites are not a folder ({resources!r}); install ablate from its wheel with pip")
+    return resources
 
 
 def resolve_suite_path(name_or_path: str | Path) -> Path:
