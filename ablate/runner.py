@@ -191,7 +191,9 @@ def run_plan(
     """Run every pending spec of ``plan`` and store the records under ``results_root/<suite>``.
 
     Ctrl-C stops the executor, keeps every finished run, and re-raises
-    ``KeyboardInterrupt`` after marking the summary interrupted.
+    ``KeyboardInterrupt`` after marking the summary interrupted. ``progress``:
+    ``None`` a rich bar on a terminal, else a line per finished run on stderr;
+    ``True`` the bar; ``False`` nothing.
     """
     results_dir = Path(results_root) / plan.name
     clock = time.perf_counter()
@@ -202,9 +204,9 @@ def run_plan(
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
         train = [r for r in pending if r.kind == "train"]
         measure = [r for r in pending if r.kind == "measure"]
-        from ablate.progress import RunProgress
+        from ablate.progress import create_progress
 
-        with RunProgress(len(pending), enabled=progress) as bar:
+        with create_progress(len(pending), progress, metric=plan.suite.report.main_metric) as bar:
             def consume(records: Iterator[Record]) -> None:
                 for record in records:
                     store.write(record)

@@ -15,6 +15,7 @@ import pandas as pd
 from ablate.report import sections
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import render
+from ablate.report.tables import write_tables
 
 
 def write_report(
@@ -26,7 +27,7 @@ def write_report(
     baseline: Mapping[str, Any] | None = None,
     alpha: float = 0.05,
 ) -> dict[str, Path]:
-    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``.
+    """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
     Args:
         df: the tidy results frame (:func:`ablate.store.load_results`).
@@ -37,7 +38,7 @@ def write_report(
         alpha: significance level.
 
     Returns:
-        ``{"html": path, "markdown": path, "figures": folder}``.
+        ``{"html": path, "markdown": path, "figures": folder, "summary table": path, "comparisons table": path}``.
 
     Raises:
         ValueError: an empty frame, or a ``main_metric``/``baseline`` not in the results.
@@ -49,7 +50,8 @@ def write_report(
     suite = df.attrs.get("suite") or (str(df["suite"].iloc[0]) if "suite" in df.columns else "results")
     parts = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx),
              sections.extrapolation(ctx), sections.cost(ctx), sections.failures(ctx)]
-    return render(parts, out_dir, title=title or f"Ablation report: {suite}")
+    paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
+    return {**paths, **write_tables(ctx, out_dir)}
 
 
 __all__ = ["compare_results", "write_comparison", "write_report"]

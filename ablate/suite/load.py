@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.resources
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,10 @@ def load_suite(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] 
     """Read, merge, override and validate a suite; returns the schema object and its path."""
     path = resolve_suite_path(path_or_name)
     raw = read_with_extends(path)
+    if not set(raw) - {"name", "description"}:
+        raise SuiteError(f"{path}: the suite is empty (it says nothing to run); give at least a task and a [grid], "
+                         f"e.g. task = {{ name = \"parity\" }} and [grid] encoding = [\"rope\", \"alibi\"] "
+                         f"(see 'ablate plan quickstart')")
     raw.setdefault("name", path.stem)
     return suite_from_dict(raw, str(path), overrides), path
 
@@ -188,4 +193,23 @@ def suite_from_dict(raw: dict[str, Any], source: str, overrides: list[str] | tup
     try:
         return SuiteFile.model_validate(raw)
     except ValidationError as error:
-        raise SuiteError(format_validation_error(source, error, SuiteFile)) from None
+        message = format_validation_error(source, error, SuiteFile)
+        raise SuiteError(_blame_overrides(message, overrides)) from None
+
+
+def _blame_overrides(message: str, overrides: list[str] | tuple[str, ...]) -> str:
+    """Say which ``--set`` put a bad value in place (the file is innocent then), with how values are written."""
+    lines = message.splitlines()
+    for index, line in enumerate(lines):
+        for text in overrides:
+            key = text.partition("=")[0].strip()
+            if any(re.search(f": {re.escape(k)}[.:]", line) for k in (key, canonical_alias(key))):
+                lines[index] = (f"{line} (from --set {text}; values are TOML: numbers bare, strings quoted, "
+                                f"lists in [], e.g. --set train.steps=200 --set 'grid.encoding=[\"rope\"]')")
+                break
+    return "\n".join(lines)
+
+
+def canonical_alias(key: str) -> str:
+    """An axis alias expanded (``encoding`` -> ``model.encoding``), other keys unchanged."""
+    return AXIS_ALIASES.get(key, key)

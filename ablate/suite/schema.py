@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 #: A registered component: a name, or a table ``{name = "...", param = ...}``.
 Component = Union[str, dict[str, Any]]
@@ -110,8 +110,8 @@ class EvalSection(Section):
 class MeasureSection(Section):
     """Throughput and peak-memory measurements (``ablate bench``)."""
 
-    lengths: list[int] = Field(default_factory=lambda: [128, 512])
-    batch_sizes: list[int] = Field(default_factory=lambda: [8])
+    lengths: list[PositiveInt] = Field(default_factory=lambda: [128, 512], min_length=1)
+    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [8], min_length=1)
     modes: list[Literal["forward", "train_step"]] = Field(default_factory=lambda: ["forward"])
     dtypes: list[Dtype] = Field(default_factory=lambda: ["float32"])
     device: str = "cpu"
