@@ -23,7 +23,7 @@ def positive_int(text: str) -> int:
 
 
 def _suggest(wanted: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(wanted, choices, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(wanted, choices, n=1, cutoff=0.5) or [c for c in choices if c.startswith(wanted)][:1]
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
