@@ -18,10 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate import __version__
-from ablate.cli_args import check_report_options, positive_int
+from ablate.cli_args import check_report_options, fraction, positive_int
 from ablate.console import make_console
 from ablate.errors import UserError
 from ablate.export import FORMATS, require_results
+from ablate.nightly_accuracy import DEFAULT_MAX_DROP
 from ablate.suite import SuiteError, load_plan
 
 DEFAULT_SUITE = "quickstart"
@@ -297,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish")
     nightly.add_argument("--quick", action="store_true")
-    nightly.add_argument("--threshold", type=float, default=1.2)
+    nightly.add_argument("--threshold", type=float, default=1.2, help="regression factor of time and memory")
+    nightly.add_argument("--accuracy-drop", type=fraction, default=DEFAULT_MAX_DROP,
+                         help="regression of accuracy in absolute terms (default 0.03: 3 points)")
     nightly.add_argument("--existing", action="store_true", help="use the current environment (no rebuild)")
     nightly.set_defaults(handler=cmd_nightly)
 

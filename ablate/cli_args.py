@@ -46,3 +46,14 @@ def check_report_options(frame: pd.DataFrame, main_metric: str | None, baseline:
         if str(value) not in values:
             raise UserError(f"--baseline {axis}={value}: {value!r} is not a value of {column}.{_suggest(str(value), values)} "
                             f"Values: {', '.join(values)}")
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number strictly between 0 and 1 (``--accuracy-drop 0.03`` = 3 points)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.03, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (0.03 = 3 points), got {value:g}")
+    return value

@@ -77,6 +77,7 @@ def test_version(capsys):
     (["reproduce", "alibi-lm", "--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
     (["run", "quickstart", "--executor", "slurm"], "invalid choice: 'slurm'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["nightly", "--accuracy-drop", "5"], "--accuracy-drop: expected a fraction between 0 and 1"),
     (["plan", "quickstart", "--set", "train.stepz=3"], "unknown key 'train.stepz'. Did you mean 'train.steps'"),
     (["plan", "quickstart", "--set", "train.steps=abc"], "train.steps: Input should be a valid integer"),
     (["plan", "quickstart", "--set", "train.steps"], "expected KEY=VALUE"),
