@@ -143,3 +143,10 @@ def test_export_round_trips_through_the_command_line(capsys, stored, tmp_path):
     back, original = read_export(target), load_results(stored)
     assert list(back.columns) == list(original.columns) and len(back) == len(original) > 0
     assert back["value"].tolist() == pytest.approx(original["value"].tolist(), nan_ok=True)
+
+
+def test_tables_printed_to_a_pipe_are_whole(capsys):
+    assert main(["plan", "quickstart", "--all"]) == 0  # capsys: stdout is not a terminal
+    out = capsys.readouterr().out
+    assert "…" not in out and "eval lengths" in out and "text_lm" in out
+    assert max(len(line) for line in out.splitlines()) > 80  # wider than the 80 columns rich assumed before

@@ -25,3 +25,18 @@ def test_description_and_failure_reason_are_escaped(tmp_path):
 def test_every_html_template_is_autoescaped():
     assert autoescape("report.html.j2") and autoescape("comparison.html") and autoescape(None)
     assert not autoescape("report.md.j2")
+
+
+def test_report_tables_are_saved_as_data(tmp_path):
+    import pandas as pd
+
+    from ablate import stats
+
+    frame = make_frame(seeds=3)
+    paths = write_report(frame, tmp_path)
+    summary = pd.read_csv(paths["summary table"])
+    expected = stats.summarize(frame)
+    assert len(summary) == len(expected) and {"mean", "std", "n", "ci_low", "ci_high"} <= set(summary.columns)
+    pd.testing.assert_series_equal(summary["mean"], expected["mean"].astype(float).reset_index(drop=True))
+    comparisons = pd.read_csv(paths["comparisons table"])
+    assert {"axis", "baseline", "mean_diff", "p_t_holm", "cliffs_delta"} <= set(comparisons.columns) and len(comparisons)
