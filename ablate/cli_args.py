@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ablate.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def positive_int(text: str) -> int:
@@ -29,6 +31,8 @@ def _suggest(wanted: str, choices: list[str]) -> str:
 
 def check_report_options(frame: pd.DataFrame, main_metric: str | None, baseline: Mapping[str, str] | None) -> None:
     """Raise :class:`UserError` if ``--main-metric`` or ``--baseline AXIS=VALUE`` does not fit the results."""
+    import pandas as pd
+
     from ablate.stats.frame import column_of, grid_axes
 
     if main_metric is not None:
