@@ -11,7 +11,7 @@ their params from ``suites/nightly.toml``. Modes:
   installed runs it. The working tree is what gets measured.
 * ``--quick``: every benchmark once (asv does not save quick results, so there
   is nothing to compare or publish): a smoke test of the nightly job.
-* ``--check``: what CI (``tox -e asv``) runs in a few minutes on 2 cores:
+* ``--check``: what CI (``tox``, after the tests) runs in a few minutes on 2 cores:
   ``asv check`` and a quick, unsaved run of every benchmark function on a
   cheap selection of its parameter combinations, failing if any benchmark fails.
 

@@ -1,6 +1,6 @@
 """The nightly asv job: benchmark params from the suite, skips, one real benchmark call, asv command lines.
 
-Nothing here runs asv; ``tox -e asv`` (``python -m ablate.nightly --check``) does.
+Nothing here runs asv; ``tox`` (its last command, ``python -m ablate.nightly --check``) does.
 """
 
 from __future__ import annotations

@@ -141,10 +141,11 @@ def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``ablate reproduce``: run the chosen claims (resumable) and write the verdict table."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from ablate.console import make_console
+
+    console = make_console()  # the claims table stays whole in a pipe or log
     claims = all_claims()
     if args.list:
         table = Table(title="claims")
