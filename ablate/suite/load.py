@@ -203,13 +203,13 @@ def _blame_overrides(message: str, overrides: list[str] | tuple[str, ...]) -> st
     for index, line in enumerate(lines):
         for text in overrides:
             key = text.partition("=")[0].strip()
-            if any(re.search(f": {re.escape(k)}[.:]", line) for k in (key, canonical_alias(key))):
+            if any(re.search(f": {re.escape(k)}[.:]", line) for k in (key, _canonical_alias(key))):
                 lines[index] = (f"{line} (from --set {text}; values are TOML: numbers bare, strings quoted, "
                                 f"lists in [], e.g. --set train.steps=200 --set 'grid.encoding=[\"rope\"]')")
                 break
     return "\n".join(lines)
 
 
-def canonical_alias(key: str) -> str:
+def _canonical_alias(key: str) -> str:
     """An axis alias expanded (``encoding`` -> ``model.encoding``), other keys unchanged."""
     return AXIS_ALIASES.get(key, key)
