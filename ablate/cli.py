@@ -1,8 +1,10 @@
 """``ablate``: the command line.
 
-User mistakes (a bad suite file, an unknown name, a missing results folder)
-print one clear message and exit 2, never a traceback. ``ablate run`` exits 1
-when any run failed, 130 when interrupted (finished runs are kept).
+User mistakes (a bad suite file, an unknown name, a missing results folder, a
+bad flag value) print one clear message and exit 2, never a traceback. ``ablate
+run`` exits 1 when any run failed, 130 when interrupted (finished runs are kept).
+A bare ``ablate`` prints the help. Tables printed to a file or pipe are never cut
+(:mod:`ablate.console`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ablate import __version__
+from ablate.cli_args import check_report_options, fraction, positive_int
+from ablate.console import make_console
 from ablate.errors import UserError
+from ablate.export import FORMATS, require_results
+from ablate.nightly_accuracy import DEFAULT_MAX_DROP
 from ablate.suite import SuiteError, load_plan
 
 DEFAULT_SUITE = "quickstart"
-console = Console()
-err = Console(stderr=True)
+# Made again in main(): whether stdout/stderr are terminals decides their width.
+console = make_console()
+err = make_console(stderr=True)
 
 
 # --------------------------------------------------------------------------- run
@@ -36,8 +43,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.executor == "ray":
         options = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
         options["threads"] = args.threads
     try:
         summary = run_plan(plan, args.results, executor=args.executor, workers=args.workers,
@@ -136,6 +141,10 @@ def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dic
     from ablate.store import load_curves, load_results
 
     frame = load_results(results_dir)
+    if frame.empty:
+        err.print(f"{results_dir}: no results yet, no report")
+        return
+    check_report_options(frame, main_metric, baseline)
     paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None,
                          curves=load_curves(results_dir))
     for kind, path in paths.items():
@@ -143,24 +152,35 @@ def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dic
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    results = Path(args.results_dir)
-    if not (results / "results.sqlite").is_file():
-        raise UserError(f"{results}: no results.sqlite here; run 'ablate run SUITE' first or point at results/<suite>")
+    results = require_results(args.results_dir)
     baseline = dict(_key_value(item, "--baseline") for item in args.baseline)
     _report(results, Path(args.out) if args.out else results / "report", args.main_metric, baseline)
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ablate.export import export_results
+
+    for kind, path in export_results(args.results_dir, args.format, args.output).items():
+        err.print(f"{kind}: {path}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from ablate.report import write_comparison
+    from ablate.report.labels import derive_labels
     from ablate.store import load_results
 
-    frames = []
-    for path in (args.a, args.b):
-        if not (Path(path) / "results.sqlite").is_file():
-            raise UserError(f"{path}: no results.sqlite here")
-        frames.append(load_results(path))
-    labels = (args.labels[0], args.labels[1]) if args.labels else (Path(args.a).name, Path(args.b).name)
+    frames = [load_results(require_results(path)) for path in (args.a, args.b)]
+    if args.labels:
+        labels = (args.labels[0], args.labels[1])
+        if labels[0] == labels[1]:
+            raise UserError(f"--labels {labels[0]} {labels[1]}: the two labels must differ")
+    else:
+        try:
+            labels = derive_labels(args.a, args.b, frames[0], frames[1])
+        except ValueError as error:
+            raise UserError(str(error)) from None
     paths = write_comparison(frames[0], frames[1], Path(args.out), labels=labels)
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
@@ -202,8 +222,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (what was wrong, then where the help is) instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}; see '{self.prog} -h'")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ablate", description="Ablations of positional encodings and pooling.")
+    parser = _Parser(prog="ablate", description="Ablations of positional encodings and pooling.")
+    parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command")
 
     def suite_command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str, *, optional: bool = False) -> argparse.ArgumentParser:
@@ -218,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = suite_command("run", cmd_run, "train and evaluate every run of a suite (resumable)", optional=True)
     run.add_argument("--executor", default="local", choices=["local", "process", "ray"])
-    run.add_argument("--workers", type=int, default=1, help="processes for --executor process")
-    run.add_argument("--threads", type=int, default=None,
+    run.add_argument("--workers", type=positive_int, default=1, help="processes for --executor process")
+    run.add_argument("--threads", type=positive_int, default=None,
                      help="torch threads per worker (default: the cores divided among the workers)")
     run.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:port)")
     run.add_argument("--num-cpus", type=float, default=1.0, help="Ray: CPUs per run")
@@ -251,20 +279,30 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("a")
     compare.add_argument("b")
     compare.add_argument("--out", default="results/compare")
-    compare.add_argument("--labels", nargs=2, default=None)
+    compare.add_argument("--labels", nargs=2, default=None,
+                         help="names of A and B (default: from the folders, else their commits or machines)")
     compare.set_defaults(handler=cmd_compare)
+
+    export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)")
+    export.add_argument("results_dir")
+    export.add_argument("--format", default="csv", choices=list(FORMATS))
+    export.add_argument("-o", "--output", default=None,
+                        help="file for the results table (default: RESULTS_DIR/export/results.<ext>; '-' for stdout)")
+    export.set_defaults(handler=cmd_export)
 
     reproduce = sub.add_parser("reproduce", help="reproduce published length-extrapolation claims")
     reproduce.add_argument("claims", nargs="*")
     reproduce.add_argument("--list", action="store_true")
     reproduce.add_argument("--scale", default="small")
     reproduce.add_argument("--results", default="results/claims")
-    reproduce.add_argument("--workers", type=int, default=1)
+    reproduce.add_argument("--workers", type=positive_int, default=1)
     reproduce.set_defaults(handler=cmd_reproduce)
 
     nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish")
     nightly.add_argument("--quick", action="store_true")
-    nightly.add_argument("--threshold", type=float, default=1.2)
+    nightly.add_argument("--threshold", type=float, default=1.2, help="regression factor of time and memory")
+    nightly.add_argument("--accuracy-drop", type=fraction, default=DEFAULT_MAX_DROP,
+                         help="regression of accuracy in absolute terms (default 0.03: 3 points)")
     nightly.add_argument("--existing", action="store_true", help="use the current environment (no rebuild)")
     nightly.set_defaults(handler=cmd_nightly)
 
@@ -277,12 +315,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
+def _version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"ablate {__version__} (python {sys.version.split()[0]}, torch {torch})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    global console, err
+    console, err = make_console(), make_console(stderr=True)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
         return args.handler(args)
     except (SuiteError, UserError) as error:
         err.print(f"[bold red]error[/]: {escape(str(error))}", highlight=False)

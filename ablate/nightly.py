@@ -11,13 +11,14 @@ their params from ``suites/nightly.toml``. Modes:
   installed runs it. The working tree is what gets measured.
 * ``--quick``: every benchmark once (asv does not save quick results, so there
   is nothing to compare or publish): a smoke test of the nightly job.
-* ``--check``: what CI (``tox -e asv``) runs in a few minutes on 2 cores:
+* ``--check``: what CI (``tox``, after the tests) runs in a few minutes on 2 cores:
   ``asv check`` and a quick, unsaved run of every benchmark function on a
   cheap selection of its parameter combinations, failing if any benchmark fails.
 
 Exit status: 0 when everything ran and nothing regressed, 1 on a regression
-(slower, more memory or lower accuracy by more than ``--threshold``), 2 when a
-benchmark or an asv command failed.
+(slower or more memory by more than the factor ``--threshold``; accuracy down by
+``--accuracy-drop`` points or more, see :mod:`ablate.nightly_accuracy`), 2 when
+a benchmark or an asv command failed.
 """
 
 from __future__ import annotations
@@ -35,11 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ablate.cli_args import fraction
+from ablate.nightly_accuracy import DEFAULT_MAX_DROP, compare_accuracy
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "asv.conf.json"
 
-#: Benchmarks whose number is better when higher (asv assumes lower is better for all).
-HIGHER_IS_BETTER = re.compile(r"\btrack_accuracy\b")
+#: Benchmarks judged by an absolute drop in points (ablate.nightly_accuracy), not by asv's ratio.
+ACCURACY = re.compile(r"\btrack_accuracy\b")
 
 #: ``--check`` trains the accuracy runs this short: it checks that they run, not what they reach.
 CHECK_OVERRIDES = "train.steps=20"
@@ -53,6 +57,7 @@ class Options:
     quick: bool = False
     existing: bool = False
     threshold: float = 1.2
+    accuracy_drop: float = DEFAULT_MAX_DROP
     dry_run: bool = False  # print the asv commands instead of running them
     machine: str | None = None
 
@@ -211,10 +216,10 @@ class Change:
 
     @property
     def regression(self) -> bool:
+        """Newly failing, or worse by the ratio; accuracy's ratio marks are not the rule (points are)."""
         if self.mark == "!":
             return True
-        worse = "-" if HIGHER_IS_BETTER.search(self.name) else "+"
-        return self.mark == worse
+        return self.mark == "+" and not ACCURACY.search(self.name)
 
 
 def parse_compare(output: str) -> list[Change]:
@@ -229,7 +234,7 @@ def parse_compare(output: str) -> list[Change]:
 
 
 def regressions(output: str) -> list[Change]:
-    """Rows of ``asv compare`` output that are regressions (accuracy: a drop)."""
+    """Rows of ``asv compare`` output that are regressions (slower, more memory, newly failing)."""
     return [change for change in parse_compare(output) if change.regression]
 
 
@@ -356,6 +361,13 @@ def run_nightly(opts: Options) -> int:
                 print(f"  {change.mark} {change.before} -> {change.after} ({change.ratio})  {change.name}",
                       file=sys.stderr)
             status = status or 1
+        drops = compare_accuracy(results_dir(), machine, previous, head, opts.accuracy_drop, envs)
+        if drops:
+            print(f"\n{len(drops)} accuracy drop(s) of {100 * opts.accuracy_drop:g} points or more "
+                  f"against {previous[:8]}:", file=sys.stderr)
+            for drop in drops:
+                print(f"  {drop.before:.3f} -> {drop.after:.3f} (-{drop.points:.1f} points)  {drop.name}", file=sys.stderr)
+            status = status or 1
     code, _ = execute(publish_command(), opts.dry_run)
     return status or (2 if code else 0)
 
@@ -374,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true", help="CI: asv check + a quick unsaved run of every benchmark")
     mode.add_argument("--quick", action="store_true", help="run every benchmark once; nothing is saved")
     parser.add_argument("--existing", action="store_true", help="run in this Python, no rebuild (GPU box)")
-    parser.add_argument("--threshold", type=float, default=1.2, help="regression factor (default 1.2)")
+    parser.add_argument("--threshold", type=float, default=1.2, help="regression factor of time and memory (default 1.2)")
+    parser.add_argument("--accuracy-drop", type=fraction, default=DEFAULT_MAX_DROP,
+                        help=f"regression of accuracy, absolute (default {DEFAULT_MAX_DROP}: {100 * DEFAULT_MAX_DROP:g} points)")
     parser.add_argument("--machine", default=None, help="asv machine name (default <hostname>-<gpu|cpu>)")
     parser.add_argument("--dry-run", action="store_true", help="print the asv commands without running them")
     return parser

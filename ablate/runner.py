@@ -22,7 +22,7 @@ from ablate.checkpoints import write as write_checkpoint
 from ablate.executors import EXECUTORS, Executor, create_executor, execute_spec
 from ablate.executors.local import LocalExecutor
 from ablate.executors.process import ProcessExecutor, threads_per_worker
-from ablate.progress import RunProgress
+from ablate.progress import create_progress
 from ablate.store import Record, Store, axis_column, load_results
 from ablate.suite import Plan, RunSpec
 from ablate.suite.schema import SeedRange
@@ -98,6 +98,8 @@ def run_plan(
     only to undecided cells (:mod:`ablate.adaptive`). Ctrl-C stops the executor, keeps
     every finished run, and re-raises ``KeyboardInterrupt`` after marking the summary interrupted.
     ``undecided`` replaces the adaptive rounds' question (e.g. a claim's inconclusive predicates).
+    ``progress``: ``None`` a rich bar on a terminal, else a line per finished run on stderr;
+    ``True`` the bar; ``False`` nothing.
     """
     options = dict(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds, progress=progress,
                    on_record=on_record, executor_options=executor_options)
@@ -153,7 +155,7 @@ def _run_once(
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
         train = [r for r in pending if r.kind == "train"]
         measure = [r for r in pending if r.kind == "measure"]
-        with RunProgress(len(pending), enabled=progress) as bar:
+        with create_progress(len(pending), progress, metric=plan.suite.report.main_metric) as bar:
             def consume(records: Iterator[Record]) -> None:
                 for record in records:
                     if record.checkpoint is not None:  # first: a stored ok run always has its weights

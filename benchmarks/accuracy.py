@@ -8,8 +8,9 @@ the cache. The suite's ``[task]``, ``[model]``, ``[train]`` and ``[eval]``
 sections are the whole recipe (a tiny model, a few hundred steps: a few seconds
 per run), so a change in accuracy is a change in the library, not in the benchmark.
 
-Higher is better here, unlike every other asv number: ``ablate nightly`` flags a
-*drop* beyond the threshold as the regression (see ``docs/nightly.md``).
+Higher is better here, unlike every other asv number, and what matters is points,
+not a ratio: ``ablate nightly`` flags an absolute *drop* of ``--accuracy-drop`` or
+more (:mod:`ablate.nightly_accuracy`, ``docs/nightly.md``).
 """
 
 from __future__ import annotations

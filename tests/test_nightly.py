@@ -1,6 +1,6 @@
 """The nightly asv job: benchmark params from the suite, skips, one real benchmark call, asv command lines.
 
-Nothing here runs asv; ``tox -e asv`` (``python -m ablate.nightly --check``) does.
+Nothing here runs asv; ``tox`` (its last command, ``python -m ablate.nightly --check``) does.
 """
 
 from __future__ import annotations
@@ -223,9 +223,9 @@ Benchmarks that have improved:
 def test_regressions_respect_the_direction_of_each_number():
     assert len(nightly.parse_compare(COMPARE_OUTPUT)) == 6
     worse = {change.name for change in nightly.regressions(COMPARE_OUTPUT)}
+    # accuracy's ratio marks are not the rule (tests/test_nightly_accuracy.py: a drop in points is)
     assert worse == {"model.Forward.time_forward('rope', 'mean', 128)",
-                     "accuracy.Accuracy.track_accuracy('t5', 64)",  # newly failing
-                     "accuracy.Accuracy.track_accuracy('none', 32)"}  # accuracy dropped
+                     "accuracy.Accuracy.track_accuracy('t5', 64)"}  # newly failing
 
 
 def test_failed_benchmarks_are_found_in_asv_run_output():
@@ -276,5 +276,7 @@ def test_asv_configuration():
 def test_cli_namespace_is_accepted():
     from ablate.cli import build_parser
 
-    opts = nightly.Options.from_args(build_parser().parse_args(["nightly", "--existing", "--threshold", "1.5"]))
+    opts = nightly.Options.from_args(build_parser().parse_args(["nightly", "--existing", "--threshold", "1.5",
+                                                                  "--accuracy-drop", "0.02"]))
     assert (opts.existing, opts.threshold, opts.check, opts.quick, opts.dry_run) == (True, 1.5, False, False, False)
+    assert opts.accuracy_drop == 0.02

@@ -162,3 +162,17 @@ def test_write_comparison(tmp_path):
     assert "## accuracy" in markdown and "## throughput (tokens/s)" in markdown
     assert "not enough seeds (n=1)" in markdown  # one timing per configuration
     assert paths["html"].is_file()
+
+
+def test_learning_curves_are_drawn_when_given(tmp_path):
+    frame = make_frame()
+    runs = frame.drop_duplicates("run_id")[["run_id", "encoding", "pooling", "seed"]]
+    curves = pd.concat([runs.assign(step=step, train_loss=1.0 / step, metric="accuracy", value=0.5 + step / 400)
+                        for step in (50, 100, 150)], ignore_index=True)
+    markdown = write_report(frame, tmp_path, curves=curves)["markdown"].read_text(encoding="utf-8")
+    section = _section(markdown, "Learning curves")
+    assert f"{runs['run_id'].nunique()} runs; each checked its validation accuracy" in section
+    images = re.findall(r"!\[[^\]]*\]\((figures/learning-curves[^)]*)\)", section)
+    assert images and all((tmp_path / image).is_file() for image in images)
+    without = write_report(frame, tmp_path / "bare")["markdown"].read_text(encoding="utf-8")
+    assert "No learning curves stored" in _section(without, "Learning curves")

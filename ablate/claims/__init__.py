@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from rich.console import Console
 from rich.table import Table
 
 from ablate.claims.predicates import (
@@ -38,6 +37,7 @@ from ablate.claims.predicates import (
     REPRODUCED,
     Verdict,
 )
+from ablate.console import make_console
 from ablate.registry import UnknownNameError
 from ablate.report import write_report
 from ablate.runner import run_plan
@@ -195,7 +195,7 @@ def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """``ablate reproduce``: run the chosen claims (resumable) and write the verdict table."""
-    console = Console()
+    console = make_console()  # the claims table stays whole in a pipe or log
     claims = all_claims()
     if args.list:
         table = Table(title="claims")

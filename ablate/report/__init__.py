@@ -16,6 +16,7 @@ import ablate.report.findings as findings
 import ablate.report.sections as sections
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import render
+from ablate.report.tables import write_tables
 
 
 def write_report(
@@ -28,7 +29,7 @@ def write_report(
     alpha: float = 0.05,
     curves: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """Write ``report.html`` (self-contained), ``report.md`` and ``figures/*.png`` into ``out_dir``.
+    """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
     Args:
         df: the tidy results frame (:func:`ablate.store.load_results`).
@@ -40,7 +41,7 @@ def write_report(
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
 
     Returns:
-        ``{"html": path, "markdown": path, "figures": folder}``.
+        ``{"html": path, "markdown": path, "figures": folder, "summary table": path, "comparisons table": path}``.
 
     Raises:
         ValueError: an empty frame, or a ``main_metric``/``baseline`` not in the results.
@@ -54,8 +55,9 @@ def write_report(
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
     parts = [findings.findings(df, metric, ctx.baseline), *tables, findings.extrapolation(ctx),
-             sections.cost(ctx), findings.learning_curves(curves, ctx.axes), sections.failures(ctx)]
-    return render(parts, out_dir, title=title or f"Ablation report: {suite}")
+             sections.cost(ctx), findings.learning_curves(df, curves, ctx.axes), sections.failures(ctx)]
+    paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
+    return {**paths, **write_tables(ctx, out_dir)}
 
 
 __all__ = ["compare_results", "write_comparison", "write_report"]

@@ -90,9 +90,21 @@ def _md_row(cells: list[str], escape: bool = True) -> str:
     return "| " + " | ".join(text) + " |"
 
 
+def autoescape(template_name: str | None) -> bool:
+    """Escape every HTML template, ``x.html`` and ``x.html.j2`` alike, and templates given as strings.
+
+    ``select_autoescape(["html"])`` matches the last extension only, so it left
+    ``report.html.j2`` unescaped: a suite description or a failure reason with
+    markup went into the page as HTML. Markdown templates are not HTML-escaped.
+    """
+    if template_name is None:
+        return True
+    return any(suffix in (".html", ".htm", ".xhtml", ".xml") for suffix in Path(template_name).suffixes)
+
+
 def _environment() -> jinja2.Environment:
     loader = jinja2.PackageLoader("ablate.report", "templates")
-    env = jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape(["html"]), keep_trailing_newline=True,
+    env = jinja2.Environment(loader=loader, autoescape=autoescape, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     return env
 

@@ -162,8 +162,9 @@ def extrapolation(ctx: Any) -> Section:
     return section
 
 
-def learning_curves(curves: pd.DataFrame | None, axes: list[str]) -> Section:
-    """Validation metric against optimiser steps, one line per run (:func:`ablate.store.load_curves`)."""
+def learning_curves(df: pd.DataFrame, curves: pd.DataFrame | None, axes: list[str]) -> Section:
+    """Validation metric against optimiser steps, one line per run (``curves``: :func:`ablate.store.load_curves`),
+    with the steps each run of ``df`` used."""
     if curves is None or curves.empty:
         return Section("Learning curves", [Paragraph("No learning curves stored with these results.")], folded=True)
     colour_by = axes[0] if axes and axes[0] in curves.columns else "encoding"

@@ -8,22 +8,34 @@ the CLI prints it without a traceback.
 from __future__ import annotations
 
 import copy
+import importlib.resources
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ablate.errors import SuiteError
+from ablate.errors import SuiteError, UserError
 from ablate.registry import did_you_mean
 from ablate.suite.schema import AXIS_ALIASES, SECTIONS, SuiteFile, known_paths
 
 
-
-
 def suites_dir() -> Path:
-    """The repository's ``suites/`` folder (built-in suites live there)."""
-    return Path(__file__).resolve().parents[2] / "suites"
+    """The built-in suites (and ``claims/``): the package resource ``ablate.suites``.
+
+    The repository's top-level ``suites/`` is their source; the build maps it to
+    ``ablate.suites`` (setup.py), so a wheel carries a copy and an editable install
+    points at the checkout. Imported straight from a checkout (``PYTHONPATH``,
+    nothing installed) there is no such package and the checkout's folder is used.
+    """
+    try:
+        resources = importlib.resources.files("ablate.suites")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "suites"
+    if not isinstance(resources, Path):  # e.g. a zipped install: the suites would need extracting first
+        raise UserError(f"ablate's built-in suites are not a folder ({resources!r}); install ablate from its wheel with pip")
+    return resources
 
 
 def resolve_suite_path(name_or_path: str | Path) -> Path:
@@ -157,6 +169,10 @@ def load_suite(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] 
     """Read, merge, override and validate a suite; returns the schema object and its path."""
     path = resolve_suite_path(path_or_name)
     raw = read_with_extends(path)
+    if not set(raw) - {"name", "description"}:
+        raise SuiteError(f"{path}: the suite is empty (it says nothing to run); give at least a task and a [grid], "
+                         f"e.g. task = {{ name = \"parity\" }} and [grid] encoding = [\"rope\", \"alibi\"] "
+                         f"(see 'ablate plan quickstart')")
     raw.setdefault("name", path.stem)
     return suite_from_dict(raw, str(path), overrides), path
 
@@ -174,4 +190,23 @@ def suite_from_dict(raw: dict[str, Any], source: str, overrides: list[str] | tup
     try:
         return SuiteFile.model_validate(raw)
     except ValidationError as error:
-        raise SuiteError(format_validation_error(source, error, SuiteFile)) from None
+        message = format_validation_error(source, error, SuiteFile)
+        raise SuiteError(_blame_overrides(message, overrides)) from None
+
+
+def _blame_overrides(message: str, overrides: list[str] | tuple[str, ...]) -> str:
+    """Say which ``--set`` put a bad value in place (the file is innocent then), with how values are written."""
+    lines = message.splitlines()
+    for index, line in enumerate(lines):
+        for text in overrides:
+            key = text.partition("=")[0].strip()
+            if any(re.search(f": {re.escape(k)}[.:]", line) for k in (key, _canonical_alias(key))):
+                lines[index] = (f"{line} (from --set {text}; values are TOML: numbers bare, strings quoted, "
+                                f"lists in [], e.g. --set train.steps=200 --set 'grid.encoding=[\"rope\"]')")
+                break
+    return "\n".join(lines)
+
+
+def _canonical_alias(key: str) -> str:
+    """An axis alias expanded (``encoding`` -> ``model.encoding``), other keys unchanged."""
+    return AXIS_ALIASES.get(key, key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ablate.devices import check_device_name
 from ablate.dims import head_dim
@@ -153,8 +153,8 @@ class EvalSection(Section):
 class MeasureSection(Section):
     """Throughput and peak-memory measurements (``ablate bench``)."""
 
-    lengths: list[int] = Field(default_factory=lambda: [128, 512])
-    batch_sizes: list[int] = Field(default_factory=lambda: [8])
+    lengths: list[PositiveInt] = Field(default_factory=lambda: [128, 512], min_length=1)
+    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [8], min_length=1)
     modes: list[Literal["forward", "train_step"]] = Field(default_factory=lambda: ["forward"])
     dtypes: list[Dtype] = Field(default_factory=lambda: ["float32"])
     device: str = "cpu"

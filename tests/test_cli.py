@@ -1,0 +1,152 @@
+"""The command line as a user meets it: help, version, and one-line errors (exit 2, no traceback) for mistakes."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ablate import __version__
+from ablate.cli import main
+from ablate.export import read_export
+from ablate.store import load_results
+
+TINY = """
+name = "det"
+description = "tiny <b>suite</b> & co"
+seeds = [0, 1]
+task = { name = "parity" }
+[model]
+d_model = 16
+num_heads = 2
+num_layers = 1
+[train]
+steps = 2
+batch_size = 8
+length = 8
+[eval]
+lengths = [8, 16]
+batches = 1
+batch_size = 16
+[grid]
+encoding = ["none", { name = "learned", max_positions = 12 }]
+pooling = ["mean"]
+"""
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """results/det of the tiny suite (4 runs, trained once for the module)."""
+    root = tmp_path_factory.mktemp("cli")
+    suite = root / "det.toml"
+    suite.write_text(textwrap.dedent(TINY))
+    assert main(["run", str(suite), "--results", str(root / "results"), "--no-report"]) == 0
+    return root / "results" / "det"
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run ``argv``; assert exit 2 and a single ``error:`` line on stderr (no traceback); return it."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_bare_ablate_prints_help_and_starts_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "usage: ablate" in out and "run" in out and "export" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"ablate {__version__} (python 3.")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "quickstart", "--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
+    (["run", "quickstart", "--threads", "-2"], "--threads: expected a whole number >= 1, got -2"),
+    (["reproduce", "alibi-lm", "--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
+    (["run", "quickstart", "--executor", "slurm"], "invalid choice: 'slurm'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["nightly", "--accuracy-drop", "5"], "--accuracy-drop: expected a fraction between 0 and 1"),
+    (["plan", "quickstart", "--set", "train.stepz=3"], "unknown key 'train.stepz'. Did you mean 'train.steps'"),
+    (["plan", "quickstart", "--set", "train.steps=abc"], "train.steps: Input should be a valid integer"),
+    (["plan", "quickstart", "--set", "train.steps"], "expected KEY=VALUE"),
+    (["bench", "cost", "--set", "measure.lengths=[-5]"], "measure.lengths.0: Input should be greater than 0 (from --set"),
+    (["plan", "quickstartt"], "Did you mean 'quickstart'"),
+    (["reproduce", "alibi-lmm"], "unknown claim 'alibi-lmm'. Did you mean 'alibi-lm'"),
+    (["report", "no/such/folder"], "no results.sqlite here; run 'ablate run SUITE' first"),
+    (["export", "no/such/folder"], "no results.sqlite here"),
+    (["compare", "no/such/a", "no/such/b"], "no results.sqlite here"),
+])
+def test_command_line_mistakes_are_one_line(capsys, argv, expected):
+    assert expected in one_line_error(capsys, argv)
+
+
+def test_an_empty_suite_file_is_an_error(capsys, tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing yet\n")
+    line = one_line_error(capsys, ["validate", str(empty)])
+    assert "the suite is empty" in line and "task = { name" in line
+    named = tmp_path / "named.toml"
+    named.write_text('name = "x"\ndescription = "only words"\n')
+    assert "the suite is empty" in one_line_error(capsys, ["plan", str(named)])
+
+
+def test_report_option_mistakes_name_what_exists(capsys, stored, tmp_path):
+    out = ["--out", str(tmp_path / "report")]
+    line = one_line_error(capsys, ["report", str(stored), "--main-metric", "acuracy", *out])
+    assert "Did you mean 'accuracy'?" in line and "Metrics: accuracy" in line
+    line = one_line_error(capsys, ["report", str(stored), "--baseline", "encodng=none", *out])
+    assert "not a grid axis" in line and "Did you mean 'encoding'?" in line
+    line = one_line_error(capsys, ["report", str(stored), "--baseline", "encoding=nope", *out])
+    assert "Did you mean 'none'?" in line and "Values: none, learned" in line
+    line = one_line_error(capsys, ["report", str(stored), "--baseline", "encoding", *out])
+    assert "expected AXIS=VALUE" in line
+    assert not (tmp_path / "report").exists()
+    line = one_line_error(capsys, ["report", str(stored), "--baseline", "encoding=learned", *out])
+    assert "Did you mean 'learned[max_positions=12]'?" in line
+    assert main(["report", str(stored), "--baseline", "encoding=learned[max_positions=12]", *out]) == 0
+    assert (tmp_path / "report" / "summary.csv").is_file() and (tmp_path / "report" / "comparisons.csv").is_file()
+
+
+def test_results_root_suggests_its_suites(capsys, stored):
+    line = one_line_error(capsys, ["report", str(stored.parent)])
+    assert f"results folders here: {stored}" in line
+
+
+def test_compare_derives_distinct_labels_for_the_same_suite(capsys, stored, tmp_path):
+    a, b = tmp_path / "A" / "det", tmp_path / "B" / "det"
+    shutil.copytree(stored, a)
+    shutil.copytree(stored, b)
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp")]) == 0
+    capsys.readouterr()
+    markdown = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "A/det" in markdown and "B/det" in markdown
+    line = one_line_error(capsys, ["compare", str(a), str(a)])
+    assert "are the same folder" in line
+    assert "must differ" in one_line_error(capsys, ["compare", str(a), str(b), "--labels", "x", "x"])
+
+
+def test_export_round_trips_through_the_command_line(capsys, stored, tmp_path):
+    target = tmp_path / "out.csv"
+    assert main(["export", str(stored), "--format", "csv", "-o", str(target)]) == 0
+    back, original = read_export(target), load_results(stored)
+    assert list(back.columns) == list(original.columns) and len(back) == len(original) > 0
+    assert back["value"].tolist() == pytest.approx(original["value"].tolist(), nan_ok=True)
+
+
+def test_tables_printed_to_a_pipe_are_whole(capsys):
+    assert main(["plan", "quickstart", "--all"]) == 0  # capsys: stdout is not a terminal
+    out = capsys.readouterr().out
+    assert "…" not in out and "eval lengths" in out and "32,64,128" in out and "measure" in out
+    assert max(len(line) for line in out.splitlines()) > 80  # wider than the 80 columns rich assumed before
