@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.cli_args import fraction
-from ablate.nightly_accuracy import DEFAULT_MAX_DROP, compare_accuracy
+from ablate.nightly_accuracy import DEFAULT_MAX_DROP, asv_results, compare_accuracy
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "asv.conf.json"
@@ -246,17 +246,8 @@ def result_commits(results_dir: Path, machine: str, env_names: set[str] | None =
 
 def result_index(results_dir: Path, machine: str) -> list[tuple[str, int, str]]:
     """``(commit hash, commit date, environment name)`` of every stored result file of ``machine``."""
-    index = []
-    for path in sorted((results_dir / machine).glob("*.json")):
-        if path.name == "machine.json":
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if "commit_hash" in data:
-            index.append((data["commit_hash"], int(data.get("date") or 0), str(data.get("env_name"))))
-    return index
+    return [(data["commit_hash"], int(data.get("date") or 0), str(data.get("env_name")))
+            for _, data in asv_results(results_dir, machine) if "commit_hash" in data]
 
 
 def previous_commit(commits: dict[str, int], head: str, is_ancestor: Any = None) -> str | None:

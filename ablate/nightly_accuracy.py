@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 #: The asv benchmark whose numbers are accuracies (higher is better, judged in points).
 ACCURACY_BENCHMARK = "accuracy.Accuracy.track_accuracy"
@@ -72,15 +73,20 @@ def accuracy_drops(before: dict[str, float], after: dict[str, float], max_drop: 
     return sorted(drops, key=lambda drop: (-drop.points, drop.name))
 
 
-def result_file(results_dir: Path, machine: str, commit: str, env_names: set[str] | None = None) -> Path | None:
-    """The asv result file of ``commit`` on ``machine`` (in one of ``env_names`` if given), or ``None``."""
+def asv_results(results_dir: Path, machine: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every readable asv result file of ``machine`` with its parsed content (``machine.json`` aside)."""
     for path in sorted((Path(results_dir) / machine).glob("*.json")):
         if path.name == "machine.json":
             continue
         try:
-            data = json.loads(path.read_text())
+            yield path, json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+
+
+def result_file(results_dir: Path, machine: str, commit: str, env_names: set[str] | None = None) -> Path | None:
+    """The asv result file of ``commit`` on ``machine`` (in one of ``env_names`` if given), or ``None``."""
+    for path, data in asv_results(results_dir, machine):
         if data.get("commit_hash") == commit and (env_names is None or str(data.get("env_name")) in env_names):
             return path
     return None
