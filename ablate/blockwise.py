@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -98,6 +99,8 @@ def _attend_block(
         # SDPA's fused CPU/CUDA kernels take a 4-D mask; a 3-D one falls back to the math path.
         mask = mask if mask.dim() == 4 else mask.unsqueeze(0)
     if not encoding.mixes_values:
+        if mask is not None and mask.requires_grad and torch.is_grad_enabled():
+            return BiasedAttention.apply(q, k, v, mask)  # SDPA would fall back to its math path
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, Lb, Lk)
     if mask is not None:
@@ -106,3 +109,40 @@ def _attend_block(
     out = probs @ v  # (B, H, Lb, Dh)
     extra = encoding.mix_values(probs, q_positions, k_positions)
     return out if extra is None else out + extra.to(out.dtype)
+
+
+class BiasedAttention(torch.autograd.Function):
+    """SDPA with a differentiable additive mask: the fused kernel forward, a lean explicit backward.
+
+    SDPA itself differentiates a float mask only on its unfused math path (forward and
+    backward), which writes several extra ``(B, H, Lq, Lk)`` temporaries (NaN guards,
+    copies); this backward recomputes the probabilities and needs two such tensors,
+    updated in place. A mask without gradient (static ALiBi) needs none of this: plain
+    SDPA keeps its fused backward.
+
+    ``forward(q, k, v, mask)``: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` x2 and a mask
+    ``(1|B, H, Lq, Lk)`` (``-inf`` where a key is masked) -> ``(B, H, Lq, Dh)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        # A mask that requires grad sends SDPA to its math path even here, where nothing records.
+        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=mask.detach())
+        ctx.save_for_backward(q, k, v, mask, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
+        q, k, v, mask, out = ctx.saved_tensors
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask).softmax(-1)  # (B, H, Lq, Lk)
+        grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)  # (B, H, Lk, Dh)
+        row = (grad_out * out).sum(-1, keepdim=True)  # (B, H, Lq, 1)
+        grad_logits = torch.matmul(grad_out, v.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, Lq, Lk)
+        del probs
+        grad_mask = None
+        if ctx.needs_input_grad[3]:
+            grad_mask = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
+        grad_q = torch.matmul(grad_logits, k).mul_(scale)
+        grad_k = torch.matmul(grad_logits.transpose(-1, -2), q).mul_(scale)
+        return grad_q, grad_k, grad_v, grad_mask

@@ -185,8 +185,9 @@ def bias_from_distances(
 
     Evaluating ``values_of`` (logs, bucket searches) on all ``L * L`` pairs costs far
     more than attention itself at long lengths; a bias of the distance alone needs
-    it only for the ``2L - 1`` distinct distances. For the usual self-attention over
-    contiguous positions the ``(L, L)`` Toeplitz layout is one strided copy; other
+    it only for the ``2L - 1`` distinct distances. For contiguous positions (the usual
+    self-attention, or a block of its query rows against a range of keys) the Toeplitz
+    layout is one strided copy; other
     integer positions gather from the per-distance table; float positions (position
     interpolation) fall back to element-wise evaluation.
 
@@ -198,15 +199,14 @@ def bias_from_distances(
     Returns:
         ``(H, Lq, Lk)`` for 1-D positions, ``(B, H, Lq, Lk)`` for 2-D ones.
     """
-    same = q_positions is k_positions or (
-        q_positions.shape == k_positions.shape and torch.equal(q_positions, k_positions)
-    )
-    if same and is_contiguous_range(q_positions):
-        length = q_positions.shape[0]
-        distances = torch.arange(-(length - 1), length, device=q_positions.device)
-        table = values_of(distances).contiguous()  # (H, 2L - 1), index d + L - 1 holds distance d
-        windows = table.unfold(-1, length, 1)  # (H, L, L): [h, i, j] = table[h, i + j]
-        return windows.flip(-2).contiguous()  # [h, i, j] = table[h, L - 1 - i + j] = value at distance j - i
+    if is_contiguous_range(q_positions) and is_contiguous_range(k_positions) and q_positions.numel() > 0:
+        # Also a block of query rows against a range of keys, as blockwise attention asks.
+        rows, columns = q_positions.shape[0], k_positions.shape[0]
+        offset = int(k_positions[0]) - int(q_positions[0])  # distance of the pair (0, 0)
+        distances = torch.arange(offset - (rows - 1), offset + columns, device=q_positions.device)
+        table = values_of(distances).contiguous()  # (H, Lq + Lk - 1), index a holds distance offset - (Lq-1) + a
+        windows = table.unfold(-1, columns, 1)  # (H, Lq, Lk): [h, a, j] = table[h, a + j]
+        return windows.flip(-2).contiguous()  # [h, i, j] = table[h, Lq - 1 - i + j] = value at offset + j - i
     relative = relative_positions(q_positions, k_positions)
     if relative.dtype.is_floating_point:
         values = values_of(relative)  # (H, *S)
