@@ -12,9 +12,9 @@ Backends:
       combined into a single additive float mask (or a boolean mask when there is
       no bias, or SDPA's ``is_causal`` fast path when there is nothing else).
     * ``blocks`` - :mod:`ablate.blockwise`, chosen by the plan, never requested:
-      training with a bias (``sdpa`` requested), and any encoding that mixes values,
-      attend over blocks of queries with recomputation in backward, so no
-      ``(B, H, L, L)`` tensor is kept for backward.
+      training with a bias (except ``flex`` on CUDA; FlexAttention has no CPU
+      backward), and any encoding that mixes values, attend over blocks of queries
+      with recomputation in backward, so no ``(B, H, L, L)`` tensor is kept.
     * ``flex`` - :func:`torch.nn.attention.flex_attention.flex_attention` with the
       encoding's ``score_mod`` and a block mask, so a ``(B, H, L, L)`` bias is
       never materialised; gradients reach the bias parameters through the tensors
@@ -125,7 +125,9 @@ def plan_attention(
     length = positions.shape[-1]
     device = positions.device
     plan = AttentionPlan(backend=backend, positions=positions, causal=causal, padding_mask=padding_mask)
-    if encoding.mixes_values or (backend == "sdpa" and torch.is_grad_enabled() and encoding.has_bias):
+    # FlexAttention has no backward on the CPU; nothing returns the probabilities mix_values needs.
+    flex_trains = backend == "flex" and device.type == "cuda"
+    if encoding.mixes_values or (torch.is_grad_enabled() and encoding.has_bias and not flex_trains):
         plan.backend = "blocks"  # nothing (B, H, L, L) is built here, nor kept for backward
         return plan
     static_bias = encoding.has_bias and not encoding.bias_needs_query
