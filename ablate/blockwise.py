@@ -45,10 +45,12 @@ def blockwise_attention(
         positions: ``(L,)`` or ``(B, L)``.
         padding_mask: ``(B, L)`` bool, ``True`` at real tokens, or ``None``.
         causal: keys after a query are masked, and key blocks past a query block skipped.
-        block_rows: query rows per block.
+        block_rows: query rows per block (halved for an encoding that mixes values).
     """
     if block_rows < 1:
         raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
+    if encoding.mixes_values:
+        block_rows = max(1, block_rows // 2)  # the explicit softmax keeps about twice SDPA's temporaries
     length = q.shape[-2]
     recompute = torch.is_grad_enabled() and (q.requires_grad or any(p.requires_grad for p in encoding.parameters()))
     outputs = []

@@ -366,6 +366,8 @@ def test_nezha_errors_and_note():
         encoding.bias(torch.arange(4), torch.arange(4))
     with pytest.raises(ValueError, match="Lq=4"):
         encoding.bias(torch.arange(4), torch.arange(4), torch.randn(1, H, 5, DH))
+    with pytest.raises(ValueError, match="key-only"):
+        make("nezha", values="no")
     with pytest.raises(ValueError, match="even head_dim"):
         create_encoding("nezha", d_model=6, num_heads=2, causal=False)
     assert "32..64" in encoding.untrained_note(32, 128)

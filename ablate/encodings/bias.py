@@ -11,6 +11,9 @@ What they share:
   ``(L, L)`` bias; it only captures per-head parameters or small lookup tables.
 * Static biases (all but NEZHA) are computed once per forward pass and shared by every
   layer, as T5 does, so their parameters are shared across layers too.
+* In training, attention asks for the bias of one block of query rows at a time
+  (:mod:`ablate.blockwise`) and recomputes it in backward, so the gradient of each
+  family's small table is summed block by block.
 """
 
 from __future__ import annotations

@@ -85,8 +85,10 @@ class NezhaRelative(PositionalEncoding):
             raise ValueError(f"nezha: max_relative_position must be >= 1, got {max_relative_position}")
         if self.head_dim % 2:
             raise ValueError(f"nezha: sinusoidal vectors need an even head_dim, got {self.head_dim}")
+        if not isinstance(values, bool):
+            raise ValueError(f"nezha: values must be true (keys and values) or false (key-only), got {values!r}")
         self.max_relative_position = max_relative_position
-        self.values = bool(values)
+        self.values = values
         vectors = sinusoidal_table(torch.arange(2 * max_relative_position + 1), self.head_dim)
         self.register_buffer("relative_vectors", vectors, persistent=False)  # (2k + 1, Dh)
         self._workspace = _InferenceWorkspace()
