@@ -52,7 +52,8 @@ def blockwise_attention(
     if encoding.mixes_values:
         block_rows = max(1, block_rows // 2)  # the explicit softmax keeps about twice SDPA's temporaries
     length = q.shape[-2]
-    recompute = torch.is_grad_enabled() and (q.requires_grad or any(p.requires_grad for p in encoding.parameters()))
+    needs_grad = [q, k, v, *encoding.parameters()]
+    recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
     outputs = []
     for start in range(0, length, block_rows):
         stop = min(start + block_rows, length)

@@ -207,3 +207,15 @@ def test_biased_attention_backward_is_the_gradient_of_attention_with_its_mask(ma
     expected = torch.autograd.grad(((torch.softmax(logits, -1) @ v) * upstream).sum(), (q, k, v, mask))
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_flex_requested_on_the_cpu_trains_blockwise_and_infers_with_flex():
+    # FlexAttention has no CPU backward: training falls back to blocks, inference keeps flex.
+    from ablate.attention import plan_attention
+
+    encoding = make("t5", {}, causal=True)
+    positions = torch.arange(8)
+    assert plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32).backend == "blocks"
+    with torch.no_grad():
+        assert plan_attention(encoding, positions, None, causal=True, backend="flex",
+                              dtype=torch.float32).backend == "flex"
