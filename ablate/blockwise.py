@@ -45,12 +45,10 @@ def blockwise_attention(
         positions: ``(L,)`` or ``(B, L)``.
         padding_mask: ``(B, L)`` bool, ``True`` at real tokens, or ``None``.
         causal: keys after a query are masked, and key blocks past a query block skipped.
-        block_rows: query rows per block (halved for an encoding that mixes values).
+        block_rows: query rows per block.
     """
     if block_rows < 1:
         raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
-    if encoding.mixes_values:
-        block_rows = max(1, block_rows // 2)  # the explicit softmax keeps about twice SDPA's temporaries
     length = q.shape[-2]
     needs_grad = [q, k, v, *encoding.parameters()]
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
@@ -105,9 +103,11 @@ def _attend_block(
         if mask is not None and mask.requires_grad and torch.is_grad_enabled():
             return BiasedAttention.apply(q, k, v, mask)  # SDPA would fall back to its math path
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, Lb, Lk)
+    # In place on the product (its backward needs q and k only): every fresh (B, H, Lb, Lk)
+    # temporary of a block is another chunk for the heap to fragment on.
+    logits = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))  # (B, H, Lb, Lk)
     if mask is not None:
-        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+        logits = logits.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else logits.add_(mask)
     probs = torch.softmax(logits, dim=-1)
     out = probs @ v  # (B, H, Lb, Dh)
     extra = encoding.mix_values(probs, q_positions, k_positions)
@@ -138,7 +138,9 @@ class BiasedAttention(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         q, k, v, mask, out = ctx.saved_tensors
         scale = 1.0 / math.sqrt(q.shape[-1])
-        probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask).softmax(-1)  # (B, H, Lq, Lk)
+        probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask)  # (B, H, Lq, Lk) logits
+        probs.sub_(probs.amax(-1, keepdim=True)).exp_()  # softmax in place: one (B, H, Lq, Lk) tensor, not two
+        probs.div_(probs.sum(-1, keepdim=True))
         grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)  # (B, H, Lk, Dh)
         row = (grad_out * out).sum(-1, keepdim=True)  # (B, H, Lq, 1)
         grad_logits = torch.matmul(grad_out, v.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, Lq, Lk)
