@@ -1,33 +1,40 @@
-"""The one attention call site: SDPA with a combined mask, or FlexAttention on CUDA.
+"""The one attention call site: SDPA, blockwise attention in training, or FlexAttention on CUDA.
 
 Masks are built once per forward pass (:func:`plan_attention`) and reused by
-every layer, because bias encodings share their bias across layers and the
-padding/causal structure is the same in every layer.
+every layer, because static bias encodings share their bias across layers and the
+padding/causal structure is the same in every layer. Nothing here names an
+encoding: attention asks the encoding contract (``has_bias``, ``bias_needs_query``,
+``mixes_values``; see :mod:`ablate.encodings.base`).
 
 Backends:
-    * ``sdpa`` - :func:`torch.nn.functional.scaled_dot_product_attention`. The
-      encoding's bias, the padding mask and the causal mask are combined into a
-      single additive float mask (or a boolean mask when there is no bias, or
-      SDPA's ``is_causal`` fast path when there is nothing else). Runs
-      everywhere, with backward.
+    * ``sdpa`` - :func:`torch.nn.functional.scaled_dot_product_attention`. In
+      inference the encoding's bias, the padding mask and the causal mask are
+      combined into a single additive float mask (or a boolean mask when there is
+      no bias, or SDPA's ``is_causal`` fast path when there is nothing else).
+    * ``blocks`` - :mod:`ablate.blockwise`, chosen by the plan, never requested:
+      training with a bias (except ``flex`` on CUDA; FlexAttention has no CPU
+      backward), and any encoding that mixes values, attend over blocks of queries
+      with recomputation in backward, so no ``(B, H, L, L)`` tensor is kept.
     * ``flex`` - :func:`torch.nn.attention.flex_attention.flex_attention` with the
       encoding's ``score_mod`` and a block mask, so a ``(B, H, L, L)`` bias is
-      never materialised. Compiled on CUDA; on CPU it runs uncompiled (forward
-      only, slowly), which is how tests check it agrees with ``sdpa``.
+      never materialised; gradients reach the bias parameters through the tensors
+      the ``score_mod`` captures. Compiled on CUDA; on CPU it runs uncompiled
+      (slowly), which is how tests check it agrees with ``sdpa``.
     * ``auto`` - ``flex`` on CUDA for encodings with a bias, ``sdpa`` otherwise.
 """
 
 from __future__ import annotations
 
 import functools
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import torch
 from torch.nn import functional as F
 
+from ablate.blockwise import blockwise_attention
 from ablate.encodings.base import PositionalEncoding
+from ablate.mask_cache import MaskCache
 
 Backend = Literal["auto", "sdpa", "flex"]
 BACKENDS = ("auto", "sdpa", "flex")
@@ -68,9 +75,10 @@ class AttentionPlan:
     backend: str
     positions: torch.Tensor  # (L,) or (B, L)
     causal: bool
+    padding_mask: torch.Tensor | None = None  # (B, L), True at real tokens
     #: sdpa: combined additive float mask (H|1, L, L) / (B, H|1, L, L), a bool mask, or None.
     attn_mask: torch.Tensor | None = None
-    #: sdpa: boolean "may attend" structure, kept for query-dependent biases.
+    #: sdpa: boolean "may attend" structure, kept for biases computed per layer.
     allowed: torch.Tensor | None = None
     #: flex: block mask and the static score modification.
     block_mask: Any = None
@@ -101,6 +109,7 @@ def plan_attention(
     causal: bool,
     backend: str,
     dtype: torch.dtype,
+    cache: MaskCache | None = None,
 ) -> AttentionPlan:
     """Build the per-forward attention plan.
 
@@ -111,10 +120,16 @@ def plan_attention(
         causal: causal decoder or bidirectional encoder.
         backend: ``sdpa`` or ``flex`` (already resolved by :func:`choose_backend`).
         dtype: the attention dtype (additive masks must match the queries).
+        cache: where the combined mask of a static bias is kept between inference calls.
     """
     length = positions.shape[-1]
     device = positions.device
-    plan = AttentionPlan(backend=backend, positions=positions, causal=causal)
+    plan = AttentionPlan(backend=backend, positions=positions, causal=causal, padding_mask=padding_mask)
+    # FlexAttention has no backward on the CPU; nothing returns the probabilities mix_values needs.
+    flex_trains = backend == "flex" and device.type == "cuda"
+    if encoding.mixes_values or (torch.is_grad_enabled() and encoding.has_bias and not flex_trains):
+        plan.backend = "blocks"  # nothing (B, H, L, L) is built here, nor kept for backward
+        return plan
     static_bias = encoding.has_bias and not encoding.bias_needs_query
     if backend == "flex":
         plan.block_mask = _block_mask(padding_mask, causal, length, device)
@@ -124,10 +139,10 @@ def plan_attention(
     allowed = _allowed(padding_mask, causal, length, device)
     plan.allowed = allowed
     if static_bias:
-        key = _cache_key(encoding, positions, padding_mask, causal, dtype)
-        cached = _MASK_CACHE.get(encoding)
-        if key is not None and cached is not None and cached[0] == key:
-            plan.attn_mask = cached[1]
+        key = MaskCache.key(positions, padding_mask, causal=causal, dtype=dtype, training=encoding.training)
+        cached = None if cache is None else cache.get(key, encoding)
+        if cached is not None:
+            plan.attn_mask = cached
             return plan
         bias = encoding.bias(positions, positions)
         if bias is not None:
@@ -137,33 +152,12 @@ def plan_attention(
             if allowed is not None:
                 mask = mask.masked_fill(~allowed, float("-inf"))
             plan.attn_mask = mask
-            if key is not None:
-                _MASK_CACHE[encoding] = (key, mask)
+            if cache is not None:
+                cache.put(key, encoding, mask)
             return plan
     # No bias: causal-only uses SDPA's is_causal fast path; padding needs the boolean mask.
     plan.attn_mask = None if padding_mask is None else allowed
     return plan
-
-
-#: Inference-only cache of each encoding's combined mask: evaluation loops call the
-#: model many times at one length with unchanged parameters, and rebuilding an
-#: (H, L, L) bias each time costs as much as a layer of attention at L=2048.
-_MASK_CACHE: "weakref.WeakKeyDictionary[PositionalEncoding, tuple[tuple[Any, ...], torch.Tensor]]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _cache_key(
-    encoding: PositionalEncoding, positions: torch.Tensor, padding_mask: torch.Tensor | None, causal: bool,
-    dtype: torch.dtype,
-) -> tuple[Any, ...] | None:
-    """A key that changes whenever the mask could (parameters are versioned), or None: don't cache."""
-    if torch.is_grad_enabled() or padding_mask is not None or positions.dim() != 1 or positions.numel() == 0:
-        return None
-    if positions.dtype.is_floating_point or not bool((positions.diff() == 1).all()):
-        return None  # randomized or interpolated positions: nothing to reuse
-    versions = tuple(p._version for p in encoding.parameters())
-    return (int(positions[0]), positions.numel(), positions.device, dtype, causal, encoding.training, versions)
 
 
 def _four_d(mask: torch.Tensor) -> torch.Tensor:
@@ -192,6 +186,8 @@ def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan, encoding: PositionalEncoding
 ) -> torch.Tensor:
     """Scaled dot-product attention ``(B, H, L, Dh) x3 -> (B, H, L, Dh)`` following ``plan``."""
+    if plan.backend == "blocks":
+        return blockwise_attention(q, k, v, encoding, plan.positions, plan.padding_mask, causal=plan.causal)
     if plan.backend == "flex":
         score_mod = plan.score_mod
         if encoding.bias_needs_query:
@@ -199,8 +195,8 @@ def attend(
         flex = _compiled_flex() if q.is_cuda else _eager_flex()
         return flex(q, k, v, score_mod=score_mod, block_mask=plan.block_mask)
     attn_mask = plan.attn_mask
-    if encoding.bias_needs_query:
-        bias = encoding.attention_bias(plan.positions, plan.positions, q).to(q.dtype)  # (B, H, L, L)
+    if encoding.bias_needs_query:  # computed per layer; in inference possibly row-shifted (see the contract)
+        bias = encoding.bias(plan.positions, plan.positions, q).to(q.dtype)  # (B, H, L, L)
         if attn_mask is not None and attn_mask.dtype != torch.bool:
             bias = bias + attn_mask
         elif plan.allowed is not None:

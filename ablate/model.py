@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from ablate.attention import AttentionPlan, attend, choose_backend, plan_attention
 from ablate.dims import head_dim
 from ablate.encodings import PositionalEncoding, create_encoding
+from ablate.mask_cache import MaskCache
 from ablate.pooling import Pooling, create_pooling, token_rank
 
 
@@ -169,6 +170,7 @@ class TransformerModel(nn.Module):
         # Pre-LN needs a final norm; post-LN blocks already end normalised.
         self.final_norm = nn.LayerNorm(config.d_model) if config.norm_first else nn.Identity()
         self.head = nn.Linear(self.pooling.out_dim(), config.num_classes)
+        self.mask_cache = MaskCache()  # a static bias's combined mask, reused between inference calls
         for name, module in self.named_modules():
             if not name.startswith("encoding"):  # encodings keep their paper's initialisation
                 _init_weights(module)
@@ -215,7 +217,8 @@ class TransformerModel(nn.Module):
         x = self.drop(self.encoding.embed(x, positions))
         backend = choose_backend(self.config.attention_backend, x.device, self.encoding)
         plan = plan_attention(
-            self.encoding, positions, padding_mask, causal=self.config.causal, backend=backend, dtype=x.dtype
+            self.encoding, positions, padding_mask, causal=self.config.causal, backend=backend, dtype=x.dtype,
+            cache=self.mask_cache,
         )
         for block in self.blocks:
             x = block(x, plan, self.encoding)

@@ -84,7 +84,8 @@ def make(name: str, causal: bool = False, **params):
 
 
 def bias_of(encoding, q_positions, k_positions, q=None):
-    return encoding.bias(q_positions, k_positions, q if encoding.bias_needs_query else None)
+    # The contract: attention always passes the queries; a static bias ignores them.
+    return encoding.bias(q_positions, k_positions, q)
 
 
 def score_mod_of(encoding, q_positions, k_positions, q=None):
@@ -236,35 +237,61 @@ def test_nezha_vectors_match_hf_table():
     assert torch.allclose(encoding.relative_vectors, hf_nezha_table(11, DH), atol=1e-6)
 
 
+def naive_nezha_vectors(length: int, k: int) -> torch.Tensor:
+    """``(L, L, Dh)`` relative vectors exactly as HF ``NezhaRelativePositionsEncoding`` builds them."""
+    positions = torch.arange(length)
+    relative = positions.view(1, -1) - positions.view(-1, 1)  # j - i
+    return hf_nezha_table(2 * k + 1, DH)[relative.clamp(-k, k) + k]
+
+
+def hf_nezha_attention(q, key, v, a, mask, values: bool):
+    """A transcription of HF ``NezhaSelfAttention.forward`` (keys and values) on (B, H, L, Dh) tensors.
+
+    ``a`` is the ``(L, L, Dh)`` relations table (the same for keys and values, as there),
+    ``mask`` a boolean ``(L, L)`` "may attend" (HF adds a large negative number instead).
+    """
+    batch, heads, length, depth = q.shape
+    attention_scores = torch.matmul(q, key.transpose(-1, -2))
+    query_layer_r = q.permute(2, 0, 1, 3).contiguous().view(length, batch * heads, depth)
+    key_position_scores = torch.matmul(query_layer_r, a.permute(0, 2, 1))
+    attention_scores = attention_scores + key_position_scores.view(length, batch, heads, length).permute(1, 2, 0, 3)
+    attention_scores = attention_scores / math.sqrt(depth)
+    attention_probs = torch.softmax(attention_scores.masked_fill(~mask, float("-inf")), dim=-1)
+    context_layer = torch.matmul(attention_probs, v)
+    if values:
+        attentions_probs_r = attention_probs.permute(2, 0, 1, 3).contiguous().view(length, batch * heads, length)
+        value_position_scores = torch.matmul(attentions_probs_r, a)
+        context_layer = context_layer + value_position_scores.view(length, batch, heads, depth).permute(1, 2, 0, 3)
+    return context_layer
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("length", [1, 3, 6, 7, 8, 20])  # shorter than, as long as, longer than the band 2k + 1
-@pytest.mark.parametrize("grad", [True, False], ids=["train", "inference"])  # inference reuses a workspace
-def test_nezha_matches_naive_relative_vectors(causal, length, grad):
+def test_nezha_matches_naive_relative_vectors(causal, length):
     k = 3  # distances up to length - 1 exercise the clipping at 3
     encoding = make("nezha", causal, max_relative_position=k)
     q = torch.randn(2, H, length, DH)
     positions = torch.arange(length)
-    table = hf_nezha_table(2 * k + 1, DH)
-    relative = positions.view(1, -1) - positions.view(-1, 1)  # j - i
-    a = table[relative.clamp(-k, k) + k]  # (L, L, Dh), as HF builds it
-    expected = torch.einsum("bhid,ijd->bhij", q, a) / math.sqrt(DH)
-    with torch.set_grad_enabled(grad):
-        assert torch.allclose(encoding.bias(positions, positions, q), expected, atol=1e-5)
+    expected = torch.einsum("bhid,ijd->bhij", q, naive_nezha_vectors(length, k)) / math.sqrt(DH)
+    assert torch.allclose(encoding.bias(positions, positions, q), expected, atol=1e-5)
+    # A block of query rows against all keys (how blockwise attention asks) is the same rows.
+    rows = slice(length // 3, length - length // 3)
+    assert torch.allclose(encoding.bias(positions[rows], positions, q[:, :, rows]), expected[:, :, rows], atol=1e-5)
 
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("length", [1, 3, 7, 8, 20, 150])  # 150: several row blocks of the dense write
-def test_nezha_inference_attention_bias_is_the_bias_shifted_per_row(causal, length):
-    # In inference NEZHA hands attention each row less its far-left value: a per-row
-    # constant, so the bias differs from bias() exactly by it and the softmax is the same.
+def test_nezha_inference_bias_is_the_bias_shifted_per_row(causal, length):
+    # Without autograd NEZHA hands attention each row less its far-left value, in a reused
+    # workspace: a per-row constant, so the softmax (and attention) is the same.
     k = 3
     encoding = make("nezha", causal, max_relative_position=k)
     positions = torch.arange(length)
     for trial in range(2):  # the second call reuses the workspace
         q, key, v = (torch.randn(2, H, length, DH) for _ in range(3))
+        exact = encoding.bias(positions, positions, q).detach()
         with torch.no_grad():
-            exact = encoding.bias(positions, positions, q)
-            shifted = encoding.attention_bias(positions, positions, q).clone()
+            shifted = encoding.bias(positions, positions, q).clone()
         difference = exact - shifted  # (B, H, L, L), constant along each row
         assert torch.allclose(difference, difference[..., :1].expand_as(difference), atol=1e-6)
         assert not torch.equal(exact, shifted) or length == 1
@@ -273,13 +300,43 @@ def test_nezha_inference_attention_bias_is_the_bias_shifted_per_row(causal, leng
         assert torch.allclose(attend(shifted), attend(exact), atol=1e-5)
 
 
-def test_nezha_model_output_is_the_same_with_and_without_autograd():
-    # Training (dense exact bias) and inference (shifted bias in a workspace) agree.
+@pytest.mark.parametrize("values", [True, False], ids=["keys+values", "keys"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("length", [3, 7, 20])
+def test_nezha_attention_matches_the_reference_transcription(values, causal, length):
+    from ablate.blockwise import blockwise_attention
+
+    k = 3
+    encoding = make("nezha", causal, max_relative_position=k, values=values)
+    assert encoding.mixes_values == values
+    q, key, v = (torch.randn(2, H, length, DH, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.ones(length, length, dtype=torch.bool)
+    mask = mask.tril() if causal else mask
+    expected = hf_nezha_attention(q, key, v, naive_nezha_vectors(length, k).double(), mask, values)
+    encoding = encoding.double()
+    encoding.relative_vectors.copy_(hf_nezha_table(2 * k + 1, DH))  # the same float32 roundings as the reference
+    positions = torch.arange(length)
+    got = blockwise_attention(q, key, v, encoding, positions, None, causal=causal, block_rows=2)
+    assert torch.allclose(got, expected, atol=1e-10)
+    upstream = torch.randn_like(expected)
+    for a, b in zip(torch.autograd.grad((got * upstream).sum(), (q, key, v)),
+                    torch.autograd.grad((expected * upstream).sum(), (q, key, v))):
+        assert torch.allclose(a, b, atol=1e-10)
+    with torch.no_grad():  # the inference path of the model's attention agrees too
+        from ablate.attention import attend, plan_attention
+
+        plan = plan_attention(encoding, positions, None, causal=causal, backend="sdpa", dtype=q.dtype)
+        assert torch.allclose(attend(q, key, v, plan, encoding), expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("values", [True, False], ids=["keys+values", "keys"])
+def test_nezha_model_output_is_the_same_with_and_without_autograd(values):
+    # Training (blockwise, exact bias) and inference (shifted bias in a workspace) agree.
     from ablate.model import ModelConfig, TransformerModel
 
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=11, num_classes=3, d_model=16, num_heads=2, num_layers=2,
-                         encoding={"name": "nezha", "max_relative_position": 4}, pooling="mean")
+                         encoding={"name": "nezha", "max_relative_position": 4, "values": values}, pooling="mean")
     model = TransformerModel(config).eval()
     tokens = torch.randint(0, 11, (3, 25))
     with_grad = model(tokens)
@@ -288,12 +345,29 @@ def test_nezha_model_output_is_the_same_with_and_without_autograd():
         assert torch.allclose(model(tokens), with_grad, atol=1e-5)  # workspace reused
 
 
+def test_nezha_value_term_changes_the_output_and_key_only_keeps_the_fused_path():
+    from ablate.attention import plan_attention
+
+    positions = torch.arange(9)
+    full, keys = make("nezha", values=True), make("nezha", values=False)
+    with torch.no_grad():
+        assert plan_attention(keys, positions, None, causal=False, backend="sdpa", dtype=torch.float32).backend == "sdpa"
+        assert plan_attention(full, positions, None, causal=False, backend="sdpa", dtype=torch.float32).backend == "blocks"
+    probs = torch.softmax(torch.randn(1, H, 9, 9), dim=-1)
+    assert keys.mix_values(probs, positions, positions) is None
+    term = full.mix_values(probs, positions, positions)  # (1, H, 9, Dh)
+    expected = torch.einsum("bhij,ijd->bhid", probs, naive_nezha_vectors(9, 64))
+    assert torch.allclose(term, expected, atol=1e-6)
+
+
 def test_nezha_errors_and_note():
     encoding = make("nezha")
     with pytest.raises(ValueError, match="queries"):
         encoding.bias(torch.arange(4), torch.arange(4))
     with pytest.raises(ValueError, match="Lq=4"):
         encoding.bias(torch.arange(4), torch.arange(4), torch.randn(1, H, 5, DH))
+    with pytest.raises(ValueError, match="key-only"):
+        make("nezha", values="no")
     with pytest.raises(ValueError, match="even head_dim"):
         create_encoding("nezha", d_model=6, num_heads=2, causal=False)
     assert "32..64" in encoding.untrained_note(32, 128)

@@ -6,7 +6,23 @@ model calls all three and an encoding overrides the ones it needs:
 * ``embed(x, positions)`` - absolute encodings add to the token embeddings.
 * ``rotate(q, k, positions)`` - rotary encodings rotate queries and keys.
 * ``bias(q_positions, k_positions, q)`` - relative encodings add to the
-  attention logits (after the ``1/sqrt(head_dim)`` scaling).
+  attention logits (after the ``1/sqrt(head_dim)`` scaling). Shaw-style encodings
+  may also add to the attention output through ``mix_values(probs, ...)``, the
+  value-side half of the same relative term.
+
+What attention relies on (``ablate.attention`` never names an encoding):
+
+* ``bias`` is called with any block of query rows against any range of keys
+  (``q_positions`` a slice of the key positions), always with that block's queries
+  ``q``; an encoding whose bias ignores ``q`` sets nothing, one that reads it sets
+  ``bias_needs_query`` so that attention computes it per layer instead of once per
+  forward pass. Under autograd the bias is exact. Without autograd (inference) an
+  encoding may return it plus a per-query-row constant (softmax ignores it) in a
+  workspace it overwrites on its next call; attention consumes it before then.
+* ``score_mod`` is the same bias for FlexAttention, differentiable in every tensor it
+  captures.
+* ``mix_values`` (default: none) needs the attention probabilities, so attention then
+  takes its explicit-softmax path.
 
 Positions are explicit integer (or, for interpolated variants, float) tensors,
 either shared by the batch, shape ``(L,)``, or per sequence, shape ``(B, L)``
@@ -28,8 +44,6 @@ from ablate.errors import UnsupportedLengthError
 ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-
-
 class PositionalEncoding(nn.Module):
     """Base class: every hook is the identity, so NoPE is this class unchanged.
 
@@ -40,9 +54,8 @@ class PositionalEncoding(nn.Module):
             bidirectional encoder (``False``); T5 buckets and ALiBi differ.
     """
 
-    #: ``bias`` reads the queries (NEZHA-style ``q . a_ij`` terms), so the model
-    #: must call it once per layer with that layer's queries instead of once per
-    #: forward pass.
+    #: ``bias`` reads the queries (Shaw-style ``q . a_ij`` terms): attention computes it
+    #: in every layer with that layer's queries instead of once per forward pass.
     bias_needs_query: ClassVar[bool] = False
 
     #: Where position enters, for readers and for tests that select encodings:
@@ -94,10 +107,10 @@ class PositionalEncoding(nn.Module):
         """Additive attention-logit bias.
 
         Args:
-            q_positions: ``(Lq,)`` or ``(B, Lq)``.
+            q_positions: ``(Lq,)`` or ``(B, Lq)``; attention may pass a block of query rows.
             k_positions: ``(Lk,)`` or ``(B, Lk)``.
-            q: the layer's queries ``(B, H, Lq, Dh)``, passed only when
-                ``bias_needs_query`` is set.
+            q: the queries of those rows ``(B, H, Lq, Dh)``; attention always passes them,
+                an encoding without ``bias_needs_query`` ignores them.
 
         Returns:
             ``None`` (no bias), ``(H, Lq, Lk)`` for batch-shared positions, or
@@ -105,16 +118,20 @@ class PositionalEncoding(nn.Module):
         """
         return None
 
-    def attention_bias(
-        self,
-        q_positions: torch.Tensor,
-        k_positions: torch.Tensor,
-        q: torch.Tensor | None = None,
+    def mix_values(
+        self, probs: torch.Tensor, q_positions: torch.Tensor, k_positions: torch.Tensor
     ) -> torch.Tensor | None:
-        """What attention adds to the logits: :meth:`bias`, or a cheaper tensor whose rows
-        differ from it by a per-row constant, which softmax ignores. Same shapes as :meth:`bias`.
+        """What the encoding adds to the attention output, ``sum_j p_ij a^V_ij``, or ``None``.
+
+        Args:
+            probs: attention probabilities ``(B, H, Lq, Lk)`` (rows of masked keys are 0).
+            q_positions: ``(Lq,)`` or ``(B, Lq)``.
+            k_positions: ``(Lk,)`` or ``(B, Lk)``.
+
+        Returns:
+            ``(B, H, Lq, Dh)``, or ``None`` (the default: nothing to add).
         """
-        return self.bias(q_positions, k_positions, q)
+        return None
 
     def score_mod(
         self,
@@ -134,6 +151,11 @@ class PositionalEncoding(nn.Module):
     def has_bias(self) -> bool:
         """Whether :meth:`bias` is overridden (cheap check used by the model)."""
         return type(self).bias is not PositionalEncoding.bias
+
+    @property
+    def mixes_values(self) -> bool:
+        """Whether :meth:`mix_values` may add to the output (attention then needs the probabilities)."""
+        return type(self).mix_values is not PositionalEncoding.mix_values
 
 
 def relative_positions(q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor:
@@ -169,8 +191,9 @@ def bias_from_distances(
 
     Evaluating ``values_of`` (logs, bucket searches) on all ``L * L`` pairs costs far
     more than attention itself at long lengths; a bias of the distance alone needs
-    it only for the ``2L - 1`` distinct distances. For the usual self-attention over
-    contiguous positions the ``(L, L)`` Toeplitz layout is one strided copy; other
+    it only for the ``2L - 1`` distinct distances. For contiguous positions (the usual
+    self-attention, or a block of its query rows against a range of keys) the Toeplitz
+    layout is one strided copy; other
     integer positions gather from the per-distance table; float positions (position
     interpolation) fall back to element-wise evaluation.
 
@@ -182,15 +205,14 @@ def bias_from_distances(
     Returns:
         ``(H, Lq, Lk)`` for 1-D positions, ``(B, H, Lq, Lk)`` for 2-D ones.
     """
-    same = q_positions is k_positions or (
-        q_positions.shape == k_positions.shape and torch.equal(q_positions, k_positions)
-    )
-    if same and is_contiguous_range(q_positions):
-        length = q_positions.shape[0]
-        distances = torch.arange(-(length - 1), length, device=q_positions.device)
-        table = values_of(distances).contiguous()  # (H, 2L - 1), index d + L - 1 holds distance d
-        windows = table.unfold(-1, length, 1)  # (H, L, L): [h, i, j] = table[h, i + j]
-        return windows.flip(-2).contiguous()  # [h, i, j] = table[h, L - 1 - i + j] = value at distance j - i
+    if is_contiguous_range(q_positions) and is_contiguous_range(k_positions) and q_positions.numel() > 0:
+        # Also a block of query rows against a range of keys, as blockwise attention asks.
+        rows, columns = q_positions.shape[0], k_positions.shape[0]
+        offset = int(k_positions[0]) - int(q_positions[0])  # distance of the pair (0, 0)
+        distances = torch.arange(offset - (rows - 1), offset + columns, device=q_positions.device)
+        table = values_of(distances).contiguous()  # (H, Lq + Lk - 1), index a holds distance offset - (Lq-1) + a
+        windows = table.unfold(-1, columns, 1)  # (H, Lq, Lk): [h, a, j] = table[h, a + j]
+        return windows.flip(-2).contiguous()  # [h, i, j] = table[h, Lq - 1 - i + j] = value at offset + j - i
     relative = relative_positions(q_positions, k_positions)
     if relative.dtype.is_floating_point:
         values = values_of(relative)  # (H, *S)

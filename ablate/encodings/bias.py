@@ -11,4 +11,7 @@ module only says what they share:
   ``(L, L)`` bias; it only captures per-head parameters or small lookup tables.
 * Static biases (all but NEZHA) are computed once per forward pass and shared by every
   layer, as T5 does, so their parameters are shared across layers too.
+* In training, attention asks for the bias of one block of query rows at a time
+  (:mod:`ablate.blockwise`) and recomputes it in backward, so the gradient of each
+  family's small table is summed block by block.
 """

@@ -25,24 +25,53 @@ def _require_integer(*positions: torch.Tensor) -> None:
         raise UnsupportedLengthError("nezha needs integer positions (no interpolation)")
 
 
+class _InferenceWorkspace:
+    """Buffers NEZHA's inference bias is written into, reused across layers and calls.
+
+    A fresh ``(B, H, L, L)`` tensor costs page faults on every layer; each layer's
+    attention has consumed the previous contents before the next call. The key is
+    ``(B, H, L, dtype, device)``: a call with another key replaces the buffers.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[object, ...] | None = None
+        self.scores = self.bias = self.right_of_diagonal = torch.empty(0)
+
+    def get(self, batch: int, heads: int, length: int, k: int, like: torch.Tensor) -> "_InferenceWorkspace":
+        key = (batch, heads, length, like.dtype, like.device)
+        if key != self.key:
+            rows = torch.arange(length, device=like.device)
+            self.right_of_diagonal = (rows.unsqueeze(0) > rows.unsqueeze(1)).to(like.dtype)  # (L, L): j > i
+            self.scores = like.new_empty((batch, heads, length, 2 * k + 1))
+            self.bias = like.new_zeros((batch, heads, length, length))  # the far left stays 0
+            self.key = key
+        return self
+
+
 @ENCODINGS.register("nezha")
 class NezhaRelative(PositionalEncoding):
-    """Shaw-style relative positions with NEZHA's fixed sinusoidal vectors.
+    """Shaw-style relative positions with NEZHA's fixed sinusoidal vectors, on keys and values.
 
-    ``bias[b, h, i, j] = q[b, h, i] . a[clip(j - i, -k, k)] / sqrt(head_dim)``, where the
-    ``2k + 1`` vectors ``a`` of size ``head_dim`` are sinusoids, as in NEZHA's code (HF
-    ``NezhaRelativePositionsEncoding``, huawei-noah NEZHA-TensorFlow): row ``r = clip(j - i) + k``
-    is the interleaved sin/cos encoding of ``r``. (The paper writes the sinusoid of ``j - i``;
-    the code's shift by ``k`` rotates every sin/cos pair by a fixed angle. We follow the code.)
+    ``logits[b, h, i, j] += q[b, h, i] . a[clip(j - i, -k, k)] / sqrt(head_dim)`` and, with
+    ``values=True`` (the default, as NEZHA and Shaw et al.), the output gains
+    ``sum_j p[b, h, i, j] a[clip(j - i, -k, k)]``. The ``2k + 1`` vectors ``a`` of size
+    ``head_dim`` are sinusoids, as in NEZHA's code (HF ``NezhaRelativePositionsEncoding``,
+    huawei-noah NEZHA-TensorFlow), which uses the same table for keys and values: row
+    ``r = clip(j - i) + k`` is the interleaved sin/cos encoding of ``r``. (The paper writes
+    the sinusoid of ``j - i``; the code's shift by ``k`` rotates every sin/cos pair by a
+    fixed angle. We follow the code.)
 
-    The bias depends on the queries, so ``bias_needs_query`` is set and the model calls it
+    The bias depends on the queries, so ``bias_needs_query`` is set and attention calls it
     in every layer. The ``(L, L, head_dim)`` tensor of the reference code is never built:
     the queries meet the ``2k + 1`` distinct vectors once, ``(B, H, Lq, 2k + 1)``, and each
-    pair gathers its entry. Not included: NEZHA's (and Shaw et al.'s) value-side term
-    ``sum_j p_ij a_ij``, because the hooks add to the logits only.
+    pair gathers its entry; the value term sums each row's probabilities per clipped
+    distance, ``(B, H, Lq, 2k + 1)``, and meets the vectors once. ``values=False`` is the
+    key-only form, which keeps attention on its fused fast path (the value term needs the
+    probabilities, which fused kernels do not return).
 
     Args:
         max_relative_position: the clipping distance ``k`` (NEZHA's config: 64).
+        values: add the value-side term (``False``: key-only).
     """
 
     family = "query-bias"
@@ -51,15 +80,25 @@ class NezhaRelative(PositionalEncoding):
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False, max_relative_position: int = 64,
+        values: bool = True,
     ) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         if max_relative_position < 1:
             raise ValueError(f"nezha: max_relative_position must be >= 1, got {max_relative_position}")
         if self.head_dim % 2:
             raise ValueError(f"nezha: sinusoidal vectors need an even head_dim, got {self.head_dim}")
+        if not isinstance(values, bool):
+            raise ValueError(f"nezha: values must be true (keys and values) or false (key-only), got {values!r}")
         self.max_relative_position = max_relative_position
+        self.values = values
         vectors = sinusoidal_table(torch.arange(2 * max_relative_position + 1), self.head_dim)
         self.register_buffer("relative_vectors", vectors, persistent=False)  # (2k + 1, Dh)
+        self._workspace = _InferenceWorkspace()
+
+    @property
+    def mixes_values(self) -> bool:
+        """Whether the value-side term is on."""
+        return self.values
 
     def _index(self, q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor:
         _require_integer(q_positions, k_positions)
@@ -81,50 +120,45 @@ class NezhaRelative(PositionalEncoding):
     def bias(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``(B, H, Lq, Lk)`` for positions ``(L,)`` or ``(B, L)`` and queries ``(B, H, Lq, Dh)``."""
-        scores = self._query_scores(q, q_positions.shape[-1])  # (B, H, Lq, 2k + 1)
-        if q_positions is k_positions and is_contiguous_range(q_positions):
-            return self._banded(scores)
-        index = self._index(q_positions, k_positions).unsqueeze(-3)  # (1|B, 1, Lq, Lk)
-        batch, heads, length = scores.shape[:3]
-        index = index.expand(batch, heads, length, index.shape[-1])
-        return scores.gather(-1, index)
+        """``(B, H, Lq, Lk)`` for positions ``(L,)`` or ``(B, L)`` and queries ``(B, H, Lq, Dh)``.
 
-    def _banded(self, scores: torch.Tensor) -> torch.Tensor:
-        """The bias for contiguous positions without an ``(B, H, L, L)`` index tensor.
-
-        :class:`~ablate.encodings.banded.BandedBias` spreads the ``2k + 1`` scores of each
-        query over its row (a gather with an expanded int64 index reads 8 bytes per logit
-        and was ~4x slower at L=2048) and sums the gradient back per distance.
-        """
-        return BandedBias.apply(scores, self.max_relative_position)  # (B, H, L, L)
-
-    def attention_bias(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """:meth:`bias`; in inference over contiguous positions, each row less its far-left value.
-
-        Softmax ignores the per-row shift, and the shifted form is cheaper to write
-        (:func:`~ablate.encodings.banded.spread_shifted`). Scores and bias go into
-        workspaces reused across layers and calls: a fresh ``(B, H, L, L)`` tensor costs
-        page faults on every layer (~250 ms at B=8, L=2048 on CPU), and each layer's
-        attention has consumed the previous contents before the next call. Never in
-        training, where attention keeps its mask for backward.
+        In inference over one contiguous range (queries = keys), each row less its far-left
+        value, in a workspace (see :meth:`_inference_bias`); exact otherwise.
         """
         contiguous = q_positions is k_positions and is_contiguous_range(q_positions)
-        if q is None or torch.is_grad_enabled() or not contiguous:
-            return self.bias(q_positions, k_positions, q)
-        batch, heads, length = q.shape[0], q.shape[1], q_positions.shape[-1]
-        shape = (batch, heads, length, length)
-        workspace = getattr(self, "_workspace", None)
-        if workspace is None or workspace.shape != shape or workspace.dtype != q.dtype or workspace.device != q.device:
-            rows = torch.arange(length, device=q.device)
-            self._right_of_diagonal = (rows.unsqueeze(0) > rows.unsqueeze(1)).to(q.dtype)  # (L, L): j > i
-            self._scores = torch.empty((batch, heads, length, 2 * self.max_relative_position + 1), dtype=q.dtype,
-                                       device=q.device)
-            workspace = self._workspace = torch.zeros(shape, dtype=q.dtype, device=q.device)  # far left: 0
-        scores = self._query_scores(q, length, out=self._scores)  # (B, H, L, 2k + 1)
-        return spread_shifted(scores, self.max_relative_position, self._right_of_diagonal, workspace)
+        if contiguous and q is not None and not torch.is_grad_enabled():
+            return self._inference_bias(q, q_positions.shape[-1])
+        scores = self._query_scores(q, q_positions.shape[-1])  # (B, H, Lq, 2k + 1)
+        if contiguous:
+            # BandedBias spreads each query's 2k + 1 scores over its row (a gather with an
+            # expanded int64 index was ~4x slower at L=2048) and sums the gradient back per distance.
+            return BandedBias.apply(scores, self.max_relative_position)  # (B, H, L, L)
+        index = self._index(q_positions, k_positions).unsqueeze(-3)  # (1|B, 1, Lq, Lk)
+        batch, heads, length = scores.shape[:3]
+        return scores.gather(-1, index.expand(batch, heads, length, index.shape[-1]))
+
+    def _inference_bias(self, q: torch.Tensor, length: int) -> torch.Tensor:
+        """The bias less each row's far-left value (softmax ignores it), cheaper to write.
+
+        :func:`~ablate.encodings.banded.spread_shifted` writes only from each row's band on,
+        into the reused workspace.
+        """
+        k = self.max_relative_position
+        space = self._workspace.get(q.shape[0], q.shape[1], length, k, q)
+        scores = self._query_scores(q, length, out=space.scores)  # (B, H, L, 2k + 1)
+        return spread_shifted(scores, k, space.right_of_diagonal, space.bias)
+
+    def mix_values(
+        self, probs: torch.Tensor, q_positions: torch.Tensor, k_positions: torch.Tensor
+    ) -> torch.Tensor | None:
+        """``sum_j probs[..., i, j] a[clip(j - i)]``: ``(B, H, Lq, Lk) -> (B, H, Lq, Dh)``, or None (key-only)."""
+        if not self.values:
+            return None
+        index = self._index(q_positions, k_positions).unsqueeze(-3)  # (1|B, 1, Lq, Lk)
+        batch, heads, length, keys = probs.shape
+        per_distance = probs.new_zeros((batch, heads, length, 2 * self.max_relative_position + 1))
+        per_distance = per_distance.scatter_add(-1, index.expand(batch, heads, length, keys), probs)
+        return per_distance @ self.relative_vectors.to(probs.dtype)  # (B, H, Lq, Dh)
 
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None

@@ -51,7 +51,7 @@ class RandomizedPositions(PositionalEncoding):
         self.base = create_encoding(base, d_model=d_model, num_heads=num_heads, causal=causal)
         self.max_length = max_length
         self.eval_positions = eval_positions
-        # Instance attribute shadows the class default: the model asks the wrapper.
+        # Instance attribute shadows the class default: attention asks the wrapper.
         self.bias_needs_query = self.base.bias_needs_query
 
     def positions(self, length: int, *, device: torch.device | str | None = None) -> torch.Tensor:
@@ -77,6 +77,10 @@ class RandomizedPositions(PositionalEncoding):
     def has_bias(self) -> bool:
         return self.base.has_bias
 
+    @property
+    def mixes_values(self) -> bool:
+        return self.base.mixes_values
+
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.base.embed(x, positions)
 
@@ -86,8 +90,8 @@ class RandomizedPositions(PositionalEncoding):
     def bias(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor | None:
         return self.base.bias(q_positions, k_positions, q)
 
-    def attention_bias(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor | None:
-        return self.base.attention_bias(q_positions, k_positions, q)
+    def mix_values(self, probs: torch.Tensor, q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor | None:
+        return self.base.mix_values(probs, q_positions, k_positions)
 
     def score_mod(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> ScoreMod | None:
         return self.base.score_mod(q_positions, k_positions, q)

@@ -1,0 +1,153 @@
+"""Attention with a bias over blocks of query rows: memory linear in the length, in training too.
+
+A dense bias makes autograd keep ``(B, H, L, L)`` tensors (the bias, the masked
+logits, SDPA's saved probabilities) in every layer. Here each block of
+``block_rows`` queries is one :func:`torch.utils.checkpoint.checkpoint` region: the
+forward keeps only the block's output and its inputs (views of ``q``, ``k``, ``v``
+that exist anyway); backward recomputes the block's bias and attention, and the
+gradient of the bias parameters is reduced into their small tables (T5 buckets,
+KERPLE's ``r1, r2``, FIRE's MLP, NEZHA's per-distance query scores) one block at a
+time. In a causal model a block reads only the keys up to its last row, so the
+masked upper triangle is skipped block by block, bias or not.
+
+Inside a block the fused SDPA kernel runs with the block's ``(Lb, Lk)`` bias as its
+float mask; an encoding that adds to the output through ``mix_values`` needs the
+probabilities, so its blocks run an explicit softmax instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
+
+from ablate.encodings.base import PositionalEncoding
+
+#: Query rows per block: the per-block transients are ``(B, H, rows, L)``, so at
+#: batch 8 and 4 heads 64 rows cost about as much as one ``(B, L, d_ff)`` activation
+#: of a ``d_model=128`` feed-forward at every length.
+BLOCK_ROWS = 64
+
+
+def blockwise_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, encoding: PositionalEncoding, positions: torch.Tensor,
+    padding_mask: torch.Tensor | None, *, causal: bool, block_rows: int = BLOCK_ROWS,
+) -> torch.Tensor:
+    """Attention ``(B, H, L, Dh) x3 -> (B, H, L, Dh)`` with the encoding's bias, one block of queries at a time.
+
+    Args:
+        q, k, v: queries, keys and values (rotated already).
+        encoding: supplies ``bias`` (called per block with the block's queries) and ``mix_values``.
+        positions: ``(L,)`` or ``(B, L)``.
+        padding_mask: ``(B, L)`` bool, ``True`` at real tokens, or ``None``.
+        causal: keys after a query are masked, and key blocks past a query block skipped.
+        block_rows: query rows per block.
+    """
+    if block_rows < 1:
+        raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
+    length = q.shape[-2]
+    needs_grad = [q, k, v, *encoding.parameters()]
+    recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
+    outputs = []
+    for start in range(0, length, block_rows):
+        stop = min(start + block_rows, length)
+        keys = stop if causal else length
+        block = functools.partial(_attend_block, encoding=encoding, positions=positions,
+                                  padding_mask=padding_mask, causal=causal, start=start)
+        args = (q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys])
+        outputs.append(checkpoint(block, *args, use_reentrant=False) if recompute else block(*args))
+    return torch.cat(outputs, dim=2)  # (B, H, L, Dh)
+
+
+def block_allowed(
+    padding_mask: torch.Tensor | None, *, causal: bool, start: int, stop: int, keys: int, device: torch.device,
+) -> torch.Tensor | None:
+    """Boolean "query may attend key" for rows ``start:stop`` and keys ``:keys``, or ``None`` if all may.
+
+    ``(Lb, Lk)`` or ``(B, 1, Lb, Lk)``. A padding query may always attend itself, so no
+    row is fully masked (a fully masked softmax row is NaN); real queries never see
+    padding keys.
+    """
+    rows = torch.arange(start, stop, device=device).unsqueeze(-1)  # (Lb, 1)
+    columns = torch.arange(keys, device=device)  # (Lk,)
+    allowed = None
+    if padding_mask is not None:
+        allowed = padding_mask[:, None, None, :keys] | (rows == columns)  # (B, 1, Lb, Lk)
+    if causal:
+        below = columns <= rows  # (Lb, Lk)
+        allowed = below if allowed is None else allowed & below
+    return allowed
+
+
+def _attend_block(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, encoding: PositionalEncoding, positions: torch.Tensor,
+    padding_mask: torch.Tensor | None, causal: bool, start: int,
+) -> torch.Tensor:
+    """One block: queries ``(B, H, Lb, Dh)`` of rows ``start:start+Lb`` against keys ``(B, H, Lk, Dh)``."""
+    stop, keys = start + q.shape[-2], k.shape[-2]
+    q_positions, k_positions = positions[..., start:stop], positions[..., :keys]
+    bias = encoding.bias(q_positions, k_positions, q)  # None, (H, Lb, Lk) or (B, H, Lb, Lk)
+    allowed = block_allowed(padding_mask, causal=causal, start=start, stop=stop, keys=keys, device=q.device)
+    mask: torch.Tensor | None = allowed
+    if bias is not None:
+        mask = bias.to(q.dtype)
+        if allowed is not None:
+            mask = mask.masked_fill(~allowed, float("-inf"))
+        # SDPA's fused CPU/CUDA kernels take a 4-D mask; a 3-D one falls back to the math path.
+        mask = mask if mask.dim() == 4 else mask.unsqueeze(0)
+    if not encoding.mixes_values:
+        if mask is not None and mask.requires_grad and torch.is_grad_enabled():
+            return BiasedAttention.apply(q, k, v, mask)  # SDPA would fall back to its math path
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    # In place on the product (its backward needs q and k only): every fresh (B, H, Lb, Lk)
+    # temporary of a block is another chunk for the heap to fragment on.
+    logits = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))  # (B, H, Lb, Lk)
+    if mask is not None:
+        logits = logits.masked_fill_(~mask, float("-inf")) if mask.dtype == torch.bool else logits.add_(mask)
+    probs = torch.softmax(logits, dim=-1)
+    out = probs @ v  # (B, H, Lb, Dh)
+    extra = encoding.mix_values(probs, q_positions, k_positions)
+    return out if extra is None else out + extra.to(out.dtype)
+
+
+class BiasedAttention(torch.autograd.Function):
+    """SDPA with a differentiable additive mask: the fused kernel forward, a lean explicit backward.
+
+    SDPA itself differentiates a float mask only on its unfused math path (forward and
+    backward), which writes several extra ``(B, H, Lq, Lk)`` temporaries (NaN guards,
+    copies); this backward recomputes the probabilities and needs two such tensors,
+    updated in place. A mask without gradient (static ALiBi) needs none of this: plain
+    SDPA keeps its fused backward.
+
+    ``forward(q, k, v, mask)``: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` x2 and a mask
+    ``(1|B, H, Lq, Lk)`` (``-inf`` where a key is masked) -> ``(B, H, Lq, Dh)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        # A mask that requires grad sends SDPA to its math path even here, where nothing records.
+        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=mask.detach())
+        ctx.save_for_backward(q, k, v, mask, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
+        q, k, v, mask, out = ctx.saved_tensors
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask)  # (B, H, Lq, Lk) logits
+        probs.sub_(probs.amax(-1, keepdim=True)).exp_()  # softmax in place: one (B, H, Lq, Lk) tensor, not two
+        probs.div_(probs.sum(-1, keepdim=True))
+        grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)  # (B, H, Lk, Dh)
+        row = (grad_out * out).sum(-1, keepdim=True)  # (B, H, Lq, 1)
+        grad_logits = torch.matmul(grad_out, v.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, Lq, Lk)
+        del probs
+        grad_mask = None
+        if ctx.needs_input_grad[3]:
+            grad_mask = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
+        grad_q = torch.matmul(grad_logits, k).mul_(scale)
+        grad_k = torch.matmul(grad_logits.transpose(-1, -2), q).mul_(scale)
+        return grad_q, grad_k, grad_v, grad_mask

@@ -1,0 +1,221 @@
+"""Blockwise attention in training: the dense reference's values and gradients, in linear memory.
+
+Parametrized over the encoding registry: every encoding with a bias or a value term
+(the bias and query-dependent-bias families) is covered the moment it is registered.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ablate.blockwise import blockwise_attention
+from ablate.encodings import ENCODINGS, create_encoding
+
+H, DH, B, L = 2, 4, 2, 10
+
+
+def _bias_family() -> list[tuple[str, dict]]:
+    """Every registered encoding whose default instance has a bias or mixes values, plus NEZHA key-only."""
+    found = []
+    for name in ENCODINGS.names():
+        encoding = create_encoding(name, d_model=H * DH, num_heads=H, causal=False)
+        if encoding.has_bias or encoding.mixes_values:
+            found.append((name, {"mlp_width": 4} if name == "fire" else {}))
+    found.append(("nezha", {"values": False}))  # the key-only switch keeps SDPA inside each block
+    found.append(("randomized", {"base": "t5", "max_length": 40}))  # a wrapper forwards the bias
+    return found
+
+
+BIAS_FAMILY = _bias_family()
+IDS = [name + "".join(f"-{k}={v}" for k, v in params.items() if k != "mlp_width") for name, params in BIAS_FAMILY]
+
+
+def make(name: str, params: dict, causal: bool):
+    torch.manual_seed(1)
+    encoding = create_encoding({"name": name, **params}, d_model=H * DH, num_heads=H, causal=causal)
+    with torch.no_grad():  # non-trivial values for parameters that start at zero
+        for parameter in encoding.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return encoding
+
+
+def dense_reference(q, k, v, encoding, positions, padding_mask, causal):
+    """Attention with the whole ``(B, H, L, L)`` bias, as the model computed it before blocks."""
+    length = q.shape[-2]
+    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, L, L)
+    bias = encoding.bias(positions, positions, q)
+    if bias is not None:
+        logits = logits + bias
+    allowed = torch.ones(length, length, dtype=torch.bool)
+    if causal:
+        allowed = allowed.tril()
+    if padding_mask is not None:  # real queries never see padding keys; a padding query sees itself
+        allowed = allowed & (padding_mask[:, None, None, :] | torch.eye(length, dtype=torch.bool))
+    probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+    out = probs @ v
+    extra = encoding.mix_values(probs, positions, positions)
+    return out if extra is None else out + extra
+
+
+def inputs(padded: bool):
+    q, k, v = (torch.randn(B, H, L, DH, requires_grad=True) for _ in range(3))
+    if not padded:
+        return q, k, v, torch.arange(L), None
+    padding_mask = torch.ones(B, L, dtype=torch.bool)
+    padding_mask[1, :3] = False  # left padding: the second row's positions start at its first real token
+    positions = (padding_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L)
+    return q, k, v, positions, padding_mask
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["dense", "padded"])
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+@pytest.mark.parametrize("name, params", BIAS_FAMILY, ids=IDS)
+def test_blockwise_equals_the_dense_reference_with_every_gradient(name, params, causal, padded):
+    torch.manual_seed(0)
+    encoding = make(name, params, causal)
+    q, k, v, positions, padding_mask = inputs(padded)
+    leaves = [q, k, v, *encoding.parameters()]
+    names = ["q", "k", "v", *(n for n, _ in encoding.named_parameters())]
+    upstream = torch.randn(B, H, L, DH)
+
+    expected = dense_reference(q, k, v, encoding, positions, padding_mask, causal)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), leaves)
+    got = blockwise_attention(q, k, v, encoding, positions, padding_mask, causal=causal, block_rows=3)
+    grads = torch.autograd.grad((got * upstream).sum(), leaves)
+
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for label, actual, reference in zip(names, grads, expected_grads):
+        torch.testing.assert_close(actual, reference, rtol=1e-5, atol=1e-5, msg=lambda m, label=label: f"{label}: {m}")
+    for label, reference in zip(names[3:], expected_grads[3:]):
+        assert bool(reference.abs().sum() > 0), f"{label} gets no gradient even in the reference"
+
+
+@pytest.mark.parametrize("name, params", BIAS_FAMILY, ids=IDS)
+def test_blockwise_keeps_no_quadratic_tensor_for_backward(name, params):
+    # Record every tensor autograd saves: the dense reference keeps (B, H, L, L) ones, the
+    # blockwise path only block inputs (views of q, k, v) and the small bias parameters.
+    length, rows = 64, 8
+    encoding = make(name, params, causal=True)
+    q, k, v = (torch.randn(B, H, length, DH, requires_grad=True) for _ in range(3))
+    positions = torch.arange(length)
+
+    def largest_saved(run) -> int:
+        sizes = [0]
+
+        def pack(tensor):
+            sizes.append(tensor.numel())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            run()
+        return max(sizes)
+
+    quadratic = B * H * length * length
+    assert largest_saved(lambda: dense_reference(q, k, v, encoding, positions, None, True)) >= quadratic
+    blockwise = largest_saved(lambda: blockwise_attention(q, k, v, encoding, positions, None, causal=True,
+                                                           block_rows=rows))
+    assert blockwise <= B * H * length * DH
+
+
+def test_causal_blocks_skip_keys_past_the_block():
+    # A causal block reads keys only up to its last row: the bias hook is asked for exactly those.
+    encoding = make("alibi", {}, causal=True)
+    asked = []
+    original = encoding.bias
+
+    def spy(q_positions, k_positions, q=None):
+        asked.append((q_positions.tolist(), k_positions.shape[-1]))
+        return original(q_positions, k_positions, q)
+
+    encoding.bias = spy
+    q, k, v = (torch.randn(1, H, 7, DH) for _ in range(3))
+    with torch.no_grad():
+        blockwise_attention(q, k, v, encoding, torch.arange(7), None, causal=True, block_rows=3)
+    assert asked == [([0, 1, 2], 3), ([3, 4, 5], 6), ([6], 7)]
+
+
+def test_block_rows_must_be_positive():
+    q = torch.randn(1, H, 4, DH)
+    with pytest.raises(ValueError, match="block_rows >= 1"):
+        blockwise_attention(q, q, q, make("alibi", {}, False), torch.arange(4), None, causal=False, block_rows=0)
+
+
+@pytest.mark.parametrize("name, params", BIAS_FAMILY, ids=IDS)
+def test_model_training_path_is_blockwise_and_agrees_with_inference(name, params):
+    from ablate.attention import plan_attention
+    from ablate.model import ModelConfig, TransformerModel
+
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=11, num_classes=3, d_model=H * DH, num_heads=H, num_layers=2, causal=True,
+                         encoding={"name": name, **params}, pooling="mean")
+    model = TransformerModel(config).eval()
+    positions = torch.arange(70)
+    assert plan_attention(model.encoding, positions, None, causal=True, backend="sdpa",
+                          dtype=torch.float32).backend == "blocks"
+    tokens = torch.randint(0, 11, (2, 70))  # longer than one block of rows
+    padding_mask = torch.ones(2, 70, dtype=torch.bool)
+    padding_mask[0, :5] = False
+    trained = model(tokens, padding_mask)
+    trained.square().sum().backward()
+    assert all(p.grad is not None for p in model.encoding.parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens, padding_mask), trained, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- CUDA
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (compiled FlexAttention)")
+@pytest.mark.parametrize("name, params", BIAS_FAMILY, ids=IDS)
+def test_flex_training_step_gradients_equal_the_blockwise_path_on_cuda(name, params):
+    # FlexAttention differentiates through the tensors its score_mod captures: every
+    # parameter's gradient after one training forward/backward matches the blockwise path.
+    from ablate.model import ModelConfig, TransformerModel
+
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    config = dict(vocab_size=11, num_classes=3, d_model=64, num_heads=4, num_layers=2, causal=True,
+                  encoding={"name": name, **params}, pooling="mean")
+    flex = TransformerModel(ModelConfig(**config, attention_backend="flex")).to(device)
+    blocks = TransformerModel(ModelConfig(**config, attention_backend="sdpa")).to(device)
+    blocks.load_state_dict(flex.state_dict())
+    tokens = torch.randint(0, 11, (2, 256), device=device)
+    padding_mask = torch.ones(2, 256, dtype=torch.bool, device=device)
+    padding_mask[1, :17] = False
+    for model in (flex, blocks):
+        model(tokens, padding_mask).square().sum().backward()
+    torch.testing.assert_close(flex(tokens, padding_mask), blocks(tokens, padding_mask), rtol=1e-3, atol=1e-3)
+    for (label, a), (_, b) in zip(flex.named_parameters(), blocks.named_parameters()):
+        assert a.grad is not None and b.grad is not None, label
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-2, atol=1e-3, msg=lambda m, label=label: f"{label}: {m}")
+
+
+@pytest.mark.parametrize("mask_batch", [1, 2])
+def test_biased_attention_backward_is_the_gradient_of_attention_with_its_mask(mask_batch):
+    from ablate.blockwise import BiasedAttention
+
+    q = torch.randn(2, H, 3, DH, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(2, H, 5, DH, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    mask = torch.randn(mask_batch, H, 3, 5, dtype=torch.float64)
+    mask[..., 0, 4] = float("-inf")  # a masked key: no gradient flows there
+    mask.requires_grad_()
+    upstream = torch.randn(2, H, 3, DH, dtype=torch.float64)
+    got = torch.autograd.grad((BiasedAttention.apply(q, k, v, mask) * upstream).sum(), (q, k, v, mask))
+    logits = q @ k.transpose(-1, -2) / math.sqrt(DH) + mask
+    expected = torch.autograd.grad(((torch.softmax(logits, -1) @ v) * upstream).sum(), (q, k, v, mask))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_flex_requested_on_the_cpu_trains_blockwise_and_infers_with_flex():
+    # FlexAttention has no CPU backward: training falls back to blocks, inference keeps flex.
+    from ablate.attention import plan_attention
+
+    encoding = make("t5", {}, causal=True)
+    positions = torch.arange(8)
+    assert plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32).backend == "blocks"
+    with torch.no_grad():
+        assert plan_attention(encoding, positions, None, causal=True, backend="flex",
+                              dtype=torch.float32).backend == "flex"
