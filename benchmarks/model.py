@@ -74,7 +74,7 @@ class TrainStep(Measured):
     def peakmem_train_step(self, *params: Any) -> None:
         # asv reports the peak RSS of this process: imports, model, batch, optimizer state and one
         # training step; a bias encoding's training memory turning quadratic again shows up here.
-        self.case.train_step(self.optimizer)
+        self.case.train_step()
         synchronize(self.case.device)
 
 
