@@ -16,6 +16,7 @@ or the cos/sin tables to 8 bits of mantissa.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from typing import Callable
 
 import torch
@@ -201,7 +202,7 @@ class TableMemo:
         self._positions, self._key, self._tables = None, None, ()
 
 
-class _Rotary(PositionalEncoding):
+class _Rotary(PositionalEncoding, metaclass=ABCMeta):
     """Shared machinery of ``rope`` and ``xpos``: frequencies, the tables' memo, input checks."""
 
     inv_freq: torch.Tensor  # (R/2,) float64 on CPU; a plain attribute, so model.half() cannot round it
@@ -235,9 +236,9 @@ class _Rotary(PositionalEncoding):
                 freq = self._freq_by_device[device] = self.inv_freq.to(device=device, dtype=dtype)
         return positions.to(dtype).unsqueeze(-1) * freq
 
+    @abstractmethod
     def _tables(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         """Tables for inputs of ``dtype``, stored in the compute dtype (>= float32)."""
-        raise NotImplementedError
 
     def _cached_tables(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         return self._memo.get(positions, dtype, lambda: self._tables(positions, dtype))

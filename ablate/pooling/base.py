@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 import torch
 from torch import nn
 
 
-class Pooling(nn.Module):
+class Pooling(nn.Module, metaclass=ABCMeta):
     """Base class. Subclasses implement :meth:`forward` and may change the flags."""
 
     #: The model prepends a learned [CLS] token at index 0 for this pooling.
@@ -22,9 +24,9 @@ class Pooling(nn.Module):
         """Width of the pooled vector."""
         return self.d_model
 
+    @abstractmethod
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """``(B, L, D)``, ``(B, L)|None`` -> ``(B, out_dim)``."""
-        raise NotImplementedError
 
 
 def token_rank(mask: torch.Tensor) -> torch.Tensor:
