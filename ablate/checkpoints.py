@@ -28,7 +28,7 @@ FORMAT = 1
 
 def serialize(model: torch.nn.Module, run_id: str | None, config: dict[str, Any]) -> bytes:
     """The model's weights (on CPU) and its resolved run config, as bytes for the driver to write."""
-    state = {name: tensor.detach().to("cpu").clone() for name, tensor in model.state_dict().items()}
+    state = {name: tensor.detach().to("cpu") for name, tensor in model.state_dict().items()}  # saved at once: no copy needed
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "run_id": run_id, "config": config, "state_dict": state}, buffer)
     return buffer.getvalue()
