@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch.nn import functional as F
 
-from ablate.blockwise import blockwise_attention
+from ablate.blockwise import block_allowed, blockwise_attention
 from ablate.encodings.base import PositionalEncoding
 from ablate.mask_cache import MaskCache
 
@@ -80,9 +80,33 @@ class AttentionPlan:
     attn_mask: torch.Tensor | None = None
     #: sdpa: boolean "may attend" structure, kept for biases computed per layer.
     allowed: torch.Tensor | None = None
+    #: sdpa, causal with a static bias: ``(start, stop, mask)`` row blocks, each mask
+    #: ``(1|B, H, stop - start, stop)`` reading keys up to the block's last query.
+    row_blocks: list[tuple[int, int, torch.Tensor]] | None = None
     #: flex: block mask and the static score modification.
     block_mask: Any = None
     score_mod: Any = None
+
+
+#: A static bias without parameters (ALiBi) is built once per forward pass and shared by
+#: every layer, in training too: nothing of it is differentiated, and SDPA keeps its fused
+#: kernels. Past this many mask elements (256 MiB in float32) one shared mask outweighs
+#: what blockwise attention saves, and training goes over blocks instead.
+SHARED_MASK_MAX_ELEMENTS = 2**26
+
+#: Query rows per causal row block of a shared mask: each block reads keys up to its last
+#: row, so about half of a causal mask is never read.
+CAUSAL_ROW_BLOCK = 128
+
+
+def _trains_over_blocks(encoding: PositionalEncoding, padding_mask: torch.Tensor | None, length: int) -> bool:
+    """Whether training attention must go over query blocks (nothing ``(B, H, L, L)`` kept for backward)."""
+    if not encoding.has_bias:
+        return False
+    if encoding.bias_needs_query or any(p.requires_grad for p in encoding.parameters()):
+        return True  # the bias is differentiated, or differs per layer
+    batch = 1 if padding_mask is None else padding_mask.shape[0]
+    return batch * encoding.num_heads * length * length > SHARED_MASK_MAX_ELEMENTS
 
 
 def _allowed(padding_mask: torch.Tensor | None, causal: bool, length: int, device: torch.device) -> torch.Tensor | None:
@@ -127,7 +151,8 @@ def plan_attention(
     plan = AttentionPlan(backend=backend, positions=positions, causal=causal, padding_mask=padding_mask)
     # FlexAttention has no backward on the CPU; nothing returns the probabilities mix_values needs.
     flex_trains = backend == "flex" and device.type == "cuda"
-    if encoding.mixes_values or (torch.is_grad_enabled() and encoding.has_bias and not flex_trains):
+    training = torch.is_grad_enabled()
+    if encoding.mixes_values or (training and not flex_trains and _trains_over_blocks(encoding, padding_mask, length)):
         plan.backend = "blocks"  # nothing (B, H, L, L) is built here, nor kept for backward
         return plan
     static_bias = encoding.has_bias and not encoding.bias_needs_query
@@ -141,23 +166,45 @@ def plan_attention(
     if static_bias:
         key = MaskCache.key(positions, padding_mask, causal=causal, dtype=dtype, training=encoding.training)
         cached = None if cache is None else cache.get(key, encoding)
+        if cached is None:
+            cached = _static_masks(encoding, positions, padding_mask, causal=causal, dtype=dtype)
+            if cache is not None and cached is not None:
+                cache.put(key, encoding, cached)
         if cached is not None:
-            plan.attn_mask = cached
-            return plan
-        bias = encoding.bias(positions, positions)
-        if bias is not None:
-            # SDPA's fused CPU/CUDA kernels take a 4-D mask; a 3-D one falls back to the
-            # unfused math path (about 4x slower at L=2048 on CPU).
-            mask = _four_d(bias.to(dtype)).contiguous()  # SDPA reads a strided mask several times slower
-            if allowed is not None:
-                mask = mask.masked_fill(~allowed, float("-inf"))
-            plan.attn_mask = mask
-            if cache is not None:
-                cache.put(key, encoding, mask)
+            plan.attn_mask, plan.row_blocks = cached
             return plan
     # No bias: causal-only uses SDPA's is_causal fast path; padding needs the boolean mask.
     plan.attn_mask = None if padding_mask is None else allowed
     return plan
+
+
+def _static_masks(
+    encoding: PositionalEncoding, positions: torch.Tensor, padding_mask: torch.Tensor | None, *, causal: bool,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor | None, list[tuple[int, int, torch.Tensor]] | None] | None:
+    """A static bias combined with padding and causality: ``(mask, None)`` or, causal, ``(None, row blocks)``.
+
+    The mask is ``(1|B, H, L, L)``; a causal model gets row blocks ``(start, stop, (1|B, H, rows, stop))``
+    instead, each reading keys up to its last query, so the masked half is neither built nor read.
+    ``None`` when the encoding has no bias at these positions.
+    """
+    length = positions.shape[-1]
+    rows = CAUSAL_ROW_BLOCK if causal else length
+    blocks = []
+    for start in range(0, length, rows):
+        stop = min(start + rows, length)
+        keys = stop if causal else length
+        bias = encoding.bias(positions[..., start:stop], positions[..., :keys])  # (H|B,H, rows, keys)
+        if bias is None:
+            return None
+        # SDPA's fused CPU/CUDA kernels take a 4-D mask (a 3-D one falls back to the unfused
+        # math path) and read a strided one several times slower.
+        mask = _four_d(bias.to(dtype)).contiguous()
+        allowed = block_allowed(padding_mask, causal=causal, start=start, stop=stop, keys=keys, device=mask.device)
+        if allowed is not None:
+            mask = mask.masked_fill(~allowed, float("-inf"))
+        blocks.append((start, stop, mask))
+    return (None, blocks) if causal else (blocks[0][2], None)
 
 
 def _four_d(mask: torch.Tensor) -> torch.Tensor:
@@ -202,6 +249,12 @@ def attend(
         elif plan.allowed is not None:
             bias = bias.masked_fill(~plan.allowed, float("-inf"))
         attn_mask = bias
+    if plan.row_blocks is not None:
+        return torch.cat(
+            [F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, :b], v[:, :, :b], attn_mask=mask)
+             for a, b, mask in plan.row_blocks],
+            dim=2,
+        )  # (B, H, L, Dh)
     if attn_mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=plan.causal)
     if attn_mask.dim() == 2:

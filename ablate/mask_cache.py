@@ -15,7 +15,7 @@ from torch import nn
 
 
 class MaskCache:
-    """The last combined ``(1|B, H, L, L)`` mask and the key it was built for.
+    """The last combined mask of a static bias (as :mod:`ablate.attention` builds it) and its key.
 
     The key is everything the mask depends on: the first position and the length of a
     contiguous integer range, the device, the dtype, causality, the encoding's
@@ -28,7 +28,7 @@ class MaskCache:
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
         self._state: list[torch.Tensor] = []
-        self._mask: torch.Tensor | None = None
+        self._mask: Any = None
 
     @staticmethod
     def key(
@@ -42,7 +42,7 @@ class MaskCache:
             return None  # randomized or interpolated positions: nothing to reuse
         return (int(positions[0]), positions.numel(), positions.device, dtype, causal, training)
 
-    def get(self, key: tuple[Any, ...] | None, encoding: nn.Module) -> torch.Tensor | None:
+    def get(self, key: tuple[Any, ...] | None, encoding: nn.Module) -> Any:
         """The cached mask if ``key`` and the encoding's parameter values match, else ``None``."""
         if key is None or self._mask is None or key != self._key:
             return None
@@ -53,7 +53,7 @@ class MaskCache:
             return None
         return self._mask
 
-    def put(self, key: tuple[Any, ...] | None, encoding: nn.Module, mask: torch.Tensor) -> None:
+    def put(self, key: tuple[Any, ...] | None, encoding: nn.Module, mask: Any) -> None:
         """Remember ``mask`` for ``key`` and a snapshot of the encoding's current values."""
         if key is None:
             return

@@ -10,7 +10,9 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
+from ablate import blockwise
 from ablate.blockwise import blockwise_attention
 from ablate.encodings import ENCODINGS, create_encoding
 
@@ -153,8 +155,10 @@ def test_model_training_path_is_blockwise_and_agrees_with_inference(name, params
                          encoding={"name": name, **params}, pooling="mean")
     model = TransformerModel(config).eval()
     positions = torch.arange(70)
+    learned = any(p.requires_grad for p in model.encoding.parameters()) or model.encoding.bias_needs_query
+    expected = "blocks" if learned else "sdpa"  # a parameter-free bias shares one mask across layers
     assert plan_attention(model.encoding, positions, None, causal=True, backend="sdpa",
-                          dtype=torch.float32).backend == "blocks"
+                          dtype=torch.float32).backend == expected
     tokens = torch.randint(0, 11, (2, 70))  # longer than one block of rows
     padding_mask = torch.ones(2, 70, dtype=torch.bool)
     padding_mask[0, :5] = False
@@ -163,6 +167,43 @@ def test_model_training_path_is_blockwise_and_agrees_with_inference(name, params
     assert all(p.grad is not None for p in model.encoding.parameters())
     with torch.no_grad():
         torch.testing.assert_close(model(tokens, padding_mask), trained, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+def test_parameter_free_bias_trains_over_blocks_once_its_shared_mask_is_too_large(monkeypatch, causal):
+    import ablate.attention as attention
+
+    alibi = make("alibi", {}, causal)
+    positions = torch.arange(40)
+    with torch.enable_grad():
+        assert attention.plan_attention(alibi, positions, None, causal=causal, backend="sdpa",
+                                        dtype=torch.float32).backend == "sdpa"
+        monkeypatch.setattr(attention, "SHARED_MASK_MAX_ELEMENTS", H * 40 * 40 - 1)
+        assert attention.plan_attention(alibi, positions, None, causal=causal, backend="sdpa",
+                                        dtype=torch.float32).backend == "blocks"
+
+
+def test_causal_static_bias_row_blocks_read_keys_up_to_their_last_row_and_agree_with_the_dense_mask(monkeypatch):
+    import ablate.attention as attention
+
+    monkeypatch.setattr(attention, "CAUSAL_ROW_BLOCK", 16)
+    torch.manual_seed(0)
+    alibi = make("alibi", {}, True)
+    q, k, v = (torch.randn(2, H, 40, DH, requires_grad=True) for _ in range(3))
+    padding_mask = torch.ones(2, 40, dtype=torch.bool)
+    padding_mask[1, :7] = False
+    positions = torch.arange(40)
+    plan = attention.plan_attention(alibi, positions, padding_mask, causal=True, backend="sdpa", dtype=torch.float32)
+    assert [(a, b, m.shape[-2:]) for a, b, m in plan.row_blocks] == [
+        (0, 16, (16, 16)), (16, 32, (16, 32)), (32, 40, (8, 40))]
+    out = attention.attend(q, k, v, plan, alibi)
+    allowed = blockwise.block_allowed(padding_mask, causal=True, start=0, stop=40, keys=40, device=q.device)
+    dense = alibi.bias(positions, positions).unsqueeze(0).masked_fill(~allowed, float("-inf"))
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(out.sum(), (q, k, v))
+    for grad, expected in zip(grads, torch.autograd.grad(reference.sum(), (q, k, v))):
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------- CUDA
