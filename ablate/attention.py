@@ -32,7 +32,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch.nn import functional as F
 
-from ablate.blockwise import block_allowed, blockwise_attention
+from ablate.blockwise import BiasedAttention, block_allowed, blockwise_attention
 from ablate.encodings.base import PositionalEncoding
 from ablate.mask_cache import MaskCache
 
@@ -94,6 +94,12 @@ class AttentionPlan:
 #: what blockwise attention saves, and training goes over blocks instead.
 SHARED_MASK_MAX_ELEMENTS = 2**26
 
+#: A static bias with parameters (T5, KERPLE, FIRE) is shared the same way, computed once
+#: per forward pass instead of once per block and layer, while it is small: autograd keeps
+#: the mask, its gradient and each layer's share of that gradient, all ``(H, L, L)``, so the
+#: limit is lower (4 heads at L = 1024).
+SHARED_LEARNED_MASK_MAX_ELEMENTS = 2**22
+
 #: Query rows per causal row block of a shared mask: each block reads keys up to its last
 #: row, so about half of a causal mask is never read.
 CAUSAL_ROW_BLOCK = 128
@@ -103,10 +109,12 @@ def _trains_over_blocks(encoding: PositionalEncoding, padding_mask: torch.Tensor
     """Whether training attention must go over query blocks (nothing ``(B, H, L, L)`` kept for backward)."""
     if not encoding.has_bias:
         return False
-    if encoding.bias_needs_query or any(p.requires_grad for p in encoding.parameters()):
-        return True  # the bias is differentiated, or differs per layer
+    if encoding.bias_needs_query:
+        return True  # a different bias in every layer
+    learned = any(p.requires_grad for p in encoding.parameters())
+    limit = SHARED_LEARNED_MASK_MAX_ELEMENTS if learned else SHARED_MASK_MAX_ELEMENTS
     batch = 1 if padding_mask is None else padding_mask.shape[0]
-    return batch * encoding.num_heads * length * length > SHARED_MASK_MAX_ELEMENTS
+    return batch * encoding.num_heads * length * length > limit
 
 
 def _allowed(padding_mask: torch.Tensor | None, causal: bool, length: int, device: torch.device) -> torch.Tensor | None:
@@ -152,6 +160,8 @@ def plan_attention(
     # FlexAttention has no backward on the CPU; nothing returns the probabilities mix_values needs.
     flex_trains = backend == "flex" and device.type == "cuda"
     training = torch.is_grad_enabled()
+    if training and backend == "flex" and not flex_trains:
+        backend = plan.backend = "sdpa"
     if encoding.mixes_values or (training and not flex_trains and _trains_over_blocks(encoding, padding_mask, length)):
         plan.backend = "blocks"  # nothing (B, H, L, L) is built here, nor kept for backward
         return plan
@@ -250,16 +260,19 @@ def attend(
             bias = bias.masked_fill(~plan.allowed, float("-inf"))
         attn_mask = bias
     if plan.row_blocks is not None:
-        return torch.cat(
-            [F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, :b], v[:, :, :b], attn_mask=mask)
-             for a, b, mask in plan.row_blocks],
-            dim=2,
-        )  # (B, H, L, Dh)
+        return torch.cat([_sdpa(q[:, :, a:b], k[:, :, :b], v[:, :, :b], mask) for a, b, mask in plan.row_blocks], dim=2)
     if attn_mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=plan.causal)
     if attn_mask.dim() == 2:
         attn_mask = attn_mask[None, None]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    return _sdpa(q, k, v, attn_mask)
+
+
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """SDPA ``(B, H, Lq, Dh), (B, H, Lk, Dh) x2 -> (B, H, Lq, Dh)`` with a mask that may carry gradients."""
+    if mask.requires_grad and torch.is_grad_enabled():
+        return BiasedAttention.apply(q, k, v, mask)  # SDPA would differentiate the mask on its math path
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 def _eager_flex() -> Callable[..., torch.Tensor]:

@@ -32,6 +32,9 @@ from ablate.encodings.base import PositionalEncoding
 #: of a ``d_model=128`` feed-forward at every length.
 BLOCK_ROWS = 64
 
+#: Query rows per step of :class:`BiasedAttention`'s backward (a shared mask has all ``L`` rows).
+BACKWARD_ROWS = 128
+
 
 def blockwise_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, encoding: PositionalEncoding, positions: torch.Tensor,
@@ -119,9 +122,10 @@ class BiasedAttention(torch.autograd.Function):
 
     SDPA itself differentiates a float mask only on its unfused math path (forward and
     backward), which writes several extra ``(B, H, Lq, Lk)`` temporaries (NaN guards,
-    copies); this backward recomputes the probabilities and needs two such tensors,
-    updated in place. A mask without gradient (static ALiBi) needs none of this: plain
-    SDPA keeps its fused backward.
+    copies); this backward recomputes the probabilities ``BACKWARD_ROWS`` query rows at a
+    time and needs two such row tensors, updated in place, so a mask shared by the whole
+    sequence costs no ``(B, H, L, L)`` temporary either. A mask without gradient (static
+    ALiBi) needs none of this: plain SDPA keeps its fused backward.
 
     ``forward(q, k, v, mask)``: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` x2 and a mask
     ``(1|B, H, Lq, Lk)`` (``-inf`` where a key is masked) -> ``(B, H, Lq, Dh)``.
@@ -138,16 +142,21 @@ class BiasedAttention(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         q, k, v, mask, out = ctx.saved_tensors
         scale = 1.0 / math.sqrt(q.shape[-1])
-        probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask)  # (B, H, Lq, Lk) logits
-        probs.sub_(probs.amax(-1, keepdim=True)).exp_()  # softmax in place: one (B, H, Lq, Lk) tensor, not two
-        probs.div_(probs.sum(-1, keepdim=True))
-        grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)  # (B, H, Lk, Dh)
-        row = (grad_out * out).sum(-1, keepdim=True)  # (B, H, Lq, 1)
-        grad_logits = torch.matmul(grad_out, v.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, Lq, Lk)
-        del probs
-        grad_mask = None
-        if ctx.needs_input_grad[3]:
-            grad_mask = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
-        grad_q = torch.matmul(grad_logits, k).mul_(scale)
-        grad_k = torch.matmul(grad_logits.transpose(-1, -2), q).mul_(scale)
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        grad_mask = torch.empty_like(mask) if ctx.needs_input_grad[3] else None
+        # Rows at a time, so the two (B, H, rows, Lk) temporaries stay small for a long shared mask.
+        for start in range(0, q.shape[-2], BACKWARD_ROWS):
+            rows = slice(start, start + BACKWARD_ROWS)
+            q_rows, d_out = q[:, :, rows], grad_out[:, :, rows]
+            probs = torch.matmul(q_rows, k.transpose(-1, -2)).mul_(scale).add_(mask[:, :, rows])  # logits
+            probs.sub_(probs.amax(-1, keepdim=True)).exp_()  # softmax in place: one temporary, not two
+            probs.div_(probs.sum(-1, keepdim=True))
+            grad_v.add_(torch.matmul(probs.transpose(-1, -2), d_out))  # (B, H, Lk, Dh)
+            row = (d_out * out[:, :, rows]).sum(-1, keepdim=True)  # (B, H, rows, 1)
+            grad_logits = torch.matmul(d_out, v.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, rows, Lk)
+            del probs
+            if grad_mask is not None:
+                grad_mask[:, :, rows] = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
+            grad_q[:, :, rows] = torch.matmul(grad_logits, k).mul_(scale)
+            grad_k.add_(torch.matmul(grad_logits.transpose(-1, -2), q_rows).mul_(scale))
         return grad_q, grad_k, grad_v, grad_mask

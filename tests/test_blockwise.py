@@ -145,20 +145,25 @@ def test_block_rows_must_be_positive():
         blockwise_attention(q, q, q, make("alibi", {}, False), torch.arange(4), None, causal=False, block_rows=0)
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-mask", "blocks"])
 @pytest.mark.parametrize("name, params", BIAS_FAMILY, ids=IDS)
-def test_model_training_path_is_blockwise_and_agrees_with_inference(name, params):
-    from ablate.attention import plan_attention
+def test_model_training_paths_agree_with_inference_and_reach_every_bias_parameter(monkeypatch, name, params, shared):
+    import ablate.attention as attention
     from ablate.model import ModelConfig, TransformerModel
 
+    if not shared:  # what a long sequence gets
+        monkeypatch.setattr(attention, "SHARED_MASK_MAX_ELEMENTS", 0)
+        monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", 0)
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=11, num_classes=3, d_model=H * DH, num_heads=H, num_layers=2, causal=True,
                          encoding={"name": name, **params}, pooling="mean")
     model = TransformerModel(config).eval()
     positions = torch.arange(70)
-    learned = any(p.requires_grad for p in model.encoding.parameters()) or model.encoding.bias_needs_query
-    expected = "blocks" if learned else "sdpa"  # a parameter-free bias shares one mask across layers
-    assert plan_attention(model.encoding, positions, None, causal=True, backend="sdpa",
-                          dtype=torch.float32).backend == expected
+    per_layer = model.encoding.bias_needs_query or model.encoding.mixes_values
+    expected = "sdpa" if shared and not per_layer else "blocks"
+    with torch.enable_grad():
+        assert attention.plan_attention(model.encoding, positions, None, causal=True, backend="sdpa",
+                                        dtype=torch.float32).backend == expected
     tokens = torch.randint(0, 11, (2, 70))  # longer than one block of rows
     padding_mask = torch.ones(2, 70, dtype=torch.bool)
     padding_mask[0, :5] = False
@@ -169,17 +174,24 @@ def test_model_training_path_is_blockwise_and_agrees_with_inference(name, params
         torch.testing.assert_close(model(tokens, padding_mask), trained, rtol=1e-5, atol=1e-5)
 
 
+STATIC_BIASES = sorted(name for name, cls in ENCODINGS.items() if cls.family == "bias")
+
+
 @pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
-def test_parameter_free_bias_trains_over_blocks_once_its_shared_mask_is_too_large(monkeypatch, causal):
+@pytest.mark.parametrize("name", STATIC_BIASES)
+def test_static_bias_trains_over_blocks_once_its_shared_mask_is_too_large(monkeypatch, name, causal):
     import ablate.attention as attention
 
-    alibi = make("alibi", {}, causal)
+    encoding = make(name, {}, causal)
+    learned = any(p.requires_grad for p in encoding.parameters())
+    limit = "SHARED_LEARNED_MASK_MAX_ELEMENTS" if learned else "SHARED_MASK_MAX_ELEMENTS"
     positions = torch.arange(40)
     with torch.enable_grad():
-        assert attention.plan_attention(alibi, positions, None, causal=causal, backend="sdpa",
+        monkeypatch.setattr(attention, limit, H * 40 * 40)
+        assert attention.plan_attention(encoding, positions, None, causal=causal, backend="sdpa",
                                         dtype=torch.float32).backend == "sdpa"
-        monkeypatch.setattr(attention, "SHARED_MASK_MAX_ELEMENTS", H * 40 * 40 - 1)
-        assert attention.plan_attention(alibi, positions, None, causal=causal, backend="sdpa",
+        monkeypatch.setattr(attention, limit, H * 40 * 40 - 1)
+        assert attention.plan_attention(encoding, positions, None, causal=causal, backend="sdpa",
                                         dtype=torch.float32).backend == "blocks"
 
 
@@ -250,13 +262,36 @@ def test_biased_attention_backward_is_the_gradient_of_attention_with_its_mask(ma
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_flex_requested_on_the_cpu_trains_blockwise_and_infers_with_flex():
-    # FlexAttention has no CPU backward: training falls back to blocks, inference keeps flex.
+def test_flex_requested_on_the_cpu_trains_as_sdpa_would_and_infers_with_flex(monkeypatch):
+    # FlexAttention has no CPU backward: training takes the sdpa plan (a shared mask while
+    # it is small, blocks past that); inference keeps flex.
+    import ablate.attention as attention
     from ablate.attention import plan_attention
 
     encoding = make("t5", {}, causal=True)
     positions = torch.arange(8)
+    assert plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32).backend == "sdpa"
+    monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", 0)
     assert plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32).backend == "blocks"
     with torch.no_grad():
         assert plan_attention(encoding, positions, None, causal=True, backend="flex",
                               dtype=torch.float32).backend == "flex"
+
+
+@pytest.mark.parametrize("batched_mask", [False, True], ids=["shared-mask", "per-sequence-mask"])
+def test_biased_attention_backward_over_row_steps_equals_autograd_of_the_dense_softmax(monkeypatch, batched_mask):
+    monkeypatch.setattr(blockwise, "BACKWARD_ROWS", 16)  # 40 query rows: three steps, the last one short
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(B, H, 40, DH, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.randn(B if batched_mask else 1, H, 40, 40, dtype=torch.float64)
+    mask[..., :3, 30:] = float("-inf")  # masked keys, as padding and causality give
+    mask.requires_grad_(True)
+    out = blockwise.BiasedAttention.apply(q, k, v, mask)
+    logits = q @ k.transpose(-1, -2) / math.sqrt(DH) + mask
+    reference = torch.softmax(logits, dim=-1) @ v
+    torch.testing.assert_close(out, reference)
+    weights = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weights).sum(), (q, k, v, mask))
+    expected = torch.autograd.grad((reference * weights).sum(), (q, k, v, mask))
+    for grad, want in zip(grads, expected):
+        torch.testing.assert_close(grad, want)
