@@ -15,7 +15,9 @@ so the loop itself stays one optimiser step per iteration.
 * ``target`` - stop as soon as the metric reaches it (``>=``, or ``<=`` when
   lower is better).
 * ``patience`` - stop when the metric has not improved by more than
-  ``min_delta`` for this many consecutive checks.
+  ``min_delta`` for this many consecutive checks, but never before ``min_steps``
+  steps (some encodings sit at chance for a while before they learn, T5's bias
+  among them; patience alone would stop them there).
 * ``every`` - steps between checks; ``batches`` - held-out batches (of
   ``eval.batch_size``) at the train length, drawn once from the ``validation``
   split, so every check scores the same sequences.
@@ -61,6 +63,7 @@ class TrainingMonitor:
         every: steps between checks.
         target: stop when reached (``None``: no target).
         patience: stop after this many checks without improvement (``None``: never).
+        min_steps: no stop for lack of improvement before this many steps.
         min_delta: an improvement must exceed this.
         cap: ``train.steps``.
     """
@@ -70,6 +73,7 @@ class TrainingMonitor:
     cap: int
     target: float | None = None
     patience: int | None = None
+    min_steps: int = 0
     min_delta: float = 0.0
     batches: int = 2
     higher: bool = True
@@ -87,7 +91,7 @@ class TrainingMonitor:
         metric = until.get("metric") or DEFAULT_METRIC[kind]
         every = until.get("every") or max(1, math.ceil(train["steps"] / DEFAULT_CHECKS))
         return cls(metric=metric, every=int(every), cap=int(train["steps"]), target=until.get("target"),
-                   patience=until.get("patience"), min_delta=float(until.get("min_delta", 0.0) or 0.0),
+                   patience=until.get("patience"), min_steps=int(until.get("min_steps") or 0), min_delta=float(until.get("min_delta", 0.0) or 0.0),
                    batches=int(until.get("batches") or 2), higher=higher_is_better(metric))
 
     @property
@@ -114,7 +118,7 @@ class TrainingMonitor:
         if self.target is not None and (value >= self.target if self.higher else value <= self.target):
             self.stop_reason = STOP_TARGET
             return True
-        if self.patience is not None and self._stale >= self.patience:
+        if self.patience is not None and self._stale >= self.patience and self.steps_used >= self.min_steps:
             self.stop_reason = STOP_PLATEAU
             return True
         return False

@@ -44,6 +44,15 @@ def test_patience_counts_checks_without_improvement_beyond_min_delta() -> None:
     assert monitor.stop_reason == STOP_PLATEAU and not monitor.met
 
 
+def test_min_steps_keeps_a_slow_starter_training_through_its_plateau() -> None:
+    at_chance_then_learns = [0.5] * 6 + [0.7, 0.99]
+    impatient = TrainingMonitor(metric="accuracy", every=10, cap=1000, patience=3, target=0.98)
+    assert _feed(impatient, at_chance_then_learns) == 40 and impatient.stop_reason == STOP_PLATEAU
+    patient = TrainingMonitor.from_config(
+        {"steps": 1000, "until": {"every": 10, "patience": 3, "target": 0.98, "min_steps": 70}}, "classification")
+    assert _feed(patient, at_chance_then_learns) == 80 and patient.met
+
+
 def test_without_until_the_cap_ends_training_and_ten_checks_make_the_curve() -> None:
     monitor = TrainingMonitor.from_config({"steps": 95}, "classification")
     assert (monitor.every, monitor.metric, monitor.target, monitor.patience) == (10, "accuracy", None, None)

@@ -72,6 +72,7 @@ class UntilSection(Section):
     metric: str | None = None
     target: float | None = None
     patience: int | None = Field(None, ge=1)
+    min_steps: int = Field(0, ge=0)
     every: int | None = Field(None, ge=1)
     batches: int = Field(2, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
