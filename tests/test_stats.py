@@ -117,6 +117,17 @@ def test_axes_and_baseline_inferred_without_attrs(frame):
     assert "measure.mode" not in stats.cell_keys(bare)  # fixed by kind, so no separate key
 
 
+def test_a_slice_without_the_stored_baseline_falls_back_to_its_first_value(frame):
+    # A report section that leaves out cells that did not learn may leave out the suite's
+    # baseline with them (pooling-even-pairs: every NoPE cell is unable by construction).
+    sliced = frame[frame["encoding"].ne("sinusoidal")].copy()
+    sliced.attrs = {"baseline": {"encoding": "sinusoidal"}}
+    first = list(sliced["encoding"].unique())[0]
+    assert stats.baseline_of(sliced)["encoding"] == first
+    with pytest.raises(ValueError, match="takes the values"):
+        stats.baseline_of(sliced, override={"encoding": "sinusoidal"})
+
+
 def test_in_distribution_length(frame):
     assert stats.in_distribution_length(frame, "accuracy") == 32
     assert stats.in_distribution_length(frame, "tokens_per_s") == 128

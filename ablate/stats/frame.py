@@ -63,10 +63,13 @@ def baseline_of(
     """Baseline value of each axis: ``override``, then ``df.attrs["baseline"]``, then the first value seen.
 
     Raises:
-        ValueError: an override or stored baseline names an axis value that is not in the frame.
+        ValueError: an override names an axis value that is not in the frame.
     """
     axes = list(axes) if axes is not None else grid_axes(df)
-    wanted = {column_of(str(k)): v for k, v in (df.attrs.get("baseline") or {}).items()}
+    # The stored baseline is the suite's; a slice of its results (cells that did not learn
+    # left out, say) may lack it, and then the first value stands in. An override must exist.
+    stored = {column_of(str(k)): v for k, v in (df.attrs.get("baseline") or {}).items()}
+    wanted = {k: v for k, v in stored.items() if k in df.columns and _present(df[k], v)}
     for key, value in (override or {}).items():
         if column_of(str(key)) not in df.columns:
             raise ValueError(f"baseline names {key!r}, which is not a column of the results; axes are {axes}")
@@ -89,6 +92,10 @@ def baseline_of(
             )
         baseline[axis] = match[0]
     return baseline
+
+
+def _present(column: pd.Series, value: Any) -> bool:
+    return bool(column.eq(value).any() or column.astype(str).eq(str(value)).any())
 
 
 def cell_keys(df: pd.DataFrame, axes: Iterable[str] | None = None) -> list[str]:
