@@ -130,8 +130,8 @@ class NezhaRelative(PositionalEncoding):
             return self._inference_bias(q, q_positions.shape[-1])
         scores = self._query_scores(q, q_positions.shape[-1])  # (B, H, Lq, 2k + 1)
         if contiguous:
-            # BandedBias spreads each query's 2k + 1 scores over its row (a gather with an
-            # expanded int64 index was ~4x slower at L=2048) and sums the gradient back per distance.
+            # BandedBias spreads each query's 2k + 1 scores over its row (a gather would read an
+            # expanded (L, L) int64 index as well) and sums the gradient back per distance.
             return BandedBias.apply(scores, self.max_relative_position)  # (B, H, L, L)
         index = self._index(q_positions, k_positions).unsqueeze(-3)  # (1|B, 1, Lq, Lk)
         batch, heads, length = scores.shape[:3]
