@@ -29,6 +29,8 @@ from ablate.errors import UnsupportedLengthError, UnsupportedRun
 from ablate.step import TrainStep
 from ablate.suite import Plan, load_plan
 from ablate.suite.components import label
+from ablate.suite.run_config import MeasureRun, parse_run, parse_train_run
+from ablate.suite.schema import TrainSection
 from ablate.tasks import create_task
 from ablate.train import build
 
@@ -147,7 +149,8 @@ class Case:
     task: Any
     device: torch.device
     dtype: str
-    config: dict[str, Any]
+    #: The suite's ``train`` section at the case's ``dtype``: what the training step runs with.
+    train: TrainSection
     trainer: TrainStep | None = None  # made by the first train step, kept with the model it updates
 
     def forward(self) -> Any:
@@ -158,8 +161,7 @@ class Case:
     def train_step(self) -> float:
         """One step of :class:`ablate.step.TrainStep`, the step suites train with, on the frozen batch."""
         if self.trainer is None:
-            train = {**self.config["train"], "dtype": self.dtype}
-            self.trainer = TrainStep(self.model, kind=self.task.kind, train=train, device=self.device)
+            self.trainer = TrainStep(self.model, kind=self.task.kind, train=self.train, device=self.device)
         return self.trainer(self.batch)
 
 
@@ -213,13 +215,15 @@ def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
     if dtype == "float16" and device.type != "cuda":
         raise NotImplementedError("float16 is measured on CUDA only")
     apply_threads(the_plan)
-    config = dict(run.config)
+    measured = parse_run(run.config, f"run {run.run_id}")
+    if not isinstance(measured, MeasureRun):
+        raise NotImplementedError(f"run {run.run_id} is not a measurement run")
     # The optimiser settings of the suite's train section (the measure run keeps only the train length).
     train_run = next(r for r in the_plan.train_runs() if r.config["model"] == run.config["model"])
-    config["train"] = train_run.config["train"]
-    task = create_task(config["task"])
-    torch.manual_seed(config["seed"])  # frozen weights
-    model = build(config, task)
+    train = parse_train_run(train_run.config, f"run {train_run.run_id}").train.model_copy(update={"dtype": dtype})
+    task = create_task(measured.task)
+    torch.manual_seed(measured.seed)  # frozen weights
+    model = build(measured, task)
     length = int(values["length"])
     try:
         model.check_length(length)
@@ -228,4 +232,4 @@ def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
     generator = torch.Generator().manual_seed(INPUT_SEED)  # frozen tokens
     batch = task.sample(generator, batch_size, length, split="test").to(device)
     model = model.to(device).train(mode == "train_step")
-    return Case(model=model, batch=batch, task=task, device=device, dtype=dtype, config=config)
+    return Case(model=model, batch=batch, task=task, device=device, dtype=dtype, train=train)

@@ -13,6 +13,7 @@ from ablate.criterion import STOP_CAP, STOP_PLATEAU, STOP_TARGET, TrainingMonito
 from ablate.runner import run_plan
 from ablate.suite import expand
 from ablate.suite.load import SuiteError, suite_from_dict
+from ablate.suite.schema import TrainSection
 
 
 def _feed(monitor: TrainingMonitor, values: list[float]) -> int:
@@ -45,14 +46,14 @@ def test_patience_counts_checks_without_improvement_beyond_min_delta() -> None:
 
 
 def test_without_until_the_cap_ends_training_and_ten_checks_make_the_curve() -> None:
-    monitor = TrainingMonitor.from_config({"steps": 95}, "classification")
+    monitor = TrainingMonitor.from_config(TrainSection(steps=95), "classification")
     assert (monitor.every, monitor.metric, monitor.target, monitor.patience) == (10, "accuracy", None, None)
     assert _feed(monitor, [0.5] * 20) == 95
     assert monitor.stop_reason == STOP_CAP and [p.step for p in monitor.curve][-2:] == [90, 95]
 
 
 def test_language_models_default_to_validation_loss() -> None:
-    monitor = TrainingMonitor.from_config({"steps": 10, "until": {"target": 2.0}}, "lm")
+    monitor = TrainingMonitor.from_config(TrainSection(steps=10, until={"target": 2.0}), "lm")
     assert monitor.metric == "loss" and not monitor.higher
 
 
