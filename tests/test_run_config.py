@@ -57,7 +57,8 @@ def _train_config() -> dict:
     return copy.deepcopy(load_plan("quickstart").train_runs()[0].config)
 
 
-@pytest.mark.parametrize("path, key", [(("train",), "lrr"), (("model",), "d_modle"), (("eval",), "batchs"), ((), "sede")])
+@pytest.mark.parametrize("path, key", [(("train",), "lrr"), (("model",), "d_modle"), (("eval",), "batchs"),
+                                       ((), "sede")])
 def test_a_misspelled_key_in_a_stored_config_is_refused_with_a_suggestion(path, key):
     config = _train_config()
     node = config
