@@ -34,13 +34,12 @@ class Accuracy:
     timeout = 60
 
     def setup_cache(self) -> Results:
-        from ablate.suite.run_config import parse_train_run
         from ablate.train import train_and_evaluate
 
         apply_threads()
         results: Results = {}
         for key, run in accuracy_runs().items():
-            status, reason, rows = train_and_evaluate(parse_train_run(run.config, f"run {run.run_id}"))
+            status, reason, rows = train_and_evaluate(run.config)
             scored = [row for row in rows if row.metric == "accuracy"]
             results[key] = {
                 "status": status,

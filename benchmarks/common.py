@@ -29,7 +29,7 @@ from ablate.errors import UnsupportedLengthError, UnsupportedRun
 from ablate.step import TrainStep
 from ablate.suite import Plan, load_plan
 from ablate.suite.components import label
-from ablate.suite.run_config import MeasureRun, parse_run, parse_train_run
+from ablate.suite.run_config import MeasureRun, TrainRun, parse_run, parse_train_run
 from ablate.suite.schema import TrainSection
 from ablate.tasks import create_task
 from ablate.train import build
@@ -99,12 +99,22 @@ def accuracy_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[
     return [grid_labels(suite, "encoding"), grid_labels(suite, "pooling"), lengths], ["encoding", "pooling", "eval_length"]
 
 
-def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], Any]:
+@dataclass(frozen=True)
+class AccuracyRun:
+    """A train run of the suite, its config typed (what :func:`ablate.train.train_and_evaluate` takes)."""
+
+    run_id: str
+    config: TrainRun
+
+
+def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], AccuracyRun]:
     """The suite's train runs by ``(encoding, pooling)`` label (its first seed)."""
-    runs: dict[tuple[str, str], Any] = {}
+    runs: dict[tuple[str, str], AccuracyRun] = {}
     for run in (the_plan or plan()).train_runs():
-        model = run.config["model"]
-        runs.setdefault((label(model["encoding"]), label(model["pooling"])), run)
+        config = parse_train_run(run.config, f"run {run.run_id}")
+        key = (label(config.model.encoding), label(config.model.pooling))
+        if key not in runs:
+            runs[key] = AccuracyRun(run.run_id, config)
     return runs
 
 
