@@ -20,7 +20,7 @@ from ablate.checkpoints import serialize
 from ablate.criterion import CurvePoint, TrainingMonitor
 from ablate.devices import autocast, is_oom, resolve_device
 from ablate.environment import environment
-from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun, short_reason
+from ablate.errors import Diverged, SuiteError, UnsupportedLengthError, UnsupportedRun, short_reason
 from ablate.measure.run import run_measurement
 from ablate.model import TransformerModel
 from ablate.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
@@ -243,6 +243,8 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
             status, reason, rows, curve = train_evaluate_curve(run, keep)
     except (UnsupportedLengthError, UnsupportedRun) as error:
         status, reason = "unsupported", str(error)
+    except SuiteError as error:  # a config that does not parse: the user's message, no traceback
+        status, reason = "failed", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
         status = "oom" if is_oom(error) else "failed"
         reason = short_reason(error) + ("" if status == "oom" else "\n" + traceback.format_exc(limit=-3))

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from conftest_report import FAILED_REASON, make_frame
 
-from ablate.report import compare_results, write_comparison, write_report
+from ablate.report import compare_results, context, write_comparison, write_report
+from ablate.stats import decisions
 
 
 @pytest.fixture(scope="module")
@@ -179,9 +180,6 @@ def test_learning_curves_are_drawn_when_given(tmp_path):
 
 
 def test_a_report_computes_the_cells_learned_status_once(monkeypatch, tmp_path):
-    from ablate.report import context  # noqa: PLC0415 - patched below, per test
-    from ablate.stats import decisions  # noqa: PLC0415
-
     calls: list[str] = []
     original = decisions.cell_status
 

@@ -10,6 +10,7 @@ from ablate.errors import SuiteError
 from ablate.suite import load_plan, run_id
 from ablate.suite.run_config import MeasurePoint, MeasureRun, ResolvedEval, TrainRun, parse_run, parse_train_run
 from ablate.suite.schema import EvalSection, MeasureSection, TrainSection
+from ablate.train import execute
 
 #: ``ablate plan suites/quickstart.toml`` before the typed config existed: the ids must never move.
 QUICKSTART_IDS = [
@@ -114,3 +115,11 @@ def test_a_measure_point_takes_its_settings_from_the_measure_section():
 def test_validation_batches_default_once_without_until():
     assert TrainSection().criterion.batches == 2
     assert TrainSection(until={"batches": 5}).criterion.batches == 5
+
+
+def test_a_worker_records_a_config_that_does_not_parse_as_failed_with_the_one_line_reason():
+    config = _train_config()
+    config["train"]["stpes"] = 3
+    record = execute("abc", "quickstart", "train", config, {})
+    assert record.status == "failed" and record.metrics == [] and record.config is config
+    assert record.reason.startswith("run abc: train.stpes: unknown key. Did you mean") and "Traceback" not in record.reason
