@@ -15,7 +15,7 @@ import dataclasses
 from collections import defaultdict
 from typing import Any, Callable
 
-from ablate.report.sections import choose_main_metric
+from ablate.report.context import choose_main_metric
 from ablate.stats.decisions import NOT_JUDGED, looks_of, sequential_comparisons
 from ablate.stats.sequential import UNDECIDED
 from ablate.suite import Plan, RunSpec

@@ -24,6 +24,7 @@ from ablate.errors import UserError
 from ablate.export import FORMATS, require_results
 from ablate.nightly_accuracy import DEFAULT_MAX_DROP
 from ablate.suite import SuiteError, load_plan
+from ablate.suite.run_config import TrainRun, parse_train_run
 
 DEFAULT_SUITE = "quickstart"
 # Made again in main(): whether stdout/stderr are terminals decides their width.
@@ -106,8 +107,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     table.add_column("eval lengths")
     shown = plan.runs if args.all else plan.runs[:50]
     for run in shown:
-        lengths = run.config.get("eval", run.config.get("measure", {})).get("lengths", [])
-        table.add_row(run.run_id, run.kind, *[str(run.axes.get(a, "")) for a in plan.axes], str(run.config["seed"]),
+        typed = run.typed()
+        lengths = typed.eval.lengths if isinstance(typed, TrainRun) else typed.measure.lengths
+        table.add_row(run.run_id, run.kind, *[str(run.axes.get(a, "")) for a in plan.axes], str(typed.seed),
                       ",".join(map(str, lengths)))
     console.print(table)
     if len(shown) < len(plan.runs):
@@ -120,10 +122,11 @@ def _estimate_seconds(plan: Any) -> float:
     """A rough compute estimate: ~6 x params x tokens + attention, at ~1.5e10 FLOP/s."""
     total = 0.0
     for run in plan.train_runs():
-        model, train = run.config["model"], run.config["train"]
-        d, layers, length = model["d_model"], model["num_layers"], train["length"]
+        config = parse_train_run(run.config, f"run {run.run_id}")
+        model, train = config.model, config.train
+        d, layers, length = model.d_model, model.num_layers, train.length
         params = 12 * layers * d * d
-        tokens = train["steps"] * train["batch_size"] * length
+        tokens = train.steps * train.batch_size * length
         total += tokens * (6 * params + 6 * layers * length * d)
     return total / 1.5e10
 

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from ablate.metrics import higher_is_better
+from ablate.suite.schema import TrainSection
 
 #: The validation metric a task kind is judged by when ``until.metric`` is not given.
 DEFAULT_METRIC = {"classification": "accuracy", "sequence": "token_accuracy", "lm": "loss"}
@@ -75,7 +76,6 @@ class TrainingMonitor:
     patience: int | None = None
     min_steps: int = 0
     min_delta: float = 0.0
-    batches: int = 2
     higher: bool = True
     curve: list[CurvePoint] = field(default_factory=list)
     steps_used: int = 0
@@ -85,14 +85,13 @@ class TrainingMonitor:
     _stale: int = 0
 
     @classmethod
-    def from_config(cls, train: dict[str, Any], kind: str) -> "TrainingMonitor":
-        """The monitor of a resolved ``train`` section for a task of ``kind``."""
-        until = train.get("until") or {}
-        metric = until.get("metric") or DEFAULT_METRIC[kind]
-        every = until.get("every") or max(1, math.ceil(train["steps"] / DEFAULT_CHECKS))
-        return cls(metric=metric, every=int(every), cap=int(train["steps"]), target=until.get("target"),
-                   patience=until.get("patience"), min_steps=int(until.get("min_steps") or 0), min_delta=float(until.get("min_delta", 0.0) or 0.0),
-                   batches=int(until.get("batches") or 2), higher=higher_is_better(metric))
+    def from_config(cls, train: TrainSection, kind: str) -> "TrainingMonitor":
+        """The monitor of a run's ``train`` section for a task of ``kind``."""
+        until = train.criterion
+        metric = until.metric or DEFAULT_METRIC[kind]
+        every = until.every or max(1, math.ceil(train.steps / DEFAULT_CHECKS))
+        return cls(metric=metric, every=every, cap=train.steps, target=until.target, patience=until.patience,
+                   min_steps=until.min_steps, min_delta=until.min_delta, higher=higher_is_better(metric))
 
     @property
     def met(self) -> bool:

@@ -274,19 +274,6 @@ def load_text_vectors(
     return weight
 
 
-def config_for_task(task: Any, model: Mapping[str, Any]) -> ModelConfig:
-    """The :class:`ModelConfig` of a resolved ``[model]`` section for ``task`` (which sets the input and output sizes)."""
-    vocabulary = getattr(task, "vocabulary", None)
-    return ModelConfig(
-        vocab_size=getattr(task, "vocab_size", 1),
-        num_classes=task.num_classes,
-        input_kind=task.input_kind,
-        patch_dim=getattr(task, "patch_dim", 0),
-        vocabulary=tuple(vocabulary) if vocabulary else None,
-        **model,
-    )
-
-
 def build_model(config: ModelConfig | Mapping[str, Any]) -> TransformerModel:
     """A :class:`TransformerModel` from a config or its dict form."""
     if not isinstance(config, ModelConfig):

@@ -31,7 +31,7 @@ from ablate.variants.run import check_checkpoints, run_variants
 #: Statuses that are final: a resumed suite skips them (``--rerun-failed`` retries the others).
 FINAL_STATUSES = {"ok", "unsupported", "diverged"}
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RunSummary", "create_executor",
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RunOptions", "RunSummary", "create_executor",
            "execute_spec", "pending_runs", "record_meta", "run_plan", "threads_per_worker"]
 
 
@@ -57,6 +57,19 @@ class RunSummary:
     def overhead(self) -> float:
         """Suite wall time / sum of the runs' pure work time (1.0 = no overhead)."""
         return self.wall_s / self.work_s if self.work_s else float("nan")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How :func:`run_plan` runs a plan (its keyword arguments), passed as one value to every round."""
+
+    executor: str = "local"
+    workers: int = 1
+    rerun_failed: bool = False
+    kinds: tuple[str, ...] = ("train", "measure")
+    progress: bool | None = None
+    on_record: Callable[[Record], None] | None = None
+    executor_options: dict[str, Any] | None = None
 
 
 def pending_runs(plan: Plan, store: Store, *, rerun_failed: bool = False) -> list[RunSpec]:
@@ -101,22 +114,22 @@ def run_plan(
     ``progress``: ``None`` a rich bar on a terminal, else a line per finished run on stderr;
     ``True`` the bar; ``False`` nothing.
     """
-    options = dict(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds, progress=progress,
-                   on_record=on_record, executor_options=executor_options)
+    options = RunOptions(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds,
+                         progress=progress, on_record=on_record, executor_options=executor_options)
     if isinstance(plan.suite.seeds, SeedRange) and "train" in kinds:
         return _run_adaptive(plan, Path(results_root), options, undecided)
-    return _run_once(plan, results_root, **options)
+    return _run_once(plan, Path(results_root), options)
 
 
-def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any],
+def _run_adaptive(plan: Plan, results_root: Path, options: RunOptions,
                   undecided: Callable[[Any], set[str]] | None) -> RunSummary:
     results_dir = results_root / plan.name
     total = RunSummary(results_dir, total=0, skipped=0)
     selected: set[str] = set()
 
     def run_round(sub: Plan) -> RunSummary:
-        summary = _run_once(sub, results_root, **options)
-        selected.update(r.run_id for r in sub.runs if r.kind in options["kinds"])
+        summary = _run_once(sub, results_root, options)
+        selected.update(r.run_id for r in sub.runs if r.kind in options.kinds)
         for status, count in summary.counts.items():
             total.counts[status] = total.counts.get(status, 0) + count
         total.wall_s, total.work_s = total.wall_s + summary.wall_s, total.work_s + summary.work_s
@@ -132,30 +145,20 @@ def _run_adaptive(plan: Plan, results_root: Path, options: dict[str, Any],
     return total
 
 
-def _run_once(
-    plan: Plan,
-    results_root: str | Path = "results",
-    *,
-    executor: str = "local",
-    workers: int = 1,
-    rerun_failed: bool = False,
-    kinds: tuple[str, ...] = ("train", "measure"),
-    progress: bool | None = None,
-    on_record: Callable[[Record], None] | None = None,
-    executor_options: dict[str, Any] | None = None,
-) -> RunSummary:
-    results_dir = Path(results_root) / plan.name
+def _run_once(plan: Plan, results_root: Path, options: RunOptions) -> RunSummary:
+    results_dir = results_root / plan.name
+    kinds, on_record = options.kinds, options.on_record
     clock = time.perf_counter()
     with Store(results_dir) as store:
         record_meta(plan, store)
         if "train" in kinds:
             check_checkpoints(plan, store, results_dir)  # a missing one is an error before anything runs
         selected = [r for r in plan.runs if r.kind in kinds]
-        pending = [r for r in pending_runs(plan, store, rerun_failed=rerun_failed) if r.kind in kinds]
+        pending = [r for r in pending_runs(plan, store, rerun_failed=options.rerun_failed) if r.kind in kinds]
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
         train = [r for r in pending if r.kind == "train"]
         measure = [r for r in pending if r.kind == "measure"]
-        with create_progress(len(pending), progress, metric=plan.suite.report.main_metric) as bar:
+        with create_progress(len(pending), options.progress, metric=plan.suite.report.main_metric) as bar:
             def consume(records: Iterator[Record]) -> None:
                 for record in records:
                     if record.checkpoint is not None:  # first: a stored ok run always has its weights
@@ -167,8 +170,8 @@ def _run_once(
                     if on_record is not None:
                         on_record(record)
 
-            options = dict(executor_options or {})
-            runner = create_executor(executor, workers=workers, **options) if train else None
+            extra = dict(options.executor_options or {})
+            runner = create_executor(options.executor, workers=options.workers, **extra) if train else None
             try:
                 if runner is not None:
                     bar.start_batch(train)

@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable, ContextManager
 
 import torch
 
@@ -20,11 +20,12 @@ from ablate.checkpoints import serialize
 from ablate.criterion import CurvePoint, TrainingMonitor
 from ablate.devices import autocast, is_oom, resolve_device
 from ablate.environment import environment
-from ablate.errors import Diverged, UnsupportedLengthError, UnsupportedRun, short_reason
+from ablate.errors import Diverged, SuiteError, UnsupportedLengthError, UnsupportedRun, short_reason
 from ablate.measure.run import run_measurement
-from ablate.model import TransformerModel, config_for_task
+from ablate.model import TransformerModel
 from ablate.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
 from ablate.store import MetricRow, Record
+from ablate.suite.run_config import MeasureRun, TrainRun, parse_run
 from ablate.tasks import create_task
 from ablate.tasks.base import Batch, Task
 
@@ -40,28 +41,28 @@ __all__ = ["EVAL_METRICS", "TrainStep", "build", "evaluate", "execute", "loss_an
            "make_optimizer", "train_and_evaluate", "train_model"]
 
 
-def build(config: dict[str, Any], task: Task) -> TransformerModel:
-    """The run's model for ``task``, from the resolved ``config["model"]``."""
-    return TransformerModel(config_for_task(task, config["model"]))
+def build(config: TrainRun | MeasureRun, task: Task) -> TransformerModel:
+    """The run's model for ``task``, from its resolved ``model`` section."""
+    return TransformerModel(config.model.model_config_for(task))
 
 
-def train_model(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device,
+def train_model(model: TransformerModel, task: Task, config: TrainRun, device: torch.device,
                 monitor: TrainingMonitor | None = None) -> float:
     """Run up to ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps.
 
     ``monitor`` (:mod:`ablate.criterion`) schedules validation checks, records the curve
     and may stop training early.
     """
-    train = config["train"]
+    train = config.train
     validate = _validator(model, task, config, device)
-    generator = torch.Generator().manual_seed(config["seed"])
+    generator = torch.Generator().manual_seed(config.seed)
     step = TrainStep(model, kind=task.kind, train=train, device=device)
     recent: list[float] = []
-    for index in range(train["steps"]):
-        length = train["length"]
-        if train["min_length"] is not None:
-            length = int(torch.randint(train["min_length"], train["length"] + 1, (1,), generator=generator))
-        batch = task.sample(generator, train["batch_size"], length, split="train").to(device)
+    for index in range(train.steps):
+        length = train.length
+        if train.min_length is not None:
+            length = int(torch.randint(train.min_length, train.length + 1, (1,), generator=generator))
+        batch = task.sample(generator, train.batch_size, length, split="train").to(device)
         value = step(batch)
         recent = (recent + [value])[-10:]
         if monitor is not None and monitor.step_done(index + 1, value):
@@ -72,19 +73,19 @@ def train_model(model: TransformerModel, task: Task, config: dict[str, Any], dev
     return sum(recent) / len(recent) if recent else math.nan
 
 
-def _validator(model: TransformerModel, task: Task, config: dict[str, Any],
+def _validator(model: TransformerModel, task: Task, config: TrainRun,
                device: torch.device) -> Callable[[], dict[str, float]]:
     """Scores fixed held-out batches (``validation`` split, train length), drawn on first use."""
     batches: list[Batch] = []
 
     def validate() -> dict[str, float]:
         if not batches:
-            count = ((config["train"].get("until") or {}).get("batches")) or 2
-            generator = torch.Generator().manual_seed(eval_seed(config["seed"], config["train"]["length"]) + 1)
-            batches.extend(task.sample(generator, config["eval"]["batch_size"], config["train"]["length"],
-                                       split="validation") for _ in range(count))
+            train = config.train
+            generator = torch.Generator().manual_seed(eval_seed(config.seed, train.length) + 1)
+            batches.extend(task.sample(generator, config.eval.batch_size, train.length, split="validation")
+                           for _ in range(train.criterion.batches))
         model.eval()
-        return _score(model, task, batches, device, config["train"]["dtype"])
+        return _score(model, task, batches, device, config.train.dtype)
 
     return validate
 
@@ -94,7 +95,7 @@ def eval_seed(seed: int, length: int) -> int:
     return (seed * 1_000_003 + length * 7919 + 12345) % (2**63)
 
 
-def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device: torch.device, *,
+def evaluate(model: TransformerModel, task: Task, config: TrainRun, device: torch.device, *,
              at_length: Callable[[int], ContextManager[Any]] | None = None) -> list[MetricRow]:
     """Metrics at every evaluation length, with ``unsupported``/``oom`` rows where they apply.
 
@@ -102,24 +103,24 @@ def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device
     (evaluation-time variants that depend on the length, e.g. RoPE scaling factors).
     """
     model.eval()
-    evaluation, train = config["eval"], config["train"]
-    lengths: list[int] = evaluation["lengths"]
+    evaluation, train = config.eval, config.train
+    lengths = evaluation.lengths
     names = EVAL_METRICS[task.kind]
     rows: list[MetricRow] = []
     lm_batches = _lm_batches(task, config, max(lengths)) if task.kind == "lm" else None
     for length in lengths:
-        note = model.encoding.untrained_note(train["length"], length)
+        note = model.encoding.untrained_note(train.length, length)
         try:
             model.check_length(length)
             if lm_batches is not None:
-                score_last = min(evaluation["score_last"] or train["length"], length)
+                score_last = min(evaluation.score_last or train.length, length)
                 batches = [_crop_lm(b, length, score_last) for b in lm_batches]
             else:
-                generator = torch.Generator().manual_seed(eval_seed(config["seed"], length))
-                batches = [task.sample(generator, evaluation["batch_size"], length, split="test")
-                           for _ in range(evaluation["batches"])]
+                generator = torch.Generator().manual_seed(eval_seed(config.seed, length))
+                batches = [task.sample(generator, evaluation.batch_size, length, split="test")
+                           for _ in range(evaluation.batches)]
             with at_length(length) if at_length is not None else contextlib.nullcontext():
-                values = _score(model, task, batches, device, train["dtype"])
+                values = _score(model, task, batches, device, train.dtype)
         except UnsupportedLengthError as error:
             rows += [MetricRow(n, length, math.nan, "unsupported", str(error), note) for n in names]
             continue
@@ -133,10 +134,10 @@ def evaluate(model: TransformerModel, task: Task, config: dict[str, Any], device
     return rows
 
 
-def _lm_batches(task: Task, config: dict[str, Any], longest: int) -> list[Batch]:
-    generator = torch.Generator().manual_seed(eval_seed(config["seed"], 0))
-    evaluation = config["eval"]
-    return [task.sample(generator, evaluation["batch_size"], longest, split="test") for _ in range(evaluation["batches"])]
+def _lm_batches(task: Task, config: TrainRun, longest: int) -> list[Batch]:
+    generator = torch.Generator().manual_seed(eval_seed(config.seed, 0))
+    evaluation = config.eval
+    return [task.sample(generator, evaluation.batch_size, longest, split="test") for _ in range(evaluation.batches)]
 
 
 def _crop_lm(batch: Batch, length: int, score_last: int) -> Batch:
@@ -178,14 +179,14 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def train_and_evaluate(config: dict[str, Any], keep: dict[str, Any] | None = None
+def train_and_evaluate(config: TrainRun, keep: dict[str, Any] | None = None
                        ) -> tuple[str, str | None, list[MetricRow]]:
     """Train and evaluate a resolved train-run config: ``(status, reason, metric rows)``."""
     status, reason, rows, _ = train_evaluate_curve(config, keep)
     return status, reason, rows
 
 
-def train_evaluate_curve(config: dict[str, Any], keep: dict[str, Any] | None = None
+def train_evaluate_curve(config: TrainRun, keep: dict[str, Any] | None = None
                          ) -> tuple[str, str | None, list[MetricRow], list[CurvePoint]]:
     """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.criterion`).
 
@@ -194,17 +195,17 @@ def train_evaluate_curve(config: dict[str, Any], keep: dict[str, Any] | None = N
     as ``keep["checkpoint"]`` (bytes, :func:`ablate.checkpoints.serialize`) for the
     driver to store.
     """
-    torch.manual_seed(config["seed"])
-    device = resolve_device(config["train"]["device"])
-    task = create_task(config["task"])
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.train.device)
+    task = create_task(config.task)
     model = build(config, task).to(device)
-    monitor = TrainingMonitor.from_config(config["train"], task.kind)
+    monitor = TrainingMonitor.from_config(config.train, task.kind)
     started = time.perf_counter()
     try:
-        model.check_length(config["train"]["length"])
+        model.check_length(config.train.length)
         train_loss = train_model(model, task, config, device, monitor)
     except UnsupportedLengthError as error:
-        return "unsupported", f"cannot train at length {config['train']['length']}: {error}", [], monitor.curve
+        return "unsupported", f"cannot train at length {config.train.length}: {error}", [], monitor.curve
     except Diverged as error:
         return "diverged", str(error), [], monitor.curve
     train_time = time.perf_counter() - started
@@ -212,8 +213,8 @@ def train_evaluate_curve(config: dict[str, Any], keep: dict[str, Any] | None = N
     rows = evaluate(model, task, config, device)
     eval_time = time.perf_counter() - started
     if keep is not None:
-        keep["checkpoint"] = serialize(model, keep.get("run_id"), config)
-    length = config["train"]["length"]
+        keep["checkpoint"] = serialize(model, keep.get("run_id"), config.to_dict())
+    length = config.train.length
     rows += [
         MetricRow("train_loss", length, train_loss),
         MetricRow("train_time_s", length, train_time),
@@ -225,18 +226,25 @@ def train_evaluate_curve(config: dict[str, Any], keep: dict[str, Any] | None = N
 
 
 def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: dict[str, Any]) -> Record:
-    """Run one spec (train or measure) and return its record; never raises for run problems."""
+    """Run one spec (train or measure) and return its record; never raises for run problems.
+
+    The worker's boundary: ``config`` (the plan's plain dict) is parsed into its typed
+    form here, once; a config that does not parse is a ``failed`` record saying why.
+    """
     started_at = time.time()
     clock = time.perf_counter()
     status, reason, rows, curve = "failed", None, [], []
     keep: dict[str, Any] = {"run_id": run_id}
     try:
-        if kind == "measure":
-            status, reason, rows = run_measurement(config)
+        run = parse_run(config, f"run {run_id}")
+        if isinstance(run, MeasureRun):
+            status, reason, rows = run_measurement(run)
         else:
-            status, reason, rows, curve = train_evaluate_curve(config, keep)
+            status, reason, rows, curve = train_evaluate_curve(run, keep)
     except (UnsupportedLengthError, UnsupportedRun) as error:
         status, reason = "unsupported", str(error)
+    except SuiteError as error:  # a config that does not parse: the user's message, no traceback
+        status, reason = "failed", str(error)
     except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
         status = "oom" if is_oom(error) else "failed"
         reason = short_reason(error) + ("" if status == "oom" else "\n" + traceback.format_exc(limit=-3))

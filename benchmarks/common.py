@@ -29,6 +29,8 @@ from ablate.errors import UnsupportedLengthError, UnsupportedRun
 from ablate.step import TrainStep
 from ablate.suite import Plan, load_plan
 from ablate.suite.components import label
+from ablate.suite.run_config import MeasureRun, TrainRun, parse_run, parse_train_run
+from ablate.suite.schema import TrainSection
 from ablate.tasks import create_task
 from ablate.train import build
 
@@ -97,12 +99,22 @@ def accuracy_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[
     return [grid_labels(suite, "encoding"), grid_labels(suite, "pooling"), lengths], ["encoding", "pooling", "eval_length"]
 
 
-def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], Any]:
+@dataclass(frozen=True)
+class AccuracyRun:
+    """A train run of the suite, its config typed (what :func:`ablate.train.train_and_evaluate` takes)."""
+
+    run_id: str
+    config: TrainRun
+
+
+def accuracy_runs(the_plan: Any | None = None) -> dict[tuple[str, str], AccuracyRun]:
     """The suite's train runs by ``(encoding, pooling)`` label (its first seed)."""
-    runs: dict[tuple[str, str], Any] = {}
+    runs: dict[tuple[str, str], AccuracyRun] = {}
     for run in (the_plan or plan()).train_runs():
-        model = run.config["model"]
-        runs.setdefault((label(model["encoding"]), label(model["pooling"])), run)
+        config = parse_train_run(run.config, f"run {run.run_id}")
+        key = (label(config.model.encoding), label(config.model.pooling))
+        if key not in runs:
+            runs[key] = AccuracyRun(run.run_id, config)
     return runs
 
 
@@ -147,7 +159,8 @@ class Case:
     task: Any
     device: torch.device
     dtype: str
-    config: dict[str, Any]
+    #: The suite's ``train`` section at the case's ``dtype``: what the training step runs with.
+    train: TrainSection
     trainer: TrainStep | None = None  # made by the first train step, kept with the model it updates
 
     def forward(self) -> Any:
@@ -158,8 +171,7 @@ class Case:
     def train_step(self) -> float:
         """One step of :class:`ablate.step.TrainStep`, the step suites train with, on the frozen batch."""
         if self.trainer is None:
-            train = {**self.config["train"], "dtype": self.dtype}
-            self.trainer = TrainStep(self.model, kind=self.task.kind, train=train, device=self.device)
+            self.trainer = TrainStep(self.model, kind=self.task.kind, train=self.train, device=self.device)
         return self.trainer(self.batch)
 
 
@@ -213,13 +225,15 @@ def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
     if dtype == "float16" and device.type != "cuda":
         raise NotImplementedError("float16 is measured on CUDA only")
     apply_threads(the_plan)
-    config = dict(run.config)
+    measured = parse_run(run.config, f"run {run.run_id}")
+    if not isinstance(measured, MeasureRun):
+        raise NotImplementedError(f"run {run.run_id} is not a measurement run")
     # The optimiser settings of the suite's train section (the measure run keeps only the train length).
     train_run = next(r for r in the_plan.train_runs() if r.config["model"] == run.config["model"])
-    config["train"] = train_run.config["train"]
-    task = create_task(config["task"])
-    torch.manual_seed(config["seed"])  # frozen weights
-    model = build(config, task)
+    train = parse_train_run(train_run.config, f"run {train_run.run_id}").train.model_copy(update={"dtype": dtype})
+    task = create_task(measured.task)
+    torch.manual_seed(measured.seed)  # frozen weights
+    model = build(measured, task)
     length = int(values["length"])
     try:
         model.check_length(length)
@@ -228,4 +242,4 @@ def _build_case(mode: str, params: tuple[Any, ...], the_plan: Any) -> Case:
     generator = torch.Generator().manual_seed(INPUT_SEED)  # frozen tokens
     batch = task.sample(generator, batch_size, length, split="test").to(device)
     model = model.to(device).train(mode == "train_step")
-    return Case(model=model, batch=batch, task=task, device=device, dtype=dtype, config=config)
+    return Case(model=model, batch=batch, task=task, device=device, dtype=dtype, train=train)

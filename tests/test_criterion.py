@@ -13,6 +13,7 @@ from ablate.criterion import STOP_CAP, STOP_PLATEAU, STOP_TARGET, TrainingMonito
 from ablate.runner import run_plan
 from ablate.suite import expand
 from ablate.suite.load import SuiteError, suite_from_dict
+from ablate.suite.schema import TrainSection
 
 
 def _feed(monitor: TrainingMonitor, values: list[float]) -> int:
@@ -49,19 +50,19 @@ def test_min_steps_keeps_a_slow_starter_training_through_its_plateau() -> None:
     impatient = TrainingMonitor(metric="accuracy", every=10, cap=1000, patience=3, target=0.98)
     assert _feed(impatient, at_chance_then_learns) == 40 and impatient.stop_reason == STOP_PLATEAU
     patient = TrainingMonitor.from_config(
-        {"steps": 1000, "until": {"every": 10, "patience": 3, "target": 0.98, "min_steps": 70}}, "classification")
+        TrainSection(steps=1000, until={"every": 10, "patience": 3, "target": 0.98, "min_steps": 70}), "classification")
     assert _feed(patient, at_chance_then_learns) == 80 and patient.met
 
 
 def test_without_until_the_cap_ends_training_and_ten_checks_make_the_curve() -> None:
-    monitor = TrainingMonitor.from_config({"steps": 95}, "classification")
+    monitor = TrainingMonitor.from_config(TrainSection(steps=95), "classification")
     assert (monitor.every, monitor.metric, monitor.target, monitor.patience) == (10, "accuracy", None, None)
     assert _feed(monitor, [0.5] * 20) == 95
     assert monitor.stop_reason == STOP_CAP and [p.step for p in monitor.curve][-2:] == [90, 95]
 
 
 def test_language_models_default_to_validation_loss() -> None:
-    monitor = TrainingMonitor.from_config({"steps": 10, "until": {"target": 2.0}}, "lm")
+    monitor = TrainingMonitor.from_config(TrainSection(steps=10, until={"target": 2.0}), "lm")
     assert monitor.metric == "loss" and not monitor.higher
 
 

@@ -106,6 +106,22 @@ def test_family_is_registered_with_bias_hooks():
         assert encoding.bias_needs_query == (name == "nezha")
 
 
+@pytest.mark.parametrize("name", list(ENCODINGS.names()))
+def test_bias_needs_query_is_the_family_and_read_only(name):
+    encoding = create_encoding(name, d_model=16, num_heads=2, causal=False)
+    family = type(encoding).family
+    expected = family == "query-bias" if family != "wrapper" else encoding.base.bias_needs_query
+    assert encoding.bias_needs_query == expected
+    with pytest.raises(AttributeError):
+        encoding.bias_needs_query = not expected
+
+
+def test_a_randomized_wrapper_asks_its_base():
+    wrapped = create_encoding({"name": "randomized", "base": "nezha", "max_length": 64}, d_model=16, num_heads=2, causal=False)
+    plain = create_encoding({"name": "randomized", "base": "alibi", "max_length": 64}, d_model=16, num_heads=2, causal=False)
+    assert wrapped.bias_needs_query and not plain.bias_needs_query
+
+
 # ----------------------------------------------------------------------------- t5
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("num_buckets, max_distance", [(32, 128), (16, 40), (8, 20)])

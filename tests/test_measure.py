@@ -27,6 +27,8 @@ from ablate.measure import (
 import ablate.measure.point as point_module
 from ablate.measure.memory import ChildFailed
 from ablate.measure.run import run_measurement
+from ablate.suite.run_config import parse_run
+from ablate.suite.schema import ModelSection
 from ablate.stats import fit_power_law, scaling_exponents
 from ablate.model import ModelConfig, TransformerModel
 
@@ -236,20 +238,21 @@ def test_run_measurement_gives_tidy_rows_per_length():
     config = {
         "kind": "measure",
         "task": {"name": "order", "vocab": 4},
-        "model": {"d_model": 16, "num_heads": 2, "num_layers": 1, "encoding": {"name": "learned", "max_positions": 16}},
+        "model": ModelSection(d_model=16, num_heads=2, num_layers=1, causal=False, pooling={"name": "mean"},
+                              encoding={"name": "learned", "max_positions": 16}).model_dump(mode="json"),
         "train": {"length": 8},
         "measure": {"mode": "forward", "batch_size": 2, "dtype": "float32", "device": "cpu", "threads": 1,
                     "lengths": [8, 32], "memory": False, "min_run_time": 0.01},
         "seed": 0,
     }
-    status, reason, rows = run_measurement(config)
+    status, reason, rows = run_measurement(parse_run(config))
     assert status == "ok" and reason is None
     assert {(r.metric, r.eval_length, r.status) for r in rows} == {
         (m, n, s) for m in ("tokens_per_s", "time_median_s", "time_iqr_s") for n, s in ((8, "ok"), (32, "unsupported"))
     }
     assert all(math.isnan(r.value) for r in rows if r.status != "ok")
     fp16 = {**config, "measure": {**config["measure"], "dtype": "float16"}}
-    assert run_measurement(fp16)[0] == "unsupported"
+    assert run_measurement(parse_run(fp16))[0] == "unsupported"
 
 
 def test_environment_facts_never_fail_and_name_the_machine():

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from conftest_report import FAILED_REASON, make_frame
 
-from ablate.report import compare_results, write_comparison, write_report
+from ablate.report import compare_results, context, write_comparison, write_report
+from ablate.stats import decisions
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +177,18 @@ def test_learning_curves_are_drawn_when_given(tmp_path):
     assert images and all((tmp_path / image).is_file() for image in images)
     without = write_report(frame, tmp_path / "bare")["markdown"].read_text(encoding="utf-8")
     assert "No learning curves stored" in _section(without, "Learning curves")
+
+
+def test_a_report_computes_the_cells_learned_status_once(monkeypatch, tmp_path):
+    calls: list[str] = []
+    original = decisions.cell_status
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(decisions, "cell_status", counted)
+    monkeypatch.setattr(context, "cell_status", counted)
+    markdown = write_report(make_frame(), tmp_path)["markdown"].read_text(encoding="utf-8")
+    assert "Decided: better than the baseline" in markdown and "Length extrapolation" in markdown
+    assert len(calls) == 1

@@ -14,12 +14,13 @@ from ablate.errors import Diverged, UnsupportedRun
 from ablate.measure.workload import Workload, spec_of
 from ablate.model import ModelConfig, TransformerModel
 from ablate.step import TrainStep, lr_factor
-from ablate.suite.schema import TrainSection
+from ablate.suite.run_config import parse_train_run
+from ablate.suite.schema import ModelSection, TrainSection
 from ablate.tasks import Batch, create_task
 from ablate.train import build, train_model
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN = TrainSection(lr=1e-2, grad_clip=0.5, schedule="linear", steps=4, warmup_steps=1).model_dump()
+TRAIN = TrainSection(lr=1e-2, grad_clip=0.5, schedule="linear", steps=4, warmup_steps=1)
 
 
 def tiny(seed: int = 0) -> TransformerModel:
@@ -54,15 +55,15 @@ def test_train_step_is_forward_loss_backward_clip_adamw_and_schedule():
 
 
 def test_lr_factor_warms_up_then_decays_to_zero():
-    train = {"warmup_steps": 2, "steps": 6, "schedule": "linear"}
+    train = TrainSection(warmup_steps=2, steps=6, schedule="linear")
     assert [lr_factor(i, train) for i in range(7)] == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
-    assert lr_factor(4, {**train, "schedule": "cosine"}) == pytest.approx(0.5)
+    assert lr_factor(4, train.model_copy(update={"schedule": "cosine"})) == pytest.approx(0.5)
 
 
 def test_a_diverging_loss_stops_before_the_update():
     model = tiny()
     before = [p.detach().clone() for p in model.parameters()]
-    step = TrainStep(model, kind="classification", train={**TRAIN, "diverge_loss": 1e-3}, device=torch.device("cpu"))
+    step = TrainStep(model, kind="classification", train=TRAIN.model_copy(update={"diverge_loss": 1e-3}), device=torch.device("cpu"))
     with pytest.raises(Diverged, match="at step 0"):
         step(batch())
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -84,8 +85,12 @@ def counted(monkeypatch):
 
 def test_suite_training_takes_the_one_step(counted):
     task = create_task({"name": "parity"})
-    config = {"seed": 0, "model": {"d_model": 8, "num_heads": 2, "num_layers": 1},
-              "train": {**TRAIN, "steps": 3, "length": 6, "batch_size": 4, "min_length": None}}
+    config = parse_train_run({
+        "kind": "train", "seed": 0, "task": {"name": "parity"},
+        "model": ModelSection(d_model=8, num_heads=2, num_layers=1, causal=False, encoding={"name": "none"},
+                              pooling={"name": "mean"}).model_dump(mode="json"),
+        "train": TRAIN.model_copy(update={"steps": 3, "length": 6, "batch_size": 4}).model_dump(mode="json"),
+        "eval": {"lengths": [6], "batches": 1, "batch_size": 4, "score_last": None}})
     loss = train_model(build(config, task), task, config, torch.device("cpu"))
     assert len(counted) == 3 and math.isfinite(loss)
 
@@ -94,8 +99,8 @@ def test_ablate_bench_measures_the_one_step(counted):
     config = ModelConfig(vocab_size=7, num_classes=3, d_model=8, num_heads=2, num_layers=1, pooling="none")
     workload = Workload(spec_of(config, mode="train_step", batch_size=2, length=5, dtype="float32", device="cpu",
                                 train={"grad_clip": 0.25}))
-    assert workload.trainer is not None and workload.trainer.train["grad_clip"] == 0.25
-    assert workload.trainer.train["lr"] == TrainSection().lr  # the schema's defaults fill the rest
+    assert workload.trainer is not None and workload.trainer.train.grad_clip == 0.25
+    assert workload.trainer.train.lr == TrainSection().lr  # the schema's defaults fill the rest
     assert math.isfinite(workload.step())
     assert len(counted) == 1
 
@@ -108,16 +113,16 @@ def test_the_asv_benchmark_times_the_one_step(counted):
     before = [p.detach().clone() for p in case.model.parameters()]
     case.train_step()
     assert len(counted) == 1 and isinstance(case.trainer, TrainStep)
-    assert case.trainer.train["grad_clip"] == case.config["train"]["grad_clip"]
+    assert case.trainer.train is case.train and case.train.grad_clip == TrainSection().grad_clip
     assert any(not torch.equal(a, b) for a, b in zip(before, case.model.parameters()))
 
 
 def test_the_gradient_scaler_is_for_float16_only_and_float16_needs_cuda():
     cpu = torch.device("cpu")
-    step = TrainStep(tiny(), kind="classification", train={**TRAIN, "dtype": "bfloat16"}, device=cpu)
+    step = TrainStep(tiny(), kind="classification", train=TRAIN.model_copy(update={"dtype": "bfloat16"}), device=cpu)
     assert not step.scaler.is_enabled() and math.isfinite(step(batch()))
     with pytest.raises(UnsupportedRun, match="float16"):
-        TrainStep(tiny(), kind="classification", train={**TRAIN, "dtype": "float16"}, device=cpu)(batch())
+        TrainStep(tiny(), kind="classification", train=TRAIN.model_copy(update={"dtype": "float16"}), device=cpu)(batch())
 
 
 @pytest.mark.cuda
@@ -125,7 +130,7 @@ def test_the_gradient_scaler_is_for_float16_only_and_float16_needs_cuda():
 def test_float16_steps_are_scaled_on_cuda():
     device = torch.device("cuda")
     model = tiny().to(device)
-    step = TrainStep(model, kind="classification", train={**TRAIN, "dtype": "float16"}, device=device)
+    step = TrainStep(model, kind="classification", train=TRAIN.model_copy(update={"dtype": "float16"}), device=device)
     assert step.scaler.is_enabled()
     before = [p.detach().clone() for p in model.parameters()]
     assert math.isfinite(step(batch().to(device))) and step.scaler.get_scale() > 0

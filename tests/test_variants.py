@@ -16,6 +16,7 @@ from ablate.errors import CheckpointError
 from ablate.runner import run_plan
 from ablate.store import load_results, load_runs
 from ablate.suite import SuiteError, load_plan
+from ablate.suite.run_config import parse_train_run
 from ablate.variants.run import restore_model
 
 SUITE = """
@@ -90,9 +91,9 @@ def test_restored_model_reproduces_the_stored_evaluation(tmp_path):
     from ablate.tasks import create_task
     from ablate.train import evaluate
 
-    model = restore_model(summary.results_dir, spec.run_id, spec.config, torch.device("cpu"))
+    model = restore_model(summary.results_dir, spec.run_id, spec.typed(), torch.device("cpu"))
     rows = {(r.metric, r.eval_length): r.value for r in evaluate(model, create_task(spec.config["task"]),
-                                                                  spec.config, torch.device("cpu"))}
+                                                                  spec.typed(), torch.device("cpu"))}
     frame = load_results(summary.results_dir)
     for _, row in frame[frame["metric"] == "loss"].iterrows():
         assert rows[("loss", row["eval_length"])] == pytest.approx(row["value"], rel=1e-6)
@@ -231,7 +232,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     spec = load_plan(str(tmp_path / "ctx.toml")).train_runs()[0]
     config = {**spec.config, "model": {**spec.config["model"], "d_model": 32}}
     with pytest.raises(CheckpointError, match="does not fit the model"):
-        restore_model(summary.results_dir, spec.run_id, config, torch.device("cpu"))
+        restore_model(summary.results_dir, spec.run_id, parse_train_run(config), torch.device("cpu"))
 
 
 def test_clean_deletes_only_when_asked_and_retrain_missing_retrains(tmp_path, capsys):

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from ablate.report.document import Image
-from ablate.report.sections import build_context, extrapolation
+from ablate.report.context import build_context
+from ablate.report.sections import extrapolation
 from ablate.variants.frame import variant_curves
 
 LENGTHS = [64, 128, 256]

@@ -14,9 +14,9 @@ What attention relies on (``ablate.attention`` never names an encoding):
 
 * ``bias`` is called with any block of query rows against any range of keys
   (``q_positions`` a slice of the key positions), always with that block's queries
-  ``q``; an encoding whose bias ignores ``q`` sets nothing, one that reads it sets
-  ``bias_needs_query`` so that attention computes it per layer instead of once per
-  forward pass. Under autograd the bias is exact. Without autograd (inference) an
+  ``q``; an encoding whose bias ignores ``q`` sets nothing, one that reads it is of
+  ``family = "query-bias"`` (which makes ``bias_needs_query`` true) so that attention
+  computes it per layer instead of once per forward pass. Under autograd the bias is exact. Without autograd (inference) an
   encoding may return it plus a per-query-row constant (softmax ignores it) in a
   workspace it overwrites on its next call; attention consumes it before then.
 * ``score_mod`` is the same bias for FlexAttention, differentiable in every tensor it
@@ -54,10 +54,6 @@ class PositionalEncoding(nn.Module):
             bidirectional encoder (``False``); T5 buckets and ALiBi differ.
     """
 
-    #: ``bias`` reads the queries (Shaw-style ``q . a_ij`` terms): attention computes it
-    #: in every layer with that layer's queries instead of once per forward pass.
-    bias_needs_query: ClassVar[bool] = False
-
     #: Where position enters, for readers and for tests that select encodings:
     #: ``none``, ``absolute`` (``embed``), ``rotary`` (``rotate``), ``bias``
     #: (``bias``, from positions alone), ``query-bias`` (``bias`` reads the
@@ -71,6 +67,15 @@ class PositionalEncoding(nn.Module):
         self.num_heads = num_heads
         self.head_dim = head_dim(d_model, num_heads)
         self.causal = causal
+
+    @property
+    def bias_needs_query(self) -> bool:
+        """``bias`` reads the queries (Shaw-style ``q . a_ij`` terms), so attention computes it in
+        every layer with that layer's queries instead of once per forward pass.
+
+        Derived from ``family`` (``"query-bias"``): the contract has one source for it.
+        """
+        return self.family == "query-bias"
 
     # ----------------------------------------------------------------- positions
     def positions(self, length: int, *, device: torch.device | str | None = None) -> torch.Tensor:

@@ -61,7 +61,7 @@ class NezhaRelative(PositionalEncoding):
     the sinusoid of ``j - i``; the code's shift by ``k`` rotates every sin/cos pair by a
     fixed angle. We follow the code.)
 
-    The bias depends on the queries, so ``bias_needs_query`` is set and attention calls it
+    The bias depends on the queries (``family = "query-bias"``, so ``bias_needs_query``) and attention calls it
     in every layer. The ``(L, L, head_dim)`` tensor of the reference code is never built:
     the queries meet the ``2k + 1`` distinct vectors once, ``(B, H, Lq, 2k + 1)``, and each
     pair gathers its entry; the value term sums each row's probabilities per clipped
@@ -75,8 +75,6 @@ class NezhaRelative(PositionalEncoding):
     """
 
     family = "query-bias"
-
-    bias_needs_query = True
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False, max_relative_position: int = 64,

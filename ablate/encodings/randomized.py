@@ -51,8 +51,6 @@ class RandomizedPositions(PositionalEncoding):
         self.base = create_encoding(base, d_model=d_model, num_heads=num_heads, causal=causal)
         self.max_length = max_length
         self.eval_positions = eval_positions
-        # Instance attribute shadows the class default: attention asks the wrapper.
-        self.bias_needs_query = self.base.bias_needs_query
 
     def positions(self, length: int, *, device: torch.device | str | None = None) -> torch.Tensor:
         """``(L,)`` sorted random subset of ``[0, max_length)`` in training; see ``eval_positions`` otherwise."""
@@ -76,6 +74,10 @@ class RandomizedPositions(PositionalEncoding):
     @property
     def has_bias(self) -> bool:
         return self.base.has_bias
+
+    @property
+    def bias_needs_query(self) -> bool:
+        return self.base.bias_needs_query  # attention asks the wrapper; the base's family decides
 
     @property
     def mixes_values(self) -> bool:

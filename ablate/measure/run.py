@@ -14,17 +14,17 @@ from typing import Any
 from ablate.devices import resolve_device
 from ablate.measure.point import PointResult, measure_sweep
 from ablate.measure.workload import check_arguments
-from ablate.model import config_for_task
 from ablate.store import MetricRow
+from ablate.suite.run_config import MeasureRun
 from ablate.tasks import create_task
 
 #: Metrics of a point, in order (``peak_*`` only when memory is measured; reserved only on CUDA).
 TIME_METRICS = ("tokens_per_s", "time_median_s", "time_iqr_s")
 
 
-def model_config_dict(config: dict[str, Any]) -> dict[str, Any]:
-    """The full :class:`~ablate.model.ModelConfig` dict of a resolved run config (sizes from its task)."""
-    return config_for_task(create_task(config["task"]), config["model"]).to_dict()
+def model_config_dict(config: MeasureRun) -> dict[str, Any]:
+    """The full :class:`~ablate.model.ModelConfig` dict of a measurement run (sizes from its task)."""
+    return config.model.model_config_for(create_task(config.task)).to_dict()
 
 
 def metric_names(device: str, memory: bool) -> tuple[str, ...]:
@@ -42,8 +42,8 @@ def rows_of(length: int, result: PointResult, names: tuple[str, ...]) -> list[Me
     return [MetricRow(n, length, math.nan, result.status, result.reason) for n in names]
 
 
-def run_measurement(config: dict[str, Any]) -> tuple[str, str | None, list[MetricRow]]:
-    """Measure a resolved ``kind = "measure"`` run config at each of its lengths.
+def run_measurement(config: MeasureRun) -> tuple[str, str | None, list[MetricRow]]:
+    """Measure a measurement run at each of its lengths.
 
     Returns:
         ``(status, reason, rows)``: ``ok`` when any length was measured (lengths that
@@ -51,27 +51,26 @@ def run_measurement(config: dict[str, Any]) -> tuple[str, str | None, list[Metri
         reason than memory or length, else the shared ``oom``/``unsupported`` status.
         A device or dtype this machine cannot measure is ``unsupported`` with no rows.
     """
-    measure = config["measure"]
+    measure = config.measure
     try:
-        device = resolve_device(measure.get("device", "cpu"))
-        check_arguments(measure["mode"], measure["dtype"], device, measure["batch_size"], min(measure["lengths"], default=1))
+        device = resolve_device(measure.device)
+        check_arguments(measure.mode, measure.dtype, device, measure.batch_size, min(measure.lengths))
     except ValueError as error:
         return "unsupported", str(error), []
-    memory = bool(measure.get("memory", True))
     results = measure_sweep(
         model_config_dict(config),
-        measure["lengths"],
-        mode=measure["mode"],
-        batch_size=measure["batch_size"],
-        dtype=measure["dtype"],
+        measure.lengths,
+        mode=measure.mode,
+        batch_size=measure.batch_size,
+        dtype=measure.dtype,
         device=device,
-        threads=measure.get("threads"),
-        memory=memory,
-        seed=config.get("seed", 0),
-        min_run_time=measure.get("min_run_time", 0.5),
-        train=config.get("train"),
+        threads=measure.threads,
+        memory=measure.memory,
+        seed=config.seed,
+        min_run_time=measure.min_run_time,
+        train=config.train.model_dump(mode="json"),
     )
-    names = metric_names(str(device), memory)
+    names = metric_names(str(device), measure.memory)
     rows = [row for length, result in results.items() for row in rows_of(length, result, names)]
     statuses = [r.status for r in results.values()]
     reasons = [r.reason for r in results.values() if r.reason]

@@ -51,7 +51,8 @@ class WorkloadSpec:
     dtype: str
     device: str
     seed: int = 0
-    #: The suite's ``train`` section (optimiser, clipping, schedule); missing keys take its defaults.
+    #: The suite's ``train`` section as a dict (optimiser, clipping, schedule); missing keys take
+    #: :class:`~ablate.suite.schema.TrainSection`'s defaults, unknown keys are refused.
     train: dict[str, Any] | None = None
 
 
@@ -88,7 +89,7 @@ class Workload:
             token_level = self.model.pooling.token_level
             kind = "sequence" if token_level else "classification"
             self.batch = Batch(self.inputs, self.targets if token_level else self.targets[:, 0])
-            train = {**TrainSection().model_dump(), **(spec.train or {}), "dtype": spec.dtype}
+            train = TrainSection.model_validate({**(spec.train or {}), "dtype": spec.dtype})
             self.trainer = TrainStep(self.model, kind=kind, train=train, device=self.device)
             self.step = self.train_step
         else:

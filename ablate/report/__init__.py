@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+import ablate.report.context as context
 import ablate.report.findings as findings
 import ablate.report.sections as sections
 from ablate.report.compare import compare_results, write_comparison
@@ -48,13 +49,13 @@ def write_report(
     """
     if df.empty or "metric" not in df.columns:
         raise ValueError("no results to report: the frame is empty (did the suite run?)")
-    metric = sections.choose_main_metric(df, main_metric)
-    ctx = sections.build_context(df, metric, baseline, alpha)
+    metric = context.choose_main_metric(df, main_metric)
+    ctx = context.build_context(df, metric, baseline, alpha)
     suite = df.attrs.get("suite") or (str(df["suite"].iloc[0]) if "suite" in df.columns else "results")
     tables = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx)]
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
-    parts = [findings.findings(df, metric, ctx.baseline), *tables, findings.extrapolation(ctx),
+    parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx),
              sections.cost(ctx), findings.learning_curves(df, curves, ctx.axes), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}

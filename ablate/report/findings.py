@@ -19,18 +19,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate.feasibility import learned_threshold
 import ablate.report.formatting as fmt
+from ablate.report.context import Context, report_settings
 from ablate.report.sections import extrapolation as curves_section
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
-from ablate.stats.decisions import NOT_JUDGED, cell_status, sequential_comparisons
+from ablate.stats.decisions import NOT_JUDGED, sequential_comparisons
 from ablate.stats.sequential import BETTER, EQUIVALENT, UNDECIDED, WORSE
-
-
-def _report_settings(df: pd.DataFrame) -> dict[str, Any]:
-    report = ((df.attrs.get("suite_config") or {}).get("report") or {})
-    return {"alpha": report.get("alpha", 0.05), "margin": report.get("margin", 0.02),
-            "learned_threshold": report.get("learned_threshold"), "spending": report.get("spending", "pocock")}
 
 
 def convention(df: pd.DataFrame) -> str:
@@ -47,15 +41,16 @@ def _cell_text(row: Mapping[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{k}={row[k]}" for k in keys)
 
 
-def findings(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] | None) -> Section:
+def findings(ctx: Context) -> Section:
     """Decided and undecided comparisons first; unable and unlearned cells; seeds per cell."""
+    df, metric, threshold = ctx.df, ctx.metric, ctx.threshold
     blocks: list[Any] = [Paragraph(convention(df))]
-    if metric is None:
+    if metric is None or ctx.cell_status is None:
         return Section("Findings", blocks + [Paragraph("No training metric: nothing to decide.")])
-    settings = _report_settings(df)
-    threshold = learned_threshold(metric, settings["learned_threshold"])
-    table = sequential_comparisons(df, metric, baseline=baseline, alpha=settings["alpha"], margin=settings["margin"],
-                                   threshold=threshold, spending=settings["spending"])
+    settings = report_settings(df)
+    table = sequential_comparisons(df, metric, baseline=ctx.baseline, alpha=settings["alpha"],
+                                   margin=settings["margin"], threshold=threshold, spending=settings["spending"],
+                                   status=ctx.cell_status)
     attrs = table.attrs
     blocks.append(Paragraph(
         f"Every comparison of {metric} against the baseline at every evaluation length, paired by seed, in a "
@@ -79,7 +74,7 @@ def findings(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] |
         blocks.append(Paragraph(f"Not judged ({len(skipped)}): comparisons past the train length where a cell did "
                                 "not learn at the train length or cannot by construction, and comparisons of two "
                                 "cells that both failed to learn."))
-    blocks += _cells(df, metric, threshold)
+    blocks += _cells(ctx.cell_status, metric, threshold)
     blocks += _seeds_account(df)
     return Section("Findings", blocks)
 
@@ -99,9 +94,7 @@ def _more(row: Mapping[str, Any]) -> str:
     return f"; roughly {int(more)} more seeds at the current mean and spread"
 
 
-def _cells(df: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
-    train = df[df["kind"].eq("train")] if "kind" in df.columns else df
-    status = cell_status(train, metric, threshold)
+def _cells(status: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
     if status.empty:
         return []
     keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable") and status[c].nunique() > 1]
@@ -138,12 +131,9 @@ def _seeds_account(df: pd.DataFrame) -> list[Any]:
 
 def extrapolation(ctx: Any) -> Section:
     """The length-extrapolation section over cells that learned the task at the train length only."""
-    df, metric = ctx.df, ctx.metric
-    if metric is None or "kind" not in df.columns:
+    df, metric, status = ctx.df, ctx.metric, ctx.cell_status
+    if metric is None or status is None or "kind" not in df.columns:
         return curves_section(ctx)
-    threshold = learned_threshold(metric, _report_settings(df)["learned_threshold"])
-    train = df[df["kind"].eq("train")]
-    status = cell_status(train, metric, threshold)
     keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable")]
     excluded = status[status["unable"].notna() | ~status["learned"]]
     if excluded.empty or not keys:

@@ -7,7 +7,6 @@ its cost section reads as "cost was fine").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,10 +15,8 @@ import pandas as pd
 from ablate import stats
 from ablate.metrics import METRICS, higher_is_better
 from ablate.plots import (
-    Style,
     cost_curves,
     critical_difference_diagram,
-    encoding_styles,
     extrapolation_curves,
     heatmap,
     metric_label,
@@ -27,61 +24,13 @@ from ablate.plots import (
 )
 import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
+from ablate.report.context import PREFERRED_METRICS, Context
 from ablate.variants.frame import variant_curves
 
-#: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).
-PREFERRED_METRICS = ("accuracy", "exact_match", "token_accuracy", "bits_per_char", "loss", "perplexity")
 #: Cost metrics of measurement runs, in the order the cost section shows them.
 COST_METRICS = ("tokens_per_s", "time_median_s", "peak_memory_bytes", "peak_reserved_bytes")
 _CI_TEXT = (f"95% confidence interval over seeds: Student-t below {stats.BOOTSTRAP_MIN_N} seeds, "
             "BCa bootstrap (fixed seed) from there on")
-
-
-@dataclass
-class Context:
-    """What every section needs, computed once."""
-
-    df: pd.DataFrame
-    axes: list[str]
-    baseline: dict[str, Any]
-    metric: str | None
-    length: int | None
-    cells: pd.DataFrame
-    comparisons: pd.DataFrame
-    styles: Mapping[Any, Style]
-    alpha: float
-
-
-def choose_main_metric(df: pd.DataFrame, requested: str | None = None) -> str | None:
-    """The headline metric: ``requested``, else the suite's ``report.main_metric``, else a preferred one.
-
-    Raises:
-        ValueError: ``requested`` is not in the results.
-    """
-    present = [m for m in pd.unique(df["metric"].dropna())]
-    if requested is not None:
-        if requested not in present:
-            raise ValueError(f"main metric {requested!r} is not in the results; present: {', '.join(present)}")
-        return requested
-    configured = ((df.attrs.get("suite_config") or {}).get("report") or {}).get("main_metric")
-    if configured in present:
-        return configured
-    for name in PREFERRED_METRICS:
-        if name in present:
-            return name
-    train = df.loc[df["kind"].eq("train"), "metric"].dropna() if "kind" in df.columns else pd.Series([], dtype=str)
-    return str(train.iloc[0]) if len(train) else None
-
-
-def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] | None,
-                  alpha: float) -> Context:
-    axes = stats.grid_axes(df)
-    base = stats.baseline_of(df, axes, baseline)
-    cells = stats.summarize(df)
-    comparisons = stats.paired_comparisons(df, metric=metric, baseline=base, alpha=alpha) if metric else None
-    length = stats.in_distribution_length(df, metric) if metric else None
-    styles = encoding_styles(df, axes[0] if axes else "encoding")
-    return Context(df, axes, base, metric, length, cells, comparisons, styles, alpha)
 
 
 # ------------------------------------------------------------------ helpers

@@ -67,10 +67,12 @@ def _config_of(group: pd.DataFrame) -> dict[str, Any] | None:
 
 def sequential_comparisons(df: pd.DataFrame, metric: str, *, baseline: Mapping[str, Any] | None = None,
                            alpha: float = 0.05, margin: float = 0.02, threshold: float | None = None,
-                           looks: tuple[int, ...] | None = None, spending: str = "pocock") -> pd.DataFrame:
+                           looks: tuple[int, ...] | None = None, spending: str = "pocock",
+                           status: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per comparison: keys, ``axis``, ``baseline``, ``context``, ``n``, ``mean_diff`` (oriented:
     positive is better), repeated-CI ``low``/``high``, ``verdict`` (better / worse / equivalent /
-    undecided / not judged), ``why`` and ``more_needed``. ``df.attrs["family_size"]`` is ``m``."""
+    undecided / not judged), ``why`` and ``more_needed``. ``df.attrs["family_size"]`` is ``m``.
+    ``status``: the train runs' :func:`cell_status` at ``threshold`` when the caller has it already."""
     axes = grid_axes(df)
     base = baseline_of(df, axes, baseline)
     keys = cell_keys(df, axes)
@@ -78,7 +80,7 @@ def sequential_comparisons(df: pd.DataFrame, metric: str, *, baseline: Mapping[s
     seeds = (df.attrs.get("suite_config") or {}).get("seeds") or list(pd.unique(train["seed"].dropna()))
     looks = looks or looks_of(seeds)
     rows = ok_rows(train, metric)
-    status = cell_status(train, metric, threshold)
+    status = cell_status(train, metric, threshold) if status is None else status
     status_keys = [k for k in keys if k not in ("eval_length", "metric")]
     lookup = {tuple(str(r[k]) for k in status_keys): r for r in status.to_dict("records")}
     sign = 1.0 if higher_is_better(metric, df) else -1.0

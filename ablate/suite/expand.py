@@ -16,7 +16,8 @@ from ablate.encodings import ENCODINGS
 from ablate.pooling import POOLINGS
 from ablate.suite.components import check_component, label, normalize
 from ablate.suite.load import SuiteError, canonical_path, format_validation_error, set_path
-from ablate.suite.schema import SECTIONS, SuiteFile, seed_values
+from ablate.suite.run_config import MeasurePoint, ResolvedEval, RunConfig, parse_run
+from ablate.suite.schema import SECTIONS, EvalSection, SuiteFile, seed_values
 from ablate.tasks import TASKS
 
 #: Paths whose values are registered components (compared by name in rules).
@@ -40,6 +41,10 @@ class RunSpec:
     kind: str
     config: dict[str, Any]
     axes: dict[str, Any] = field(default_factory=dict)
+
+    def typed(self) -> RunConfig:
+        """The typed form of :attr:`config` (:func:`~ablate.suite.run_config.parse_run`)."""
+        return parse_run(self.config, f"run {self.run_id}")
 
     def describe(self) -> str:
         """One line for progress bars and logs."""
@@ -143,19 +148,9 @@ def resolve(config: dict[str, Any], source: str) -> dict[str, Any]:
         except ValidationError as error:
             raise SuiteError(format_validation_error(source, error, schema).replace(f"{source}: ", f"{source}: {section}.")) from None
     if "eval" in config:
-        config["eval"] = _resolve_eval(config["eval"], config["train"]["length"])
+        section = EvalSection.model_validate(config["eval"])
+        config["eval"] = ResolvedEval.resolve(section, config["train"]["length"]).model_dump(mode="json")
     return config
-
-
-def _resolve_eval(section: dict[str, Any], train_length: int) -> dict[str, Any]:
-    if section["lengths"] is None:
-        multiples = section["multiples"] or [1, 2, 4]
-        lengths = [max(1, round(m * train_length)) for m in multiples]
-    else:
-        lengths = list(section["lengths"])
-    resolved = dict(section, lengths=sorted(set(lengths)))
-    resolved.pop("multiples", None)
-    return resolved
 
 
 def _combinations(suite: SuiteFile, source: str) -> tuple[list[str], list[dict[str, Any]]]:
@@ -229,16 +224,7 @@ def _measure_runs(suite: SuiteFile, train_runs: list[RunSpec]) -> Iterator[RunSp
             "task": run.config["task"],
             "model": run.config["model"],
             "train": {"length": run.config["train"]["length"]},
-            "measure": {
-                "mode": mode,
-                "batch_size": batch_size,
-                "dtype": dtype,
-                "device": measure.device,
-                "threads": measure.threads,
-                "lengths": sorted(set(measure.lengths)),
-                "memory": measure.memory,
-                "min_run_time": measure.min_run_time,
-            },
+            "measure": MeasurePoint.of(measure, mode=mode, batch_size=batch_size, dtype=dtype).model_dump(mode="json"),
             "seed": repeat,
         }
         identifier = run_id(config)

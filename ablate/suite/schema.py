@@ -109,6 +109,11 @@ class TrainSection(Section):
     #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.criterion`.
     until: UntilSection | None = None
 
+    @property
+    def criterion(self) -> UntilSection:
+        """``until``, or its defaults when not given (nothing stops early; the validation batches still count)."""
+        return self.until if self.until is not None else UntilSection()
+
     @model_validator(mode="after")
     def _lengths(self) -> "TrainSection":
         if self.min_length is not None and self.min_length > self.length:

@@ -21,6 +21,7 @@ from ablate import checkpoints
 from ablate.devices import is_oom, resolve_device
 from ablate.errors import CheckpointError, Diverged, UnsupportedLengthError, UnsupportedRun
 from ablate.store import MetricRow, Store
+from ablate.suite.run_config import TrainRun, parse_train_run
 from ablate.tasks import TASKS, create_task
 from ablate.train import EVAL_METRICS, build, eval_seed, evaluate
 from ablate.variants import table
@@ -63,11 +64,11 @@ def status_rows(metrics: tuple[str, ...], lengths: list[int], status: str, reaso
     return [MetricRow(m, length, math.nan, status, reason) for m in metrics for length in lengths]
 
 
-def restore_model(results_dir: str | Path, run_id: str, config: dict[str, Any], device: torch.device) -> torch.nn.Module:
+def restore_model(results_dir: str | Path, run_id: str, config: TrainRun, device: torch.device) -> torch.nn.Module:
     """Rebuild ``run_id``'s model from its config and load its checkpoint (strict: every weight must match)."""
     payload = checkpoints.load(results_dir, run_id)
-    torch.manual_seed(config["seed"])
-    model = build(config, create_task(config["task"]))
+    torch.manual_seed(config.seed)
+    model = build(config, create_task(config.task))
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as error:
@@ -79,18 +80,18 @@ def restore_model(results_dir: str | Path, run_id: str, config: dict[str, Any], 
     return model.to(device)
 
 
-def evaluate_variant(model: torch.nn.Module, config: dict[str, Any], variant: Variant, device: torch.device) -> list[MetricRow]:
+def evaluate_variant(model: torch.nn.Module, config: TrainRun, variant: Variant, device: torch.device) -> list[MetricRow]:
     """Rows of ``model`` (restored from a run's checkpoint) evaluated under ``variant``; never raises for run problems
     except those of :func:`evaluate` (the caller records them)."""
-    task = create_task(config["task"])
+    task = create_task(config.task)
     context = VariantContext(config, variant, task, device)
-    metrics, lengths = EVAL_METRICS[task.kind], list(config["eval"]["lengths"])
+    metrics, lengths = EVAL_METRICS[task.kind], config.eval.lengths
     settings = active(variant)
     for _, setting in settings:
         reason = setting.unsupported(model, context)
         if reason is not None:
             return status_rows(metrics, lengths, "unsupported", reason)
-    torch.manual_seed(eval_seed(config["seed"], 0))  # randomized evaluation positions are drawn from it
+    torch.manual_seed(eval_seed(config.seed, 0))  # randomized evaluation positions are drawn from it
     with ExitStack() as stack:
         extra: list[MetricRow] = []
         try:
@@ -123,10 +124,10 @@ def run_variants(plan: Any, store: Store, results_dir: Path) -> int:
     runs = {run.run_id: run for run in plan.train_runs()}
     count = 0
     for run_id, names in pending(plan, store).items():
-        config = runs[run_id].config
+        config = parse_train_run(runs[run_id].config, f"run {run_id}")
         for name in names:
             try:
-                device = resolve_device(config["train"]["device"])
+                device = resolve_device(config.train.device)
                 model = restore_model(results_dir, run_id, config, device)
                 rows = evaluate_variant(model, config, variants[name], device)
             except CheckpointError:
@@ -141,6 +142,6 @@ def run_variants(plan: Any, store: Store, results_dir: Path) -> int:
     return count
 
 
-def _failure_rows(config: dict[str, Any], status: str, reason: str) -> list[MetricRow]:
-    kind = TASKS.get(config["task"]["name"]).kind
-    return status_rows(EVAL_METRICS[kind], list(config["eval"]["lengths"]), status, reason)
+def _failure_rows(config: TrainRun, status: str, reason: str) -> list[MetricRow]:
+    kind = TASKS.get(config.task["name"]).kind
+    return status_rows(EVAL_METRICS[kind], config.eval.lengths, status, reason)

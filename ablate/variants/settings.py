@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Iterator, Protocol
 
 import torch
 
 from ablate.encodings.randomized import RandomizedPositions
 from ablate.registry import Registry
 from ablate.store import MetricRow
+from ablate.suite.run_config import TrainRun
+from ablate.suite.schema import TrainSection
 from ablate.tasks.base import Task
 from ablate.train import train_model
 from ablate.variants import rope
@@ -29,14 +31,14 @@ from ablate.variants.schema import Variant
 class VariantContext:
     """What a setting needs besides the model: the run's resolved config, the variant, task and device."""
 
-    config: dict[str, Any]
+    config: TrainRun
     variant: Variant
     task: Task
     device: torch.device
 
     @property
     def train_length(self) -> int:
-        return int(self.config["train"]["length"])
+        return self.config.train.length
 
     @property
     def finetune_length(self) -> int | None:
@@ -118,11 +120,13 @@ class FinetuneSetting:
         spec = context.variant.finetune
         if spec is None:  # only built for variants that set it
             return []
-        train = dict(context.config["train"], length=spec.length, steps=spec.steps, min_length=None,
-                     lr=spec.lr or context.config["train"]["lr"], warmup_steps=spec.warmup_steps,
-                     batch_size=spec.batch_size or context.config["train"]["batch_size"])
+        trained = context.config.train
+        train = TrainSection.model_validate({
+            **trained.model_dump(), "length": spec.length, "steps": spec.steps, "min_length": None,
+            "lr": spec.lr or trained.lr, "warmup_steps": spec.warmup_steps,
+            "batch_size": spec.batch_size or trained.batch_size})
         # Another seed than training's, so the fine-tune does not replay its first batches.
-        config = dict(context.config, train=train, seed=finetune_seed(context.config["seed"]))
+        config = context.config.model_copy(update={"train": train, "seed": finetune_seed(context.config.seed)})
         model.encoding.check_length(spec.length + (1 if getattr(model, "cls_token", None) is not None else 0))
         loss = train_model(model, context.task, config, context.device)
         return [MetricRow("finetune_loss", spec.length, loss)]
