@@ -31,6 +31,7 @@ from typing import Any, Callable, Literal
 
 import torch
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ablate.blockwise import BiasedAttention, block_allowed, blockwise_attention
 from ablate.encodings.base import PositionalEncoding
@@ -80,8 +81,8 @@ class AttentionPlan:
     attn_mask: torch.Tensor | None = None
     #: sdpa: boolean "may attend" structure, kept for biases computed per layer.
     allowed: torch.Tensor | None = None
-    #: sdpa, causal with a static bias: ``(start, stop, mask)`` row blocks, each mask
-    #: ``(1|B, H, stop - start, stop)`` reading keys up to the block's last query.
+    #: sdpa, a static bias built in row blocks (causal, or learned in training): ``(start, stop, mask)``,
+    #: each mask ``(1|B, H, stop - start, keys)``, keys up to the block's last query when causal.
     row_blocks: list[tuple[int, int, torch.Tensor]] | None = None
     #: flex: block mask and the static score modification.
     block_mask: Any = None
@@ -192,19 +193,26 @@ def _static_masks(
     encoding: PositionalEncoding, positions: torch.Tensor, padding_mask: torch.Tensor | None, *, causal: bool,
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor | None, list[tuple[int, int, torch.Tensor]] | None] | None:
-    """A static bias combined with padding and causality: ``(mask, None)`` or, causal, ``(None, row blocks)``.
+    """A static bias combined with padding and causality: ``(mask, None)`` or ``(None, row blocks)``.
 
-    The mask is ``(1|B, H, L, L)``; a causal model gets row blocks ``(start, stop, (1|B, H, rows, stop))``
-    instead, each reading keys up to its last query, so the masked half is neither built nor read.
-    ``None`` when the encoding has no bias at these positions.
+    The mask is ``(1|B, H, L, L)``. A causal model gets row blocks ``(start, stop, (1|B, H, rows, stop))``
+    instead, each reading keys up to its last query, so the masked half is neither built nor read. A
+    bias with parameters, in training, is built in row blocks too, each a checkpointed region: what
+    the bias computes on the way (FIRE's MLP on every distance) is kept for one block at a time in
+    backward, never for all ``L x L`` distances at once. ``None`` when the encoding has no bias here.
     """
     length = positions.shape[-1]
-    rows = CAUSAL_ROW_BLOCK if causal else length
+    learned = torch.is_grad_enabled() and any(p.requires_grad for p in encoding.parameters())
+    rows = CAUSAL_ROW_BLOCK if causal or learned else length
     blocks = []
     for start in range(0, length, rows):
         stop = min(start + rows, length)
         keys = stop if causal else length
-        bias = encoding.bias(positions[..., start:stop], positions[..., :keys])  # (H|B,H, rows, keys)
+        q_positions, k_positions = positions[..., start:stop], positions[..., :keys]
+        if learned:
+            bias = checkpoint(encoding.bias, q_positions, k_positions, use_reentrant=False)
+        else:
+            bias = encoding.bias(q_positions, k_positions)  # (H|B,H, rows, keys)
         if bias is None:
             return None
         # SDPA's fused CPU/CUDA kernels take a 4-D mask (a 3-D one falls back to the unfused
@@ -214,7 +222,7 @@ def _static_masks(
         if allowed is not None:
             mask = mask.masked_fill(~allowed, float("-inf"))
         blocks.append((start, stop, mask))
-    return (None, blocks) if causal else (blocks[0][2], None)
+    return (None, blocks) if causal or learned else (blocks[0][2], None)
 
 
 def _four_d(mask: torch.Tensor) -> torch.Tensor:
@@ -260,7 +268,8 @@ def attend(
             bias = bias.masked_fill(~plan.allowed, float("-inf"))
         attn_mask = bias
     if plan.row_blocks is not None:
-        return torch.cat([_sdpa(q[:, :, a:b], k[:, :, :b], v[:, :, :b], mask) for a, b, mask in plan.row_blocks], dim=2)
+        return torch.cat([_sdpa(q[:, :, a:b], k[:, :, : mask.shape[-1]], v[:, :, : mask.shape[-1]], mask)
+                          for a, b, mask in plan.row_blocks], dim=2)  # a causal block's keys stop at its last row
     if attn_mask is None:
         return F.scaled_dot_product_attention(q, k, v, is_causal=plan.causal)
     if attn_mask.dim() == 2:

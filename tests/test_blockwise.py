@@ -295,3 +295,28 @@ def test_biased_attention_backward_over_row_steps_equals_autograd_of_the_dense_s
     expected = torch.autograd.grad((reference * weights).sum(), (q, k, v, mask))
     for grad, want in zip(grads, expected):
         torch.testing.assert_close(grad, want)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+@pytest.mark.parametrize("name", STATIC_BIASES)
+def test_shared_mask_training_gives_the_blockwise_gradients_of_every_parameter(monkeypatch, name, causal):
+    import ablate.attention as attention
+    from ablate.model import ModelConfig, TransformerModel
+
+    monkeypatch.setattr(attention, "CAUSAL_ROW_BLOCK", 32)  # 70 positions: three row blocks
+    config = ModelConfig(vocab_size=11, num_classes=3, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
+                         encoding=name, pooling="mean")
+    tokens = torch.randint(0, 11, (2, 70), generator=torch.Generator().manual_seed(1))
+    padding_mask = torch.ones(2, 70, dtype=torch.bool)
+    padding_mask[0, :5] = False
+    grads = {}
+    for path, limit in (("shared", 2**30), ("blocks", 0)):
+        monkeypatch.setattr(attention, "SHARED_MASK_MAX_ELEMENTS", limit)
+        monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", limit)
+        torch.manual_seed(0)
+        model = TransformerModel(config)
+        model(tokens, padding_mask).square().sum().backward()
+        grads[path] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert grads["shared"].keys() == grads["blocks"].keys()
+    for parameter, grad in grads["shared"].items():
+        torch.testing.assert_close(grad, grads["blocks"][parameter], rtol=1e-4, atol=1e-5, msg=parameter)
