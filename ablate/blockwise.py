@@ -55,6 +55,10 @@ def blockwise_attention(
     length = q.shape[-2]
     needs_grad = [q, k, v, *encoding.parameters()]
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
+    if recompute and not encoding.mixes_values and not encoding.bias_needs_query:
+        block_mask = functools.partial(_static_block_mask, encoding, positions, padding_mask, causal, q.dtype)
+        params = [p for p in encoding.parameters() if p.requires_grad]
+        return StaticBiasBlocks.apply(q, k, v, block_mask, block_rows, causal, *params)
     outputs = []
     for start in range(0, length, block_rows):
         stop = min(start + block_rows, length)
@@ -115,6 +119,77 @@ def _attend_block(
     out = probs @ v  # (B, H, Lb, Dh)
     extra = encoding.mix_values(probs, q_positions, k_positions)
     return out if extra is None else out + extra.to(out.dtype)
+
+
+def _static_block_mask(
+    encoding: PositionalEncoding, positions: torch.Tensor, padding_mask: torch.Tensor | None, causal: bool,
+    dtype: torch.dtype, start: int, stop: int, keys: int,
+) -> torch.Tensor:
+    """The additive mask ``(1|B, H, stop - start, keys)`` of a bias that depends on positions alone."""
+    bias = encoding.bias(positions[..., start:stop], positions[..., :keys])  # (H|B,H, rows, keys)
+    mask = bias.to(dtype)
+    mask = mask if mask.dim() == 4 else mask.unsqueeze(0)
+    allowed = block_allowed(padding_mask, causal=causal, start=start, stop=stop, keys=keys, device=mask.device)
+    return mask if allowed is None else mask.masked_fill(~allowed, float("-inf"))
+
+
+class StaticBiasBlocks(torch.autograd.Function):
+    """Blockwise attention with a position-only bias as one autograd node.
+
+    Per-block checkpoints would give autograd one small graph per block, and every
+    block's gradients of its ``q``, ``k``, ``v`` slices would come back as full-size
+    tensors to be summed; here backward writes them into one ``grad_q``, ``grad_k``,
+    ``grad_v`` and reduces each block's bias gradient into the encoding's parameters
+    with :func:`torch.autograd.grad` on that block's recomputed bias. The forward keeps
+    only ``q, k, v`` and the output.
+
+    ``apply(q, k, v, block_mask, block_rows, causal, *params)``: ``(B, H, L, Dh)`` x3,
+    ``block_mask(start, stop, keys) -> (1|B, H, rows, keys)`` differentiable in ``params``
+    -> ``(B, H, L, Dh)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: Any, block_rows: int,  # noqa: D102
+                causal: bool, *params: torch.Tensor) -> torch.Tensor:
+        ctx.block_mask, ctx.block_rows, ctx.causal = block_mask, block_rows, causal
+        length = q.shape[-2]
+        out = torch.empty_like(q)
+        for start in range(0, length, block_rows):
+            stop = min(start + block_rows, length)
+            keys = stop if causal else length
+            out[:, :, start:stop] = F.scaled_dot_product_attention(
+                q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys], attn_mask=block_mask(start, stop, keys))
+        ctx.save_for_backward(q, k, v, out, *params)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
+        q, k, v, out, *params = ctx.saved_tensors
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        length = q.shape[-2]
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        grad_params = [torch.zeros_like(p) for p in params]
+        for start in range(0, length, ctx.block_rows):
+            stop = min(start + ctx.block_rows, length)
+            keys = stop if ctx.causal else length
+            q_rows, d_out, k_keys, v_keys = q[:, :, start:stop], grad_out[:, :, start:stop], k[:, :, :keys], v[:, :, :keys]
+            with torch.enable_grad():
+                mask = ctx.block_mask(start, stop, keys)  # (1|B, H, rows, keys), a graph to the parameters
+            probs = torch.matmul(q_rows, k_keys.transpose(-1, -2)).mul_(scale).add_(mask.detach())  # logits
+            probs.sub_(probs.amax(-1, keepdim=True)).exp_()
+            probs.div_(probs.sum(-1, keepdim=True))
+            grad_v[:, :, :keys].add_(torch.matmul(probs.transpose(-1, -2), d_out))
+            row = (d_out * out[:, :, start:stop]).sum(-1, keepdim=True)  # (B, H, rows, 1)
+            grad_logits = torch.matmul(d_out, v_keys.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, rows, keys)
+            del probs
+            grad_q[:, :, start:stop] = torch.matmul(grad_logits, k_keys).mul_(scale)
+            grad_k[:, :, :keys].add_(torch.matmul(grad_logits.transpose(-1, -2), q_rows).mul_(scale))
+            if params:
+                grad_mask = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
+                for total, grad in zip(grad_params, torch.autograd.grad(mask, params, grad_mask, allow_unused=True)):
+                    if grad is not None:
+                        total.add_(grad)
+        return (grad_q, grad_k, grad_v, None, None, None, *grad_params)
 
 
 class BiasedAttention(torch.autograd.Function):
