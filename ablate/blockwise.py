@@ -1,18 +1,20 @@
 """Attention with a bias over blocks of query rows: memory linear in the length, in training too.
 
 A dense bias makes autograd keep ``(B, H, L, L)`` tensors (the bias, the masked
-logits, SDPA's saved probabilities) in every layer. Here each block of
-``block_rows`` queries is one :func:`torch.utils.checkpoint.checkpoint` region: the
-forward keeps only the block's output and its inputs (views of ``q``, ``k``, ``v``
-that exist anyway); backward recomputes the block's bias and attention, and the
-gradient of the bias parameters is reduced into their small tables (T5 buckets,
-KERPLE's ``r1, r2``, FIRE's MLP, NEZHA's per-distance query scores) one block at a
-time. In a causal model a block reads only the keys up to its last row, so the
-masked upper triangle is skipped block by block, bias or not.
+logits, SDPA's saved probabilities) in every layer. Here queries go ``block_rows``
+at a time and only ``q``, ``k``, ``v`` and the output are kept; backward recomputes
+each block's bias and probabilities, and the gradient of the bias parameters is
+reduced into their small tables (T5 buckets, KERPLE's ``r1, r2``, FIRE's MLP,
+NEZHA's per-distance query scores) one block at a time. In a causal model a block
+reads only the keys up to its last row, so the masked upper triangle is skipped
+block by block, bias or not.
 
-Inside a block the fused SDPA kernel runs with the block's ``(Lb, Lk)`` bias as its
-float mask; an encoding that adds to the output through ``mix_values`` needs the
-probabilities, so its blocks run an explicit softmax instead.
+A bias from positions alone goes through :class:`StaticBiasBlocks`, one autograd
+node for all blocks. A bias that reads the queries (NEZHA) or an encoding that adds
+to the output through ``mix_values`` makes each block a
+:func:`torch.utils.checkpoint.checkpoint` region instead; ``mix_values`` needs the
+probabilities, so those blocks run an explicit softmax. Elsewhere the fused SDPA
+kernel runs with the block's ``(Lb, Lk)`` bias as its float mask.
 """
 
 from __future__ import annotations
