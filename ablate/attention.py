@@ -33,7 +33,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from ablate.blockwise import BiasedAttention, block_allowed, blockwise_attention
+from ablate.blockwise import BiasedAttention, blockwise_attention, static_block_mask
 from ablate.encodings.base import PositionalEncoding
 from ablate.mask_cache import MaskCache
 
@@ -112,10 +112,14 @@ def _trains_over_blocks(encoding: PositionalEncoding, padding_mask: torch.Tensor
         return False
     if encoding.bias_needs_query:
         return True  # a different bias in every layer
-    learned = any(p.requires_grad for p in encoding.parameters())
-    limit = SHARED_LEARNED_MASK_MAX_ELEMENTS if learned else SHARED_MASK_MAX_ELEMENTS
+    limit = SHARED_LEARNED_MASK_MAX_ELEMENTS if _bias_is_trained(encoding) else SHARED_MASK_MAX_ELEMENTS
     batch = 1 if padding_mask is None else padding_mask.shape[0]
     return batch * encoding.num_heads * length * length > limit
+
+
+def _bias_is_trained(encoding: PositionalEncoding) -> bool:
+    """Whether this forward pass differentiates the bias's parameters."""
+    return torch.is_grad_enabled() and any(p.requires_grad for p in encoding.parameters())
 
 
 def _allowed(padding_mask: torch.Tensor | None, causal: bool, length: int, device: torch.device) -> torch.Tensor | None:
@@ -172,8 +176,6 @@ def plan_attention(
         if static_bias:
             plan.score_mod = encoding.score_mod(positions, positions)
         return plan
-    allowed = _allowed(padding_mask, causal, length, device)
-    plan.allowed = allowed
     if static_bias:
         key = MaskCache.key(positions, padding_mask, causal=causal, dtype=dtype, training=encoding.training)
         cached = None if cache is None else cache.get(key, encoding)
@@ -184,8 +186,10 @@ def plan_attention(
         if cached is not None:
             plan.attn_mask, plan.row_blocks = cached
             return plan
-    # No bias: causal-only uses SDPA's is_causal fast path; padding needs the boolean mask.
-    plan.attn_mask = None if padding_mask is None else allowed
+    # No bias, or one computed per layer from this "may attend" structure; without a bias,
+    # causal-only uses SDPA's is_causal fast path and padding the boolean mask.
+    plan.allowed = _allowed(padding_mask, causal, length, device)
+    plan.attn_mask = None if padding_mask is None else plan.allowed
     return plan
 
 
@@ -202,27 +206,18 @@ def _static_masks(
     backward, never for all ``L x L`` distances at once. ``None`` when the encoding has no bias here.
     """
     length = positions.shape[-1]
-    learned = torch.is_grad_enabled() and any(p.requires_grad for p in encoding.parameters())
-    rows = CAUSAL_ROW_BLOCK if causal or learned else length
+    trained = _bias_is_trained(encoding)
+    rows = CAUSAL_ROW_BLOCK if causal or trained else length
+    block_mask = functools.partial(static_block_mask, encoding, positions, padding_mask, causal, dtype)
     blocks = []
     for start in range(0, length, rows):
         stop = min(start + rows, length)
         keys = stop if causal else length
-        q_positions, k_positions = positions[..., start:stop], positions[..., :keys]
-        if learned:
-            bias = checkpoint(encoding.bias, q_positions, k_positions, use_reentrant=False)
-        else:
-            bias = encoding.bias(q_positions, k_positions)  # (H|B,H, rows, keys)
-        if bias is None:
+        mask = checkpoint(block_mask, start, stop, keys, use_reentrant=False) if trained else block_mask(start, stop, keys)
+        if mask is None:
             return None
-        # SDPA's fused CPU/CUDA kernels take a 4-D mask (a 3-D one falls back to the unfused
-        # math path) and read a strided one several times slower.
-        mask = _four_d(bias.to(dtype)).contiguous()
-        allowed = block_allowed(padding_mask, causal=causal, start=start, stop=stop, keys=keys, device=mask.device)
-        if allowed is not None:
-            mask = mask.masked_fill(~allowed, float("-inf"))
         blocks.append((start, stop, mask))
-    return (None, blocks) if causal or learned else (blocks[0][2], None)
+    return (None, blocks) if causal or trained else (blocks[0][2], None)
 
 
 def _four_d(mask: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ def blockwise_attention(
     needs_grad = [q, k, v, *encoding.parameters()]
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
     if recompute and not encoding.mixes_values and not encoding.bias_needs_query:
-        block_mask = functools.partial(_static_block_mask, encoding, positions, padding_mask, causal, q.dtype)
+        block_mask = functools.partial(static_block_mask, encoding, positions, padding_mask, causal, q.dtype)
         params = [p for p in encoding.parameters() if p.requires_grad]
         return StaticBiasBlocks.apply(q, k, v, block_mask, block_rows, causal, *params)
     outputs = []
@@ -123,16 +123,52 @@ def _attend_block(
     return out if extra is None else out + extra.to(out.dtype)
 
 
-def _static_block_mask(
+def static_block_mask(
     encoding: PositionalEncoding, positions: torch.Tensor, padding_mask: torch.Tensor | None, causal: bool,
     dtype: torch.dtype, start: int, stop: int, keys: int,
-) -> torch.Tensor:
-    """The additive mask ``(1|B, H, stop - start, keys)`` of a bias that depends on positions alone."""
+) -> torch.Tensor | None:
+    """The additive mask ``(1|B, H, stop - start, keys)`` of a bias from positions alone, or ``None`` without one.
+
+    Padding and (when ``causal``) later keys are ``-inf``. Contiguous and 4-D: SDPA's fused
+    CPU/CUDA kernels take a 4-D mask (a 3-D one falls back to the unfused math path) and
+    read a strided one several times slower.
+    """
     bias = encoding.bias(positions[..., start:stop], positions[..., :keys])  # (H|B,H, rows, keys)
+    if bias is None:
+        return None
     mask = bias.to(dtype)
-    mask = mask if mask.dim() == 4 else mask.unsqueeze(0)
+    mask = (mask if mask.dim() == 4 else mask.unsqueeze(0)).contiguous()
     allowed = block_allowed(padding_mask, causal=causal, start=start, stop=stop, keys=keys, device=mask.device)
     return mask if allowed is None else mask.masked_fill(~allowed, float("-inf"))
+
+
+def softmax_attention_backward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, out: torch.Tensor, grad_out: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of ``softmax(q k^T / sqrt(Dh) + mask) v`` for one block of query rows.
+
+    ``q, out, grad_out``: ``(B, H, rows, Dh)``; ``k, v``: ``(B, H, Lk, Dh)``; ``mask``
+    ``(1|B, H, rows, Lk)``. Returns ``grad_q (B, H, rows, Dh)``, this block's shares of
+    ``grad_k`` and ``grad_v`` ``(B, H, Lk, Dh)`` and ``grad_logits (B, H, rows, Lk)``
+    (the mask's gradient before any sum over a broadcast batch). The probabilities are
+    recomputed in place: two ``(B, H, rows, Lk)`` temporaries in all.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask)  # logits
+    probs.sub_(probs.amax(-1, keepdim=True)).exp_()
+    probs.div_(probs.sum(-1, keepdim=True))
+    grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)
+    row = (grad_out * out).sum(-1, keepdim=True)  # (B, H, rows, 1)
+    grad_logits = torch.matmul(grad_out, v.transpose(-1, -2)).sub_(row).mul_(probs)
+    del probs
+    grad_q = torch.matmul(grad_logits, k).mul_(scale)
+    grad_k = torch.matmul(grad_logits.transpose(-1, -2), q).mul_(scale)
+    return grad_q, grad_k, grad_v, grad_logits
+
+
+def _batch_summed(grad_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The gradient of a mask broadcast over the batch (``(1, H, ...)``) sums over it."""
+    return grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
 
 
 class StaticBiasBlocks(torch.autograd.Function):
@@ -167,28 +203,22 @@ class StaticBiasBlocks(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         q, k, v, out, *params = ctx.saved_tensors
-        scale = 1.0 / math.sqrt(q.shape[-1])
         length = q.shape[-2]
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
         grad_params = [torch.zeros_like(p) for p in params]
         for start in range(0, length, ctx.block_rows):
             stop = min(start + ctx.block_rows, length)
             keys = stop if ctx.causal else length
-            q_rows, d_out, k_keys, v_keys = q[:, :, start:stop], grad_out[:, :, start:stop], k[:, :, :keys], v[:, :, :keys]
             with torch.enable_grad():
                 mask = ctx.block_mask(start, stop, keys)  # (1|B, H, rows, keys), a graph to the parameters
-            probs = torch.matmul(q_rows, k_keys.transpose(-1, -2)).mul_(scale).add_(mask.detach())  # logits
-            probs.sub_(probs.amax(-1, keepdim=True)).exp_()
-            probs.div_(probs.sum(-1, keepdim=True))
-            grad_v[:, :, :keys].add_(torch.matmul(probs.transpose(-1, -2), d_out))
-            row = (d_out * out[:, :, start:stop]).sum(-1, keepdim=True)  # (B, H, rows, 1)
-            grad_logits = torch.matmul(d_out, v_keys.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, rows, keys)
-            del probs
-            grad_q[:, :, start:stop] = torch.matmul(grad_logits, k_keys).mul_(scale)
-            grad_k[:, :, :keys].add_(torch.matmul(grad_logits.transpose(-1, -2), q_rows).mul_(scale))
+            grad_q[:, :, start:stop], block_k, block_v, grad_logits = softmax_attention_backward(
+                q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys], mask.detach(), out[:, :, start:stop],
+                grad_out[:, :, start:stop])
+            grad_k[:, :, :keys].add_(block_k)
+            grad_v[:, :, :keys].add_(block_v)
             if params:
-                grad_mask = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
-                for total, grad in zip(grad_params, torch.autograd.grad(mask, params, grad_mask, allow_unused=True)):
+                grads = torch.autograd.grad(mask, params, _batch_summed(grad_logits, mask), allow_unused=True)
+                for total, grad in zip(grad_params, grads):
                     if grad is not None:
                         total.add_(grad)
         return (grad_q, grad_k, grad_v, None, None, None, *grad_params)
@@ -218,22 +248,15 @@ class BiasedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         q, k, v, mask, out = ctx.saved_tensors
-        scale = 1.0 / math.sqrt(q.shape[-1])
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
         grad_mask = torch.empty_like(mask) if ctx.needs_input_grad[3] else None
         # Rows at a time, so the two (B, H, rows, Lk) temporaries stay small for a long shared mask.
         for start in range(0, q.shape[-2], BACKWARD_ROWS):
             rows = slice(start, start + BACKWARD_ROWS)
-            q_rows, d_out = q[:, :, rows], grad_out[:, :, rows]
-            probs = torch.matmul(q_rows, k.transpose(-1, -2)).mul_(scale).add_(mask[:, :, rows])  # logits
-            probs.sub_(probs.amax(-1, keepdim=True)).exp_()  # softmax in place: one temporary, not two
-            probs.div_(probs.sum(-1, keepdim=True))
-            grad_v.add_(torch.matmul(probs.transpose(-1, -2), d_out))  # (B, H, Lk, Dh)
-            row = (d_out * out[:, :, rows]).sum(-1, keepdim=True)  # (B, H, rows, 1)
-            grad_logits = torch.matmul(d_out, v.transpose(-1, -2)).sub_(row).mul_(probs)  # (B, H, rows, Lk)
-            del probs
+            grad_q[:, :, rows], block_k, block_v, grad_logits = softmax_attention_backward(
+                q[:, :, rows], k, v, mask[:, :, rows], out[:, :, rows], grad_out[:, :, rows])
+            grad_k.add_(block_k)
+            grad_v.add_(block_v)
             if grad_mask is not None:
-                grad_mask[:, :, rows] = grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
-            grad_q[:, :, rows] = torch.matmul(grad_logits, k).mul_(scale)
-            grad_k.add_(torch.matmul(grad_logits.transpose(-1, -2), q_rows).mul_(scale))
+                grad_mask[:, :, rows] = _batch_summed(grad_logits, mask)
         return grad_q, grad_k, grad_v, grad_mask

@@ -3,45 +3,23 @@
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
+
+from tiny_suite import tiny_suite
 
 from ablate import __version__
 from ablate.cli import main
 from ablate.export import read_export
 from ablate.store import load_results
 
-TINY = """
-name = "det"
-description = "tiny <b>suite</b> & co"
-seeds = [0, 1]
-task = { name = "parity" }
-[model]
-d_model = 16
-num_heads = 2
-num_layers = 1
-[train]
-steps = 2
-batch_size = 8
-length = 8
-[eval]
-lengths = [8, 16]
-batches = 1
-batch_size = 16
-[grid]
-encoding = ["none", { name = "learned", max_positions = 12 }]
-pooling = ["mean"]
-"""
-
-
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """results/det of the tiny suite (4 runs, trained once for the module)."""
     root = tmp_path_factory.mktemp("cli")
     suite = root / "det.toml"
-    suite.write_text(textwrap.dedent(TINY))
+    suite.write_text(tiny_suite("det", header='description = "tiny <b>suite</b> & co"\n'))
     assert main(["run", str(suite), "--results", str(root / "results"), "--no-report"]) == 0
     return root / "results" / "det"
 

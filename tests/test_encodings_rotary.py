@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import pickle
-from types import SimpleNamespace
 
 import pytest
 import torch
+
+from hf_rope_reference import hf_default, hf_yarn
 
 from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding
 from ablate.encodings.rotary import ntk_base, rope_inv_freq, xpos_zeta, yarn_inv_freq
@@ -42,83 +43,6 @@ def hf_cos_sin(inv_freq, x, position_ids, attention_scaling=1.0):
     cos = emb.cos() * attention_scaling
     sin = emb.sin() * attention_scaling
     return cos.to(dtype=x.dtype), sin.to(dtype=x.dtype)
-
-
-def hf_default_inv_freq(base, dim):
-    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
-
-
-# Verbatim body of HF transformers (4.5x) modeling_rope_utils._compute_yarn_parameters
-# (Apache-2.0); `config` is a SimpleNamespace with the fields it reads.
-def hf_compute_yarn_parameters(config, device=None, seq_len=None):
-    base = config.rope_theta
-    partial_rotary_factor = config.partial_rotary_factor if hasattr(config, "partial_rotary_factor") else 1.0
-    head_dim = getattr(config, "head_dim", config.hidden_size // config.num_attention_heads)
-    dim = int(head_dim * partial_rotary_factor)
-    factor = config.rope_scaling["factor"]
-    attention_factor = config.rope_scaling.get("attention_factor")
-    mscale = config.rope_scaling.get("mscale")
-    mscale_all_dim = config.rope_scaling.get("mscale_all_dim")
-
-    if "original_max_position_embeddings" in config.rope_scaling:
-        original_max_position_embeddings = config.rope_scaling["original_max_position_embeddings"]
-        factor = config.max_position_embeddings / original_max_position_embeddings
-    else:
-        original_max_position_embeddings = config.max_position_embeddings
-
-    def get_mscale(scale, mscale=1):
-        if scale <= 1:
-            return 1.0
-        return 0.1 * mscale * math.log(scale) + 1.0
-
-    if attention_factor is None:
-        if mscale and mscale_all_dim:
-            attention_factor = float(get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim))
-        else:
-            attention_factor = get_mscale(factor)
-
-    beta_fast = config.rope_scaling.get("beta_fast") or 32
-    beta_slow = config.rope_scaling.get("beta_slow") or 1
-
-    def find_correction_dim(num_rotations, dim, base, max_position_embeddings):
-        return (dim * math.log(max_position_embeddings / (num_rotations * 2 * math.pi))) / (2 * math.log(base))
-
-    def find_correction_range(low_rot, high_rot, dim, base, max_position_embeddings):
-        low = math.floor(find_correction_dim(low_rot, dim, base, max_position_embeddings))
-        high = math.ceil(find_correction_dim(high_rot, dim, base, max_position_embeddings))
-        return max(low, 0), min(high, dim - 1)
-
-    def linear_ramp_factor(min, max, dim):
-        if min == max:
-            max += 0.001
-
-        linear_func = (torch.arange(dim, dtype=torch.float32) - min) / (max - min)
-        ramp_func = torch.clamp(linear_func, 0, 1)
-        return ramp_func
-
-    pos_freqs = base ** (torch.arange(0, dim, 2).to(device=device, dtype=torch.float) / dim)
-    inv_freq_extrapolation = 1.0 / pos_freqs
-    inv_freq_interpolation = 1.0 / (factor * pos_freqs)
-
-    low, high = find_correction_range(beta_fast, beta_slow, dim, base, original_max_position_embeddings)
-
-    inv_freq_extrapolation_factor = 1 - linear_ramp_factor(low, high, dim // 2).to(device=device, dtype=torch.float)
-    inv_freq = (
-        inv_freq_interpolation * (1 - inv_freq_extrapolation_factor)
-        + inv_freq_extrapolation * inv_freq_extrapolation_factor
-    )
-    return inv_freq, attention_factor
-
-
-def hf_yarn(head_dim, rotary_dim, base, factor, original):
-    # HF recomputes factor as max_position_embeddings / original, so make them agree.
-    config = SimpleNamespace(
-        rope_theta=base, hidden_size=head_dim * 2, num_attention_heads=2,
-        partial_rotary_factor=(rotary_dim or head_dim) / head_dim,
-        max_position_embeddings=original * factor,
-        rope_scaling={"rope_type": "yarn", "factor": factor, "original_max_position_embeddings": original},
-    )
-    return hf_compute_yarn_parameters(config)
 
 
 # Verbatim from microsoft/torchscale, torchscale/component/xpos_relative_position.py (MIT).
@@ -222,7 +146,7 @@ def test_rope_matches_hf_llama(rotary_dim, per_sequence):
     else:
         position_ids = torch.arange(8).unsqueeze(0)  # HF takes (1, L)
     dim = rotary_dim or 16
-    cos, sin = hf_cos_sin(hf_default_inv_freq(10000.0, dim), q, position_ids)
+    cos, sin = hf_cos_sin(hf_default(10000.0, dim)[0], q, position_ids)
     # HF partial rotary (GPT-NeoX, Phi): rotate the first rotary_ndims features, pass the rest.
     q_rot, k_rot = apply_rotary_pos_emb(q[..., :dim], k[..., :dim], cos, sin)
     expected_q, expected_k = torch.cat((q_rot, q[..., dim:]), -1), torch.cat((k_rot, k[..., dim:]), -1)
@@ -236,7 +160,7 @@ def test_rope_matches_hf_llama(rotary_dim, per_sequence):
 
 
 def test_rope_inv_freq_is_hf_default():
-    torch.testing.assert_close(rope_inv_freq(16, 10000.0).float(), hf_default_inv_freq(10000.0, 16))
+    torch.testing.assert_close(rope_inv_freq(16, 10000.0).float(), hf_default(10000.0, 16)[0])
     # Pinned: 10000^(-2i/8) for i = 0..3.
     torch.testing.assert_close(rope_inv_freq(8, 10000.0), torch.tensor([1.0, 0.1, 0.01, 0.001], dtype=torch.float64))
 
@@ -305,7 +229,7 @@ YARN_CASES = [
 
 @pytest.mark.parametrize(("head_dim", "rotary_dim", "base", "factor", "original"), YARN_CASES)
 def test_yarn_matches_hf(head_dim, rotary_dim, base, factor, original):
-    expected_inv, expected_attention = hf_yarn(head_dim, rotary_dim, base, factor, original)
+    expected_inv, expected_attention = hf_yarn(base, head_dim, factor, original, rotary_dim=rotary_dim)
     encoding = create_encoding(
         {"name": "rope", "scaling": "yarn", "factor": factor, "original_max_position": original,
          "base": base, "rotary_dim": rotary_dim},

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tiny_suite import tiny_suite
 
 from ablate.errors import UserError
 from ablate.export import FORMATS, export_results, read_export
@@ -15,31 +16,10 @@ from ablate.runner import run_plan
 from ablate.store import load_curves, load_results
 from ablate.suite import load_plan
 
-SUITE = """
-name = "exp"
-seeds = [0, 1]
-task = { name = "parity" }
-[model]
-d_model = 16
-num_heads = 2
-num_layers = 1
-[train]
-steps = 2
-batch_size = 8
-length = 8
-[eval]
-lengths = [8, 16]
-batches = 1
-batch_size = 16
-[grid]
-encoding = ["rope", { name = "learned", max_positions = 12 }]
-"""
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("export")
-    (root / "exp.toml").write_text(textwrap.dedent(SUITE))
+    (root / "exp.toml").write_text(tiny_suite("exp", encodings='"rope", { name = "learned", max_positions = 12 }'))
     return run_plan(load_plan(str(root / "exp.toml")), root / "results", progress=False).results_dir
 
 

@@ -8,7 +8,6 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 
+from tiny_suite import tiny_suite  # noqa: E402
+
 from ablate.cli import main  # noqa: E402
 from ablate.runner import create_executor, execute_spec, run_plan  # noqa: E402
 from ablate.store import Record, load_results, load_runs  # noqa: E402
@@ -25,33 +26,12 @@ from ablate.suite import load_plan  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
-TINY = """
-name = "tiny"
-seeds = [0, 1]
-task = { name = "parity" }
-[model]
-d_model = 16
-num_heads = 2
-num_layers = 1
-[train]
-steps = 3
-batch_size = 8
-length = 8
-[eval]
-lengths = [8, 16]
-batches = 1
-batch_size = 16
-[grid]
-encoding = ["none", { name = "learned", max_positions = 12 }]
-pooling = ["mean"]
-"""
-
 BAD_INCLUDE = '\n[[include]]\nencoding = "none"\npooling = "max"\n"model.embedding_path" = "missing-vectors.txt"\n'
 
 
 def suite_file(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "tiny.toml"
-    path.write_text(textwrap.dedent(TINY) + extra)
+    path.write_text(tiny_suite(steps=3) + extra)
     return path
 
 

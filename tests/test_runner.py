@@ -8,42 +8,21 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+
+from tiny_suite import tiny_suite
 
 from ablate.cli import main
 from ablate.runner import run_plan
 from ablate.store import load_results, load_runs
 from ablate.suite import load_plan
 
-TINY = """
-name = "tiny"
-seeds = [0, 1]
-task = {{ name = "parity" }}
-[model]
-d_model = 16
-num_heads = 2
-num_layers = 1
-[train]
-steps = {steps}
-batch_size = 8
-length = 8
-[eval]
-lengths = [8, 16]
-batches = 1
-batch_size = 16
-[grid]
-encoding = ["none", {{ name = "learned", max_positions = 12 }}]
-pooling = ["mean"]
-"""
-
-
 def suite_file(tmp_path: Path, steps: int = 3, extra: str = "") -> Path:
     path = tmp_path / "tiny.toml"
-    path.write_text(textwrap.dedent(TINY.format(steps=steps)) + extra)
+    path.write_text(tiny_suite(steps=steps) + extra)
     return path
 
 
