@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
+from ablate.attention_gradients import AttentionGradients, attention_with_logsumexp
 from ablate.encodings.base import PositionalEncoding
 
 #: Query rows per block: the per-block transients are ``(B, H, rows, L)``, so at
@@ -142,30 +143,6 @@ def static_block_mask(
     return mask if allowed is None else mask.masked_fill(~allowed, float("-inf"))
 
 
-def softmax_attention_backward(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, out: torch.Tensor, grad_out: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients of ``softmax(q k^T / sqrt(Dh) + mask) v`` for one block of query rows.
-
-    ``q, out, grad_out``: ``(B, H, rows, Dh)``; ``k, v``: ``(B, H, Lk, Dh)``; ``mask``
-    ``(1|B, H, rows, Lk)``. Returns ``grad_q (B, H, rows, Dh)``, this block's shares of
-    ``grad_k`` and ``grad_v`` ``(B, H, Lk, Dh)`` and ``grad_logits (B, H, rows, Lk)``
-    (the mask's gradient before any sum over a broadcast batch). The probabilities are
-    recomputed in place: two ``(B, H, rows, Lk)`` temporaries in all.
-    """
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    probs = torch.matmul(q, k.transpose(-1, -2)).mul_(scale).add_(mask)  # logits
-    probs.sub_(probs.amax(-1, keepdim=True)).exp_()
-    probs.div_(probs.sum(-1, keepdim=True))
-    grad_v = torch.matmul(probs.transpose(-1, -2), grad_out)
-    row = (grad_out * out).sum(-1, keepdim=True)  # (B, H, rows, 1)
-    grad_logits = torch.matmul(grad_out, v.transpose(-1, -2)).sub_(row).mul_(probs)
-    del probs
-    grad_q = torch.matmul(grad_logits, k).mul_(scale)
-    grad_k = torch.matmul(grad_logits.transpose(-1, -2), q).mul_(scale)
-    return grad_q, grad_k, grad_v, grad_logits
-
-
 def _batch_summed(grad_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The gradient of a mask broadcast over the batch (``(1, H, ...)``) sums over it."""
     return grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
@@ -190,38 +167,38 @@ class StaticBiasBlocks(torch.autograd.Function):
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask: Any, block_rows: int,  # noqa: D102
                 causal: bool, *params: torch.Tensor) -> torch.Tensor:
         ctx.block_mask, ctx.block_rows, ctx.causal = block_mask, block_rows, causal
+        # One layout for every block's kernel call and for backward (a fused projection's views are strided).
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         length = q.shape[-2]
         out = torch.empty_like(q)
+        block_logsumexps = []
         for start in range(0, length, block_rows):
             stop = min(start + block_rows, length)
             keys = stop if causal else length
-            out[:, :, start:stop] = F.scaled_dot_product_attention(
-                q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys], attn_mask=block_mask(start, stop, keys))
-        ctx.save_for_backward(q, k, v, out, *params)
+            out[:, :, start:stop], block_logsumexp = attention_with_logsumexp(
+                q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys], block_mask(start, stop, keys))
+            block_logsumexps.append(block_logsumexp)
+        logsumexp = None if block_logsumexps[0] is None else torch.cat(block_logsumexps, dim=-1)  # (B, H, L)
+        ctx.save_for_backward(q, k, v, out, logsumexp, *params)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        q, k, v, out, *params = ctx.saved_tensors
-        length = q.shape[-2]
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        q, k, v, out, logsumexp, *params = ctx.saved_tensors
+        gradients = AttentionGradients(q, k, v, out, grad_out, logsumexp)
         grad_params = [torch.zeros_like(p) for p in params]
-        for start in range(0, length, ctx.block_rows):
-            stop = min(start + ctx.block_rows, length)
-            keys = stop if ctx.causal else length
+        for start in range(0, q.shape[-2], ctx.block_rows):
+            stop = min(start + ctx.block_rows, q.shape[-2])
+            keys = stop if ctx.causal else q.shape[-2]
             with torch.enable_grad():
                 mask = ctx.block_mask(start, stop, keys)  # (1|B, H, rows, keys), a graph to the parameters
-            grad_q[:, :, start:stop], block_k, block_v, grad_logits = softmax_attention_backward(
-                q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys], mask.detach(), out[:, :, start:stop],
-                grad_out[:, :, start:stop])
-            grad_k[:, :, :keys].add_(block_k)
-            grad_v[:, :, :keys].add_(block_v)
+            grad_logits = gradients.add_block(start, stop, keys, mask.detach())
             if params:
                 grads = torch.autograd.grad(mask, params, _batch_summed(grad_logits, mask), allow_unused=True)
                 for total, grad in zip(grad_params, grads):
                     if grad is not None:
                         total.add_(grad)
-        return (grad_q, grad_k, grad_v, None, None, None, *grad_params)
+        return (gradients.grad_q, gradients.grad_k, gradients.grad_v, None, None, None, *grad_params)
 
 
 class BiasedAttention(torch.autograd.Function):
@@ -240,23 +217,19 @@ class BiasedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        # A mask that requires grad sends SDPA to its math path even here, where nothing records.
-        out = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach(), attn_mask=mask.detach())
-        ctx.save_for_backward(q, k, v, mask, out)
+        out, logsumexp = attention_with_logsumexp(q.detach(), k.detach(), v.detach(), mask.detach())
+        ctx.save_for_backward(q, k, v, mask, out, logsumexp)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        q, k, v, mask, out = ctx.saved_tensors
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        q, k, v, mask, out, logsumexp = ctx.saved_tensors
+        gradients = AttentionGradients(q, k, v, out, grad_out, logsumexp)
         grad_mask = torch.empty_like(mask) if ctx.needs_input_grad[3] else None
         # Rows at a time, so the two (B, H, rows, Lk) temporaries stay small for a long shared mask.
         for start in range(0, q.shape[-2], BACKWARD_ROWS):
-            rows = slice(start, start + BACKWARD_ROWS)
-            grad_q[:, :, rows], block_k, block_v, grad_logits = softmax_attention_backward(
-                q[:, :, rows], k, v, mask[:, :, rows], out[:, :, rows], grad_out[:, :, rows])
-            grad_k.add_(block_k)
-            grad_v.add_(block_v)
+            stop = min(start + BACKWARD_ROWS, q.shape[-2])
+            grad_logits = gradients.add_block(start, stop, k.shape[-2], mask[:, :, start:stop])
             if grad_mask is not None:
-                grad_mask[:, :, rows] = _batch_summed(grad_logits, mask)
-        return grad_q, grad_k, grad_v, grad_mask
+                grad_mask[:, :, start:stop] = _batch_summed(grad_logits, mask)
+        return gradients.grad_q, gradients.grad_k, gradients.grad_v, grad_mask

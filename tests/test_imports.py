@@ -152,7 +152,7 @@ LAYERS = [
     ["ablate.feasibility"],
     ["ablate.metrics"],
     ["ablate.model"],
-    ["ablate.attention", "ablate.blockwise", "ablate.mask_cache"],
+    ["ablate.attention", "ablate.blockwise", "ablate.mask_cache", "ablate.attention_gradients"],
     ["ablate.encodings", "ablate.pooling"],
     ["ablate.tasks", "ablate.devices", "ablate.dims", "ablate.registry", "ablate.errors", "ablate.environment",
      "ablate.checkpoints", "ablate.variants.table", "ablate.variants.schema", "ablate.console"],
