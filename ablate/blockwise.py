@@ -10,8 +10,10 @@ reads only the keys up to its last row, so the masked upper triangle is skipped
 block by block, bias or not.
 
 A bias from positions alone goes through :class:`StaticBiasBlocks`, one autograd
-node for all blocks. A bias that reads the queries (NEZHA) or an encoding that adds
-to the output through ``mix_values`` makes each block a
+node for all blocks, and so do Shaw-style clipped relative vectors (NEZHA) over
+contiguous positions, through :class:`~ablate.relative_blocks.ClippedVectorBlocks`.
+Any other bias that reads the queries, or adds to the output through
+``mix_values`` (per-sequence positions), makes each block a
 :func:`torch.utils.checkpoint.checkpoint` region instead; ``mix_values`` needs the
 probabilities, so those blocks run an explicit softmax. Elsewhere the fused SDPA
 kernel runs with the block's ``(Lb, Lk)`` bias as its float mask.
@@ -28,7 +30,9 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ablate.attention_gradients import AttentionGradients, attention_with_logsumexp
-from ablate.encodings.base import PositionalEncoding
+from ablate.block_masks import block_allowed
+from ablate.encodings.base import PositionalEncoding, is_contiguous_range
+from ablate.relative_blocks import ClippedVectorBlocks
 
 #: Query rows per block: the per-block transients are ``(B, H, rows, L)``, so at
 #: batch 8 and 4 heads 64 rows cost about as much as one ``(B, L, d_ff)`` activation
@@ -55,6 +59,10 @@ def blockwise_attention(
     """
     if block_rows < 1:
         raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
+    vectors = encoding.clipped_vectors()
+    if vectors is not None and positions.dim() == 1 and is_contiguous_range(positions):
+        return ClippedVectorBlocks.apply(q, k, v, vectors.keys, vectors.values, vectors.max_distance, padding_mask,
+                                         causal, block_rows)
     length = q.shape[-2]
     needs_grad = [q, k, v, *encoding.parameters()]
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
@@ -71,26 +79,6 @@ def blockwise_attention(
         args = (q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys])
         outputs.append(checkpoint(block, *args, use_reentrant=False) if recompute else block(*args))
     return torch.cat(outputs, dim=2)  # (B, H, L, Dh)
-
-
-def block_allowed(
-    padding_mask: torch.Tensor | None, *, causal: bool, start: int, stop: int, keys: int, device: torch.device,
-) -> torch.Tensor | None:
-    """Boolean "query may attend key" for rows ``start:stop`` and keys ``:keys``, or ``None`` if all may.
-
-    ``(Lb, Lk)`` or ``(B, 1, Lb, Lk)``. A padding query may always attend itself, so no
-    row is fully masked (a fully masked softmax row is NaN); real queries never see
-    padding keys.
-    """
-    rows = torch.arange(start, stop, device=device).unsqueeze(-1)  # (Lb, 1)
-    columns = torch.arange(keys, device=device)  # (Lk,)
-    allowed = None
-    if padding_mask is not None:
-        allowed = padding_mask[:, None, None, :keys] | (rows == columns)  # (B, 1, Lb, Lk)
-    if causal:
-        below = columns <= rows  # (Lb, Lk)
-        allowed = below if allowed is None else allowed & below
-    return allowed
 
 
 def _attend_block(

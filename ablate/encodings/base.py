@@ -23,6 +23,9 @@ What attention relies on (``ablate.attention`` never names an encoding):
   captures.
 * ``mix_values`` (default: none) needs the attention probabilities, so attention then
   takes its explicit-softmax path.
+* ``clipped_vectors`` (default: ``None``) says that ``bias`` and ``mix_values`` are
+  Shaw-style vectors of the clipped distance; attention then runs them over blocks of
+  query rows as one autograd node instead of through the two hooks.
 
 Positions are explicit integer (or, for interpolated variants, float) tensors,
 either shared by the batch, shape ``(L,)``, or per sequence, shape ``(B, L)``
@@ -32,6 +35,7 @@ accept both and broadcast accordingly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import torch
@@ -42,6 +46,19 @@ from ablate.errors import UnsupportedLengthError
 
 # A FlexAttention score modification: (score, batch, head, q_idx, kv_idx) -> score.
 ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ClippedVectors:
+    """Shaw-style relative vectors, one per clipped distance ``c = clip(j - i, -k, k) + k``.
+
+    The bias is ``q_i . keys[c] / sqrt(Dh)`` and the output gains ``sum_j p_ij values[c]``
+    (none when ``values`` is ``None``); ``keys`` and ``values`` are ``(2k + 1, Dh)`` constants.
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor | None
+    max_distance: int
 
 
 class PositionalEncoding(nn.Module):
@@ -135,6 +152,15 @@ class PositionalEncoding(nn.Module):
 
         Returns:
             ``(B, H, Lq, Dh)``, or ``None`` (the default: nothing to add).
+        """
+        return None
+
+    def clipped_vectors(self) -> ClippedVectors | None:
+        """This encoding as Shaw-style clipped vectors, when that is exactly what ``bias`` and
+        ``mix_values`` compute for contiguous positions, or ``None`` (the default).
+
+        Attention then runs it over blocks of query rows without building any
+        per-pair tensor for the whole sequence (:mod:`ablate.relative_blocks`).
         """
         return None
 

@@ -1,0 +1,88 @@
+"""Shaw-style clipped relative vectors over query blocks (NEZHA): the dense reference's values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ablate import relative_blocks
+from ablate.encodings import create_encoding
+from ablate.model import ModelConfig, TransformerModel
+from ablate.relative_blocks import ClippedVectorBlocks, add_clipped, sum_clipped
+from tests.test_blockwise import dense_reference
+
+B, H, DH = 3, 2, 8
+
+
+def _clipped(start: int, rows: int, keys: int, k: int) -> torch.Tensor:
+    """``c`` of every pair, written out: ``clip(j - i, -k, k) + k`` for rows ``start:start+rows``."""
+    return torch.tensor([[min(max(j - i, -k), k) + k for j in range(keys)] for i in range(start, start + rows)])
+
+
+@pytest.mark.parametrize("start, rows, keys, k", [(0, 5, 12, 2), (4, 3, 12, 2), (7, 5, 12, 3), (3, 4, 7, 20)])
+def test_add_and_sum_clipped_follow_the_distance_of_every_pair(start, rows, keys, k):
+    table = torch.randn(B, H, rows, 2 * k + 1, dtype=torch.float64)
+    dense = torch.randn(B, H, rows, keys, dtype=torch.float64)
+    index = _clipped(start, rows, keys, k).expand(B, H, rows, keys)
+
+    expected_add = dense + table.gather(-1, index)
+    expected_sum = torch.zeros_like(table).scatter_add_(-1, index, dense)
+
+    torch.testing.assert_close(add_clipped(dense.clone(), table, start, k), expected_add, rtol=0, atol=1e-12)
+    torch.testing.assert_close(sum_clipped(dense, start, k), expected_sum, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("values", [True, False], ids=["keys-and-values", "key-only"])
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+@pytest.mark.parametrize("padded", [False, True], ids=["dense", "padded"])
+@pytest.mark.parametrize("length, k, rows", [(37, 5, 8), (20, 30, 7), (16, 3, 16)], ids=["band", "wide", "one-block"])
+def test_clipped_vector_blocks_equal_the_dense_reference_with_every_gradient(values, causal, padded, length, k, rows):
+    torch.manual_seed(0)
+    encoding = create_encoding({"name": "nezha", "max_relative_position": k, "values": values},
+                               d_model=H * DH, num_heads=H, causal=causal)
+    q, key, v = (torch.randn(B, H, length, DH, requires_grad=True) for _ in range(3))
+    padding_mask = None
+    if padded:
+        padding_mask = torch.ones(B, length, dtype=torch.bool)
+        padding_mask[0, -4:] = False
+        padding_mask[1, :3] = False
+    positions = torch.arange(length)
+    upstream = torch.randn(B, H, length, DH)
+
+    expected = dense_reference(q, key, v, encoding, positions, padding_mask, causal)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (q, key, v))
+    vectors = encoding.clipped_vectors()
+    got = ClippedVectorBlocks.apply(q, key, v, vectors.keys, vectors.values, vectors.max_distance, padding_mask,
+                                    causal, rows)
+    grads = torch.autograd.grad((got * upstream).sum(), (q, key, v))
+
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for label, actual, reference in zip("qkv", grads, expected_grads):
+        torch.testing.assert_close(actual, reference, rtol=1e-5, atol=1e-5, msg=lambda m, label=label: f"{label}: {m}")
+
+
+def test_trained_vectors_are_refused_rather_than_left_without_gradient():
+    q = torch.randn(1, 1, 4, 2)
+    vectors = torch.randn(5, 2, requires_grad=True)
+    with pytest.raises(ValueError, match="constants"):
+        ClippedVectorBlocks.apply(q, q, q, vectors, None, 2, None, False, 2)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+def test_the_model_runs_nezha_through_clipped_vector_blocks_in_training_and_inference(monkeypatch, causal):
+    calls = []
+    original = ClippedVectorBlocks.apply
+    monkeypatch.setattr(relative_blocks.ClippedVectorBlocks, "apply",
+                        lambda *args: calls.append(torch.is_grad_enabled()) or original(*args))
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=5, num_classes=5, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
+                         encoding={"name": "nezha", "max_relative_position": 3}, pooling="none" if causal else "mean")
+    model = TransformerModel(config)
+    tokens = torch.randint(0, 5, (2, 12))
+    model(tokens).sum().backward()
+    assert calls == [True, True]
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.no_grad():
+        model(tokens)
+    assert calls == [True, True, False, False]
