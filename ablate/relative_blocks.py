@@ -23,32 +23,35 @@ import torch
 from ablate.block_masks import block_allowed
 
 
-def _band(start: int, rows: int, keys: int, k: int, device: torch.device) -> tuple[int, int, torch.Tensor]:
-    """Columns ``lo:hi`` where a row of ``start:start+rows`` is within ``k`` of a key, and ``c`` there ``(rows, hi - lo)``.
+def clipped_band(start: int, rows: int, first_key: int, keys: int, k: int,
+          device: torch.device) -> tuple[int, int, torch.Tensor]:
+    """Columns ``lo:hi`` (of keys ``first_key:first_key+keys``) where some row of ``start:start+rows`` is
+    within ``k`` of the key, and ``c`` there, ``(rows, hi - lo)``.
 
     Columns before ``lo`` are at ``c = 0`` for every row of the block, from ``hi`` on at ``c = 2k``.
     """
-    lo, hi = max(0, start - k + 1), min(keys, start + rows + k - 1)
-    columns = torch.arange(lo, hi, device=device)
+    lo = min(max(0, start - k + 1 - first_key), keys)
+    hi = max(min(keys, start + rows + k - 1 - first_key), lo)
+    columns = torch.arange(first_key + lo, first_key + hi, device=device)
     queries = torch.arange(start, start + rows, device=device).unsqueeze(-1)
     return lo, hi, (columns - queries).clamp(-k, k) + k
 
 
-def add_clipped(logits: torch.Tensor, table: torch.Tensor, start: int, k: int) -> torch.Tensor:
-    """``logits[..., r, j] += table[..., r, clip(j - start - r, -k, k) + k]`` in place.
+def add_clipped(logits: torch.Tensor, table: torch.Tensor, start: int, k: int, first_key: int = 0) -> torch.Tensor:
+    """``logits[..., r, j] += table[..., r, clip(first_key + j - start - r, -k, k) + k]`` in place.
 
     ``logits``: ``(B, H, rows, Lk)``; ``table``: ``(B, H, rows, 2k + 1)``.
     """
-    lo, hi, index = _band(start, logits.shape[-2], logits.shape[-1], k, logits.device)
+    lo, hi, index = clipped_band(start, logits.shape[-2], first_key, logits.shape[-1], k, logits.device)
     logits[..., :lo].add_(table[..., :1])
     logits[..., hi:].add_(table[..., 2 * k :])
     logits[..., lo:hi].add_(table.gather(-1, index.expand(*table.shape[:-1], hi - lo)))
     return logits
 
 
-def sum_clipped(dense: torch.Tensor, start: int, k: int) -> torch.Tensor:
+def sum_clipped(dense: torch.Tensor, start: int, k: int, first_key: int = 0) -> torch.Tensor:
     """Row sums per clipped distance: ``(B, H, rows, Lk) -> (B, H, rows, 2k + 1)``, ``out[..., r, c] = sum_j [c(r, j) = c] dense[..., r, j]``."""
-    lo, hi, index = _band(start, dense.shape[-2], dense.shape[-1], k, dense.device)
+    lo, hi, index = clipped_band(start, dense.shape[-2], first_key, dense.shape[-1], k, dense.device)
     out = dense.new_zeros((*dense.shape[:-1], 2 * k + 1))
     out.scatter_add_(-1, index.expand(*dense.shape[:-1], hi - lo), dense[..., lo:hi])
     out[..., 0] += dense[..., :lo].sum(-1)

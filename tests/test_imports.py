@@ -153,7 +153,7 @@ LAYERS = [
     ["ablate.metrics"],
     ["ablate.model"],
     ["ablate.attention", "ablate.blockwise", "ablate.mask_cache", "ablate.attention_gradients",
-     "ablate.relative_blocks", "ablate.block_masks"],
+     "ablate.relative_blocks", "ablate.relative_regions", "ablate.block_masks"],
     ["ablate.encodings", "ablate.pooling"],
     ["ablate.tasks", "ablate.devices", "ablate.dims", "ablate.registry", "ablate.errors", "ablate.environment",
      "ablate.checkpoints", "ablate.variants.table", "ablate.variants.schema", "ablate.console"],

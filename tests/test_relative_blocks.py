@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate import relative_blocks
+from ablate import relative_regions
 from ablate.encodings import create_encoding
 from ablate.model import ModelConfig, TransformerModel
 from ablate.relative_blocks import ClippedVectorBlocks, add_clipped, sum_clipped
+from ablate.relative_regions import ClippedVectorRegions
 from tests.test_blockwise import dense_reference
 
 B, H, DH = 3, 2, 8
@@ -69,10 +70,10 @@ def test_trained_vectors_are_refused_rather_than_left_without_gradient():
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
-def test_the_model_runs_nezha_through_clipped_vector_blocks_in_training_and_inference(monkeypatch, causal):
+def test_the_model_runs_nezha_through_clipped_vector_regions_in_training_and_inference(monkeypatch, causal):
     calls = []
-    original = ClippedVectorBlocks.apply
-    monkeypatch.setattr(relative_blocks.ClippedVectorBlocks, "apply",
+    original = ClippedVectorRegions.apply
+    monkeypatch.setattr(relative_regions.ClippedVectorRegions, "apply",
                         lambda *args: calls.append(torch.is_grad_enabled()) or original(*args))
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=5, num_classes=5, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
@@ -86,3 +87,26 @@ def test_the_model_runs_nezha_through_clipped_vector_blocks_in_training_and_infe
     with torch.no_grad():
         model(tokens)
     assert calls == [True, True, False, False]
+
+
+@pytest.mark.parametrize("values", [True, False], ids=["keys-and-values", "key-only"])
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+@pytest.mark.parametrize("length, k, rows", [(37, 5, 8), (20, 30, 7), (16, 3, 16), (50, 2, 4)],
+                         ids=["band", "wide", "one-block", "narrow"])
+def test_clipped_vector_regions_equal_the_dense_reference_with_every_gradient(values, causal, length, k, rows):
+    # The far keys go through the fused kernel with shifted log-sum-exps; the band explicitly.
+    torch.manual_seed(0)
+    encoding = create_encoding({"name": "nezha", "max_relative_position": k, "values": values},
+                               d_model=H * DH, num_heads=H, causal=causal)
+    q, key, v = (torch.randn(B, H, length, DH, requires_grad=True) for _ in range(3))
+    upstream = torch.randn(B, H, length, DH)
+
+    expected = dense_reference(q, key, v, encoding, torch.arange(length), None, causal)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (q, key, v))
+    vectors = encoding.clipped_vectors()
+    got = ClippedVectorRegions.apply(q, key, v, vectors.keys, vectors.values, vectors.max_distance, causal, rows)
+    grads = torch.autograd.grad((got * upstream).sum(), (q, key, v))
+
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for label, actual, reference in zip("qkv", grads, expected_grads):
+        torch.testing.assert_close(actual, reference, rtol=1e-5, atol=1e-5, msg=lambda m, label=label: f"{label}: {m}")
