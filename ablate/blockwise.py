@@ -10,9 +10,11 @@ reads only the keys up to its last row, so the masked upper triangle is skipped
 block by block, bias or not.
 
 A bias from positions alone goes through :class:`StaticBiasBlocks`, one autograd
-node for all blocks, and so do Shaw-style clipped relative vectors (NEZHA) over
-contiguous positions, through :class:`~ablate.relative_regions.ClippedVectorRegions`
-(unpadded, CPU) or :class:`~ablate.relative_blocks.ClippedVectorBlocks`.
+node for all blocks. A term of the clipped distance over contiguous positions (T5's
+buckets, NEZHA's vectors) goes through
+:class:`~ablate.relative_regions.ClippedRelativeRegions` instead (unpadded, CPU: the
+far keys on the fused kernel), and NEZHA elsewhere through
+:class:`~ablate.relative_blocks.ClippedVectorBlocks`.
 Any other bias that reads the queries, or adds to the output through
 ``mix_values`` (per-sequence positions), makes each block a
 :func:`torch.utils.checkpoint.checkpoint` region instead; ``mix_values`` needs the
@@ -34,7 +36,7 @@ from ablate.attention_gradients import AttentionGradients, attention_with_logsum
 from ablate.block_masks import block_allowed
 from ablate.encodings.base import PositionalEncoding, is_contiguous_range
 from ablate.relative_blocks import ClippedVectorBlocks
-from ablate.relative_regions import ClippedVectorRegions
+from ablate.relative_regions import ClippedRelativeRegions
 
 #: Query rows per block: the per-block transients are ``(B, H, rows, L)``, so at
 #: batch 8 and 4 heads 64 rows cost about as much as one ``(B, L, d_ff)`` activation
@@ -61,13 +63,14 @@ def blockwise_attention(
     """
     if block_rows < 1:
         raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
-    vectors = encoding.clipped_vectors()
-    if vectors is not None and positions.dim() == 1 and is_contiguous_range(positions):
+    relative = encoding.clipped_relative()
+    if relative is not None and positions.dim() == 1 and is_contiguous_range(positions):
         if padding_mask is None and q.device.type == "cpu":  # the far keys on the fused CPU kernel
-            return ClippedVectorRegions.apply(q, k, v, vectors.keys, vectors.values, vectors.max_distance, causal,
-                                              block_rows)
-        return ClippedVectorBlocks.apply(q, k, v, vectors.keys, vectors.values, vectors.max_distance, padding_mask,
-                                         causal, block_rows)
+            return ClippedRelativeRegions.apply(q, k, v, relative.table, relative.keys, relative.values,
+                                                relative.max_distance, causal, block_rows)
+        if relative.table is None and relative.keys is not None:
+            return ClippedVectorBlocks.apply(q, k, v, relative.keys, relative.values, relative.max_distance,
+                                             padding_mask, causal, block_rows)
     length = q.shape[-2]
     needs_grad = [q, k, v, *encoding.parameters()]
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)

@@ -1,14 +1,18 @@
-"""Clipped relative vectors (NEZHA) over query blocks, with the far keys on the fused kernel.
+"""A relative term of the clipped distance (T5, NEZHA), with the far keys on the fused kernel.
 
-Left of a block's band every pair has ``c = 0``, right of it ``c = 2k``: there the key
-term is one number per query row (``q_i . a_c / sqrt(Dh)``) and the value term one vector
-(``a_c``). Such a region is plain attention shifted per row, so the fused CPU kernel
-runs it, forward and backward (given the whole row's log-sum-exp less the shift, and
-the output less ``a_c``), and only the band of ``rows + 2k`` columns is computed
-explicitly. The parts combine by their log-sum-exps. Forward keeps, besides ``q, k, v``
-and the output, each side region's own output and log-sum-exp (linear in the length),
-which give the gradient of the two far scores. Unpadded attention on the CPU only;
-:class:`~ablate.relative_blocks.ClippedVectorBlocks` is the general form.
+For keys at least ``k`` to the left of a query (``c = 0``), or at least ``k`` to its
+right (``c = 2k``), the bias is one number per query row (T5's far bucket
+``table[h, c]``, NEZHA's ``q_i . a_c / sqrt(Dh)``) and the value term one vector
+(``a_c``). Each such region is plain causal attention shifted by ``k`` (the right one on
+reversed sequences) with a per-row shift, so the fused CPU kernel runs it for the whole
+sequence at once, forward and backward: backward is given the whole row's log-sum-exp
+less the shift, and the output less ``a_c``, which makes its row term the right one.
+Only the band ``|j - i| < k`` is computed explicitly, a block of query rows at a time.
+The three parts combine by their log-sum-exps. Forward keeps, besides ``q, k, v`` and
+the output, each far region's own output and log-sum-exp (linear in the length), which
+give the gradient of the far shifts. Unpadded attention on the CPU only;
+:class:`~ablate.relative_blocks.ClippedVectorBlocks` (NEZHA) and
+:class:`~ablate.blockwise.StaticBiasBlocks` (T5) are the general forms.
 """
 
 from __future__ import annotations
@@ -24,124 +28,181 @@ _flash_forward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 _flash_backward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
 
 
-class ClippedVectorRegions(torch.autograd.Function):
-    """``softmax((q k^T + q A_K^T[c]) / sqrt(Dh)) (v + A_V[c])`` over blocks of query rows, band explicit, far keys fused.
+class ClippedRelativeRegions(torch.autograd.Function):
+    """``softmax(q k^T / sqrt(Dh) + T[c] + q A_K^T[c] / sqrt(Dh)) (v + A_V[c])`` over blocks of query rows,
+    band explicit, far keys fused.
 
-    ``apply(q, k, v, key_vectors, value_vectors, max_distance, causal, block_rows)``:
-    ``(B, H, L, Dh)`` x3 on the CPU, constant vectors ``(2k + 1, Dh)`` (``value_vectors``
-    may be ``None``) -> ``(B, H, L, Dh)``. No padding.
+    ``apply(q, k, v, table, key_vectors, value_vectors, max_distance, causal, block_rows)``:
+    ``(B, H, L, Dh)`` x3 on the CPU, a per-head ``table`` ``(H, 2k + 1)`` (differentiable)
+    and constant vectors ``(2k + 1, Dh)``, each of the three possibly ``None``
+    -> ``(B, H, L, Dh)``. No padding.
     """
 
     @staticmethod
-    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_vectors: torch.Tensor,  # noqa: D102
-                value_vectors: torch.Tensor | None, max_distance: int, causal: bool, block_rows: int) -> torch.Tensor:
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor | None,  # noqa: D102
+                key_vectors: torch.Tensor | None, value_vectors: torch.Tensor | None, max_distance: int, causal: bool,
+                block_rows: int) -> torch.Tensor:
+        if any(t is not None and t.requires_grad for t in (key_vectors, value_vectors)):
+            raise ValueError("clipped relative vectors are constants here; trained vectors need their own gradients")
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        parts = _Parts(q, k, v, key_vectors, value_vectors, max_distance, causal)
+        parts = _Parts(q, k, v, table, key_vectors, value_vectors, max_distance, causal)
+        far = [parts.far_attention(side) for side in parts.sides]  # (own output, own log-sum-exp) per side
         out = torch.empty_like(q)
         logsumexp = torch.empty(q.shape[:-1], dtype=parts.stats_dtype, device=q.device)  # (B, H, L)
-        side_out = [torch.zeros_like(q), torch.zeros_like(q)]  # each far region's own softmax output
-        side_logsumexp = [torch.full_like(logsumexp, -math.inf), torch.full_like(logsumexp, -math.inf)]
-        for start, stop, keys in parts.ranges(block_rows):
+        for start, stop in parts.ranges(block_rows):
             rows = slice(start, stop)
-            scores = parts.scores(start, stop)
-            probs, band_lo, band_hi, index = parts.band_logits(start, stop, keys, scores)
+            probs, lo, hi, index = parts.band_logits(start, stop)
             row_max = probs.amax(-1, keepdim=True)
             row_sum = probs.sub_(row_max).exp_().sum(-1, keepdim=True)
             pieces = [((row_max + row_sum.log()).squeeze(-1).to(parts.stats_dtype),
-                       parts.mix(probs.div_(row_sum), band_lo, band_hi, index))]
-            for side, first, last, c in parts.sides(band_lo, band_hi, keys):
-                side_out[side][:, :, rows], side_logsumexp[side][:, :, rows] = _flash_forward(
-                    q[:, :, rows], k[:, :, first:last], v[:, :, first:last])
-                shifted = side_out[side][:, :, rows]
-                if parts.values is not None:
-                    shifted = shifted + parts.values[c]
-                pieces.append((side_logsumexp[side][:, :, rows] + scores[..., c], shifted))
+                       parts.mix(probs.div_(row_sum), lo, hi, index))]
+            for side, (side_out, side_logsumexp) in zip(parts.sides, far):
+                pieces.append((side_logsumexp[:, :, rows] + parts.shift[side][:, :, rows],
+                               parts.with_value(side_out[:, :, rows], side)))
             total = torch.logsumexp(torch.stack([piece_lse for piece_lse, _ in pieces]), dim=0)  # (B, H, rows)
             logsumexp[:, :, rows] = total
             out[:, :, rows] = sum((piece_lse - total).exp().unsqueeze(-1).to(q.dtype) * piece_out
                                   for piece_lse, piece_out in pieces)
-        ctx.save_for_backward(q, k, v, out, logsumexp, *side_out, *side_logsumexp, key_vectors, value_vectors)
+        ctx.save_for_backward(q, k, v, out, logsumexp, table, key_vectors, value_vectors,
+                              *(tensor for pair in far for tensor in pair))
         ctx.max_distance, ctx.causal, ctx.block_rows = max_distance, causal, block_rows
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
-        q, k, v, out, logsumexp, *saved = ctx.saved_tensors
-        side_out, side_logsumexp, (key_vectors, value_vectors) = saved[:2], saved[2:4], saved[4:]
-        parts = _Parts(q, k, v, key_vectors, value_vectors, ctx.max_distance, ctx.causal)
+        q, k, v, out, logsumexp, table, key_vectors, value_vectors, *far_saved = ctx.saved_tensors
+        parts = _Parts(q, k, v, table, key_vectors, value_vectors, ctx.max_distance, ctx.causal)
         grad_out = grad_out.contiguous()
-        grad_out_dot_out = (grad_out * out).sum(-1, keepdim=True)  # (B, H, L, 1)
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        grad_out_dot_out = (grad_out * out).sum(-1)  # (B, H, L)
+        grad_q, grad_k, grad_v = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        grad_table = None if table is None or not ctx.needs_input_grad[3] else torch.zeros_like(table)
+        for number, side in enumerate(parts.sides):
+            side_out, side_logsumexp = far_saved[2 * number: 2 * number + 2]
+            grad_shift = parts.far_backward(side, grad_out, out, logsumexp, grad_out_dot_out, side_out,
+                                            side_logsumexp, grad_q, grad_k, grad_v)  # (B, H, L)
+            if parts.key_vectors is not None:
+                grad_q.add_(grad_shift.unsqueeze(-1) * parts.key_vectors[side], alpha=parts.scale)
+            if grad_table is not None:
+                grad_table[:, side] += grad_shift.sum((0, 2)).to(grad_table.dtype)
         flat_grad_k, flat_grad_v = grad_k.flatten(0, 1), grad_v.flatten(0, 1)
-        for start, stop, keys in parts.ranges(ctx.block_rows):
+        for start, stop in parts.ranges(ctx.block_rows):
             rows = slice(start, stop)
-            block_q, block_grad_out, block_dot = q[:, :, rows], grad_out[:, :, rows], grad_out_dot_out[:, :, rows]
-            scores = parts.scores(start, stop)
-            probs, band_lo, band_hi, index = parts.band_logits(start, stop, keys, scores)
+            block_q, block_grad_out = q[:, :, rows], grad_out[:, :, rows]
+            probs, lo, hi, index = parts.band_logits(start, stop)
             probs.sub_(logsumexp[:, :, rows, None]).exp_()
-            flat_grad_v[:, band_lo:band_hi].baddbmm_(probs.flatten(0, 1).transpose(1, 2), block_grad_out.flatten(0, 1))
-            grad_logits = torch.matmul(block_grad_out, parts.v_t[..., band_lo:band_hi])
-            if parts.values is not None:
+            flat_grad_v[:, lo:hi].baddbmm_(probs.flatten(0, 1).transpose(1, 2), block_grad_out.flatten(0, 1))
+            grad_logits = torch.matmul(block_grad_out, parts.v_t[..., lo:hi])
+            if parts.values is not None:  # dO . (v_j + a_c)
                 value_scores = block_grad_out @ parts.values.T  # (B, H, rows, 2k + 1)
                 grad_logits.add_(value_scores.gather(-1, index.expand(*grad_logits.shape)))
-            grad_logits.sub_(block_dot).mul_(probs)
+            grad_logits.sub_(grad_out_dot_out[:, :, rows, None]).mul_(probs)
             del probs
-            grad_scores = torch.zeros_like(scores).scatter_add_(-1, index.expand(*grad_logits.shape), grad_logits)
-            block_grad_q = torch.matmul(grad_logits, k[:, :, band_lo:band_hi]).mul_(parts.scale)
-            flat_grad_k[:, band_lo:band_hi].baddbmm_(
+            grad_q[:, :, rows] += torch.matmul(grad_logits, k[:, :, lo:hi]).mul_(parts.scale)
+            flat_grad_k[:, lo:hi].baddbmm_(
                 grad_logits.flatten(0, 1).transpose(1, 2), block_q.flatten(0, 1), alpha=parts.scale)
-            for side, first, last, c in parts.sides(band_lo, band_hi, keys):
-                shift = scores[..., c]  # (B, H, rows): the region's key term
-                shifted_out, extra = out[:, :, rows], torch.zeros_like(shift)
-                if parts.values is not None:  # the region's value term: dO . a_c
-                    shifted_out, extra = shifted_out - parts.values[c], value_scores[..., c]
-                region_q, region_k, region_v = _flash_backward(
-                    block_grad_out, block_q, k[:, :, first:last], v[:, :, first:last], shifted_out.contiguous(),
-                    (logsumexp[:, :, rows] - shift).contiguous(), 0.0, False)
-                block_grad_q.add_(region_q)
-                grad_k[:, :, first:last].add_(region_k)
-                grad_v[:, :, first:last].add_(region_v)
-                # The region's share of the row's probability and its logits' gradient summed over it.
-                weight = (side_logsumexp[side][:, :, rows] + shift - logsumexp[:, :, rows]).exp().to(q.dtype)
-                own = (block_grad_out * side_out[side][:, :, rows]).sum(-1)
-                grad_scores[..., c] += weight * (own + extra - block_dot.squeeze(-1))
-            grad_q[:, :, rows] = block_grad_q.add_(grad_scores @ parts.key_vectors, alpha=parts.scale)
-        return grad_q, grad_k, grad_v, None, None, None, None, None
+            if parts.key_vectors is None and grad_table is None:
+                continue
+            shape = (*grad_logits.shape[:-1], 2 * parts.distance + 1)
+            grad_scores = grad_logits.new_zeros(shape).scatter_add_(-1, index.expand(*grad_logits.shape), grad_logits)
+            if parts.key_vectors is not None:
+                grad_q[:, :, rows] += (grad_scores @ parts.key_vectors).mul_(parts.scale)
+            if grad_table is not None:
+                grad_table += grad_scores.sum((0, 2)).to(grad_table.dtype)
+        return grad_q, grad_k, grad_v, grad_table, None, None, None, None, None
 
 
 class _Parts:
-    """What forward and backward share: layouts, the scale, a block's scores, band logits and band output."""
+    """What forward and backward share: layouts, the scale, the far regions, a block's band."""
 
-    def __init__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_vectors: torch.Tensor,
-                 value_vectors: torch.Tensor | None, max_distance: int, causal: bool) -> None:
-        self.q, self.v, self.causal, self.distance = q, v, causal, max_distance
+    def __init__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor | None,
+                 key_vectors: torch.Tensor | None, value_vectors: torch.Tensor | None, max_distance: int,
+                 causal: bool) -> None:
+        self.q, self.k, self.v, self.causal, self.distance = q, k, v, causal, max_distance
+        self.length = q.shape[-2]
         self.scale = 1.0 / math.sqrt(q.shape[-1])
         self.stats_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
         self.k_t = k.transpose(-1, -2).contiguous()  # (B, H, Dh, L)
         self.v_t = v.transpose(-1, -2).contiguous()
-        self.key_vectors = key_vectors.to(q.dtype)  # (2k + 1, Dh)
+        self.table = None if table is None else table.to(q.dtype)  # (H, 2k + 1)
+        self.key_vectors = None if key_vectors is None else key_vectors.to(q.dtype)  # (2k + 1, Dh)
         self.values = None if value_vectors is None else value_vectors.to(q.dtype)
+        # Side c = 0 (keys k or more to the left) and, without causality, c = 2k (k or more to the right).
+        far_exists = self.length > max_distance
+        self.sides = [c for c in (0, 2 * max_distance) if far_exists and not (causal and c > 0)]
+        self.shift = {c: self._far_shift(c) for c in self.sides}  # each (B, H, L)
 
-    def ranges(self, block_rows: int) -> list[tuple[int, int, int]]:
-        """``(start, stop, keys)`` per block; a causal block reads keys up to its last row."""
-        length = self.q.shape[-2]
-        stops = [min(start + block_rows, length) for start in range(0, length, block_rows)]
-        return [(start, stop, stop if self.causal else length) for start, stop in zip(range(0, length, block_rows), stops)]
+    def _far_shift(self, c: int) -> torch.Tensor:
+        """The bias of every key in the far region ``c``, per query row: ``(B, H, L)`` (possibly expanded)."""
+        batch, heads = self.q.shape[:2]
+        shift = self.q.new_zeros((1, heads, 1))
+        if self.table is not None:
+            shift = shift + self.table[:, c, None]
+        if self.key_vectors is not None:
+            shift = shift + torch.matmul(self.q * self.scale, self.key_vectors[c])
+        return shift.expand(batch, heads, self.length).to(self.stats_dtype)
 
-    def scores(self, start: int, stop: int) -> torch.Tensor:
-        """The block's queries against every vector: ``(B, H, rows, 2k + 1)``."""
-        return torch.matmul(self.q[:, :, start:stop] * self.scale, self.key_vectors.T)
+    def _region(self, tensor: torch.Tensor, c: int, queries: bool) -> torch.Tensor:
+        """A region's queries (rows ``k..``) or keys (``..L-k``) as causal attention; side ``2k`` reversed."""
+        if c > 0:
+            tensor = tensor.flip(2)
+        return tensor[:, :, self.distance:] if queries else tensor[:, :, : self.length - self.distance]
 
-    def band_logits(self, start: int, stop: int, keys: int,
-                    scores: torch.Tensor) -> tuple[torch.Tensor, int, int, torch.Tensor]:
-        """Logits of the block's band ``(B, H, rows, hi - lo)``, a fresh tensor, with ``lo``, ``hi`` and ``c`` there."""
+    def _to_rows(self, region: torch.Tensor, c: int, queries: bool, fill: float) -> torch.Tensor:
+        """A region's per-query (or per-key) tensor back in sequence order, ``fill`` where the region has none."""
+        full = region.new_full((*region.shape[:2], self.length, *region.shape[3:]), fill)
+        offset = self.distance if queries else 0
+        full[:, :, offset: offset + region.shape[2]] = region
+        return full.flip(2) if c > 0 else full
+
+    def far_attention(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The far region's own softmax output ``(B, H, L, Dh)`` and log-sum-exp ``(B, H, L)``, without its shift
+        (``0`` and ``-inf`` in rows that have no key there)."""
+        out, logsumexp = _flash_forward(*(self._region(t, c, queries) for t, queries in
+                                          ((self.q, True), (self.k, False), (self.v, False))), 0.0, True)
+        return self._to_rows(out, c, True, 0.0), self._to_rows(logsumexp, c, True, -math.inf)
+
+    def with_value(self, out: torch.Tensor, c: int) -> torch.Tensor:
+        """A far region's output with its value term (``a_c`` on every key there)."""
+        return out if self.values is None else out + self.values[c]
+
+    def far_backward(self, c: int, grad_out: torch.Tensor, out: torch.Tensor, logsumexp: torch.Tensor,
+                     grad_out_dot_out: torch.Tensor, side_out: torch.Tensor, side_logsumexp: torch.Tensor,
+                     grad_q: torch.Tensor, grad_k: torch.Tensor, grad_v: torch.Tensor) -> torch.Tensor:
+        """Add the far region's share of the q/k/v gradients; return the gradient of its shift ``(B, H, L)``."""
+        shifted_out = self.with_value(out, c) if self.values is None else out - self.values[c]
+        region = [self._region(t, c, queries).contiguous() for t, queries in (
+            (grad_out, True), (self.q, True), (self.k, False), (self.v, False), (shifted_out, True),
+            (logsumexp - self.shift[c], True))]
+        region_q, region_k, region_v = _flash_backward(*region, 0.0, True)
+        grad_q.add_(self._to_rows(region_q, c, True, 0.0))
+        grad_k.add_(self._to_rows(region_k, c, False, 0.0))
+        grad_v.add_(self._to_rows(region_v, c, False, 0.0))
+        # The region's share of each row's probability, and its logits' gradient summed over the region.
+        weight = (side_logsumexp + self.shift[c] - logsumexp).exp().to(self.q.dtype)
+        extra = 0.0 if self.values is None else grad_out @ self.values[c]  # dO . a_c
+        return weight * ((grad_out * side_out).sum(-1) + extra - grad_out_dot_out)
+
+    def ranges(self, block_rows: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each block of query rows."""
+        return [(start, min(start + block_rows, self.length)) for start in range(0, self.length, block_rows)]
+
+    def band_logits(self, start: int, stop: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+        """Logits of the block's band ``|j - i| < k`` ``(B, H, rows, hi - lo)`` (``-inf`` outside it, and past a
+        causal query), a fresh tensor, with its columns ``lo:hi`` and ``c`` there."""
+        keys = stop if self.causal else self.length
         lo, hi, index = clipped_band(start, stop - start, 0, keys, self.distance, self.q.device)
-        logits = torch.matmul(self.q[:, :, start:stop] * self.scale, self.k_t[..., lo:hi])
-        logits.add_(scores.gather(-1, index.expand(*logits.shape)))
+        block_q = self.q[:, :, start:stop] * self.scale
+        logits = torch.matmul(block_q, self.k_t[..., lo:hi])
+        if self.table is not None:
+            logits.add_(self.table[:, index])  # (H, rows, hi - lo)
+        if self.key_vectors is not None:
+            scores = torch.matmul(block_q, self.key_vectors.T)  # (B, H, rows, 2k + 1)
+            logits.add_(scores.gather(-1, index.expand(*logits.shape)))
+        outside = (index == 0) | (index == 2 * self.distance) if self.length > self.distance else None
         if self.causal:
-            future = torch.arange(lo, hi, device=logits.device) > torch.arange(start, stop, device=logits.device)[:, None]
-            logits.masked_fill_(future, float("-inf"))
-        return logits, lo, hi, index
+            future = index > self.distance
+            outside = future if outside is None else outside | future
+        return (logits if outside is None else logits.masked_fill_(outside, float("-inf"))), lo, hi, index
 
     def mix(self, probs: torch.Tensor, lo: int, hi: int, index: torch.Tensor) -> torch.Tensor:
         """The band's output under its own normalisation, value term included: ``(B, H, rows, Dh)``."""
@@ -150,9 +211,3 @@ class _Parts:
             per_distance = probs.new_zeros((*probs.shape[:-1], 2 * self.distance + 1))
             out.add_(per_distance.scatter_add_(-1, index.expand(*probs.shape), probs) @ self.values)
         return out
-
-    def sides(self, lo: int, hi: int, keys: int) -> list[tuple[int, int, int, int]]:
-        """The far regions ``(side, first key, last key, c)`` that hold keys: side 0 left of the band
-        (``c = 0``), side 1 right of it (``c = 2k``)."""
-        regions = [(0, 0, lo, 0), (1, hi, keys, 2 * self.distance)]
-        return [region for region in regions if region[1] < region[2]]

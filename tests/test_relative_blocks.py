@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate import relative_regions
+from ablate import attention, relative_regions
 from ablate.encodings import create_encoding
 from ablate.model import ModelConfig, TransformerModel
 from ablate.relative_blocks import ClippedVectorBlocks, add_clipped, sum_clipped
-from ablate.relative_regions import ClippedVectorRegions
+from ablate.relative_regions import ClippedRelativeRegions
 from tests.test_blockwise import dense_reference
 
 B, H, DH = 3, 2, 8
@@ -52,7 +52,7 @@ def test_clipped_vector_blocks_equal_the_dense_reference_with_every_gradient(val
 
     expected = dense_reference(q, key, v, encoding, positions, padding_mask, causal)
     expected_grads = torch.autograd.grad((expected * upstream).sum(), (q, key, v))
-    vectors = encoding.clipped_vectors()
+    vectors = encoding.clipped_relative()
     got = ClippedVectorBlocks.apply(q, key, v, vectors.keys, vectors.values, vectors.max_distance, padding_mask,
                                     causal, rows)
     grads = torch.autograd.grad((got * upstream).sum(), (q, key, v))
@@ -70,10 +70,10 @@ def test_trained_vectors_are_refused_rather_than_left_without_gradient():
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
-def test_the_model_runs_nezha_through_clipped_vector_regions_in_training_and_inference(monkeypatch, causal):
+def test_the_model_runs_nezha_through_clipped_relative_regions_in_training_and_inference(monkeypatch, causal):
     calls = []
-    original = ClippedVectorRegions.apply
-    monkeypatch.setattr(relative_regions.ClippedVectorRegions, "apply",
+    original = ClippedRelativeRegions.apply
+    monkeypatch.setattr(relative_regions.ClippedRelativeRegions, "apply",
                         lambda *args: calls.append(torch.is_grad_enabled()) or original(*args))
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=5, num_classes=5, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
@@ -93,7 +93,7 @@ def test_the_model_runs_nezha_through_clipped_vector_regions_in_training_and_inf
 @pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
 @pytest.mark.parametrize("length, k, rows", [(37, 5, 8), (20, 30, 7), (16, 3, 16), (50, 2, 4)],
                          ids=["band", "wide", "one-block", "narrow"])
-def test_clipped_vector_regions_equal_the_dense_reference_with_every_gradient(values, causal, length, k, rows):
+def test_clipped_relative_regions_equal_the_dense_reference_with_every_gradient(values, causal, length, k, rows):
     # The far keys go through the fused kernel with shifted log-sum-exps; the band explicitly.
     torch.manual_seed(0)
     encoding = create_encoding({"name": "nezha", "max_relative_position": k, "values": values},
@@ -103,10 +103,52 @@ def test_clipped_vector_regions_equal_the_dense_reference_with_every_gradient(va
 
     expected = dense_reference(q, key, v, encoding, torch.arange(length), None, causal)
     expected_grads = torch.autograd.grad((expected * upstream).sum(), (q, key, v))
-    vectors = encoding.clipped_vectors()
-    got = ClippedVectorRegions.apply(q, key, v, vectors.keys, vectors.values, vectors.max_distance, causal, rows)
+    vectors = encoding.clipped_relative()
+    got = ClippedRelativeRegions.apply(q, key, v, None, vectors.keys, vectors.values, vectors.max_distance, causal,
+                                       rows)
     grads = torch.autograd.grad((got * upstream).sum(), (q, key, v))
 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     for label, actual, reference in zip("qkv", grads, expected_grads):
         torch.testing.assert_close(actual, reference, rtol=1e-5, atol=1e-5, msg=lambda m, label=label: f"{label}: {m}")
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
+@pytest.mark.parametrize("length, max_distance, rows", [(37, 6, 8), (40, 5, 3), (12, 30, 4)],
+                         ids=["band", "narrow", "wide"])
+def test_t5_buckets_over_regions_equal_the_dense_reference_with_the_table_gradient(causal, length, max_distance, rows):
+    # Past max_distance each direction shares one bucket: the far keys run fused with that bucket as a shift.
+    torch.manual_seed(0)
+    encoding = create_encoding({"name": "t5", "num_buckets": 8, "max_distance": max_distance},
+                               d_model=H * DH, num_heads=H, causal=causal)
+    with torch.no_grad():
+        encoding.relative_attention_bias.weight.normal_(std=1.0)
+    q, key, v = (torch.randn(B, H, length, DH, requires_grad=True) for _ in range(3))
+    leaves = (q, key, v, encoding.relative_attention_bias.weight)
+    upstream = torch.randn(B, H, length, DH)
+
+    expected = dense_reference(q, key, v, encoding, torch.arange(length), None, causal)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), leaves)
+    relative = encoding.clipped_relative()
+    got = ClippedRelativeRegions.apply(q, key, v, relative.table, None, None, relative.max_distance, causal, rows)
+    grads = torch.autograd.grad((got * upstream).sum(), leaves)
+
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for label, actual, reference in zip(["q", "k", "v", "buckets"], grads, expected_grads):
+        torch.testing.assert_close(actual, reference, rtol=1e-5, atol=1e-5, msg=lambda m, label=label: f"{label}: {m}")
+    assert bool(expected_grads[-1].abs().sum() > 0)
+
+
+def test_t5_trains_through_regions_in_the_model_past_the_shared_mask_size(monkeypatch):
+    calls = []
+    original = ClippedRelativeRegions.apply
+    monkeypatch.setattr(relative_regions.ClippedRelativeRegions, "apply",
+                        lambda *args: calls.append(args[3] is not None) or original(*args))
+    monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", 16)  # blocks at this tiny size
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=5, num_classes=2, d_model=H * DH, num_heads=H, num_layers=2,
+                         encoding={"name": "t5", "num_buckets": 8, "max_distance": 4}, pooling="mean")
+    model = TransformerModel(config)
+    model(torch.randint(0, 5, (2, 24))).sum().backward()
+    assert calls == [True, True]
+    assert model.encoding.relative_attention_bias.weight.grad.abs().sum() > 0

@@ -23,9 +23,9 @@ What attention relies on (``ablate.attention`` never names an encoding):
   captures.
 * ``mix_values`` (default: none) needs the attention probabilities, so attention then
   takes its explicit-softmax path.
-* ``clipped_vectors`` (default: ``None``) says that ``bias`` and ``mix_values`` are
-  Shaw-style vectors of the clipped distance; attention then runs them over blocks of
-  query rows as one autograd node instead of through the two hooks.
+* ``clipped_relative`` (default: ``None``) says that ``bias`` and ``mix_values`` depend
+  on the clipped distance alone (T5's buckets, NEZHA's vectors); attention may then run
+  them over blocks of query rows as one autograd node instead of through the two hooks.
 
 Positions are explicit integer (or, for interpolated variants, float) tensors,
 either shared by the batch, shape ``(L,)``, or per sequence, shape ``(B, L)``
@@ -49,16 +49,19 @@ ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tor
 
 
 @dataclass(frozen=True)
-class ClippedVectors:
-    """Shaw-style relative vectors, one per clipped distance ``c = clip(j - i, -k, k) + k``.
+class ClippedRelative:
+    """A relative term that depends on the clipped distance ``c = clip(j - i, -k, k) + k`` alone.
 
-    The bias is ``q_i . keys[c] / sqrt(Dh)`` and the output gains ``sum_j p_ij values[c]``
-    (none when ``values`` is ``None``); ``keys`` and ``values`` are ``(2k + 1, Dh)`` constants.
+    The bias is ``table[h, c]`` (a per-head table ``(H, 2k + 1)``, differentiable in the
+    encoding's parameters: T5's buckets) plus ``q_i . keys[c] / sqrt(Dh)`` (Shaw-style
+    vectors, NEZHA's), and the output gains ``sum_j p_ij values[c]``; each part may be
+    ``None``. ``keys`` and ``values`` are ``(2k + 1, Dh)`` constants.
     """
 
-    keys: torch.Tensor
-    values: torch.Tensor | None
     max_distance: int
+    table: torch.Tensor | None = None
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
 
 
 class PositionalEncoding(nn.Module):
@@ -155,12 +158,14 @@ class PositionalEncoding(nn.Module):
         """
         return None
 
-    def clipped_vectors(self) -> ClippedVectors | None:
-        """This encoding as Shaw-style clipped vectors, when that is exactly what ``bias`` and
-        ``mix_values`` compute for contiguous positions, or ``None`` (the default).
+    def clipped_relative(self) -> ClippedRelative | None:
+        """This encoding as a term of the clipped distance, when that is exactly what ``bias``
+        and ``mix_values`` compute for contiguous positions, or ``None`` (the default).
 
-        Attention then runs it over blocks of query rows without building any
-        per-pair tensor for the whole sequence (:mod:`ablate.relative_blocks`).
+        Attention then runs it over blocks of query rows without building any per-pair
+        tensor for the whole sequence (:mod:`ablate.relative_regions`,
+        :mod:`ablate.relative_blocks`). Called once per layer, so a table is recomputed
+        from the current parameters.
         """
         return None
 

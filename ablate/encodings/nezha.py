@@ -10,7 +10,7 @@ from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.absolute import sinusoidal_table
 from ablate.encodings.banded import BandedBias, spread_shifted
 from ablate.encodings.base import (
-    ClippedVectors,
+    ClippedRelative,
     PositionalEncoding,
     ScoreMod,
     UnsupportedLengthError,
@@ -99,10 +99,10 @@ class NezhaRelative(PositionalEncoding):
         """Whether the value-side term is on."""
         return self.values
 
-    def clipped_vectors(self) -> ClippedVectors:
+    def clipped_relative(self) -> ClippedRelative:
         """The one sinusoid table, on keys and (unless key-only) on values."""
-        return ClippedVectors(self.relative_vectors, self.relative_vectors if self.values else None,
-                              self.max_relative_position)
+        return ClippedRelative(self.max_relative_position, keys=self.relative_vectors,
+                               values=self.relative_vectors if self.values else None)
 
     def _index(self, q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor:
         _require_integer(q_positions, k_positions)

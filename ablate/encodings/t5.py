@@ -9,6 +9,7 @@ from torch import nn
 
 from ablate.encodings.registry import ENCODINGS
 from ablate.encodings.base import (
+    ClippedRelative,
     PositionalEncoding,
     ScoreMod,
     UnsupportedLengthError,
@@ -131,12 +132,17 @@ class T5Bias(PositionalEncoding):
         """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
         if q_positions.dtype.is_floating_point or k_positions.dtype.is_floating_point:
             raise UnsupportedLengthError("t5 buckets need integer positions (no interpolation)")
+        return bias_from_distances(self._values_of, q_positions, k_positions)
 
-        def values_of(distance: torch.Tensor) -> torch.Tensor:  # (*S) -> (H, *S)
-            index = distance.clamp(-self.max_distance, self.max_distance) + self.max_distance
-            return self.relative_attention_bias(self.bucket_of_distance[index]).movedim(-1, 0)
+    def _values_of(self, distance: torch.Tensor) -> torch.Tensor:
+        """Bias of signed distances ``(*S) -> (H, *S)``."""
+        index = distance.clamp(-self.max_distance, self.max_distance) + self.max_distance
+        return self.relative_attention_bias(self.bucket_of_distance[index]).movedim(-1, 0)
 
-        return bias_from_distances(values_of, q_positions, k_positions)
+    def clipped_relative(self) -> ClippedRelative:
+        """Every distance from ``max_distance`` on shares its direction's last bucket: ``(H, 2 max_distance + 1)``."""
+        distances = torch.arange(-self.max_distance, self.max_distance + 1, device=self.bucket_of_distance.device)
+        return ClippedRelative(self.max_distance, table=self._values_of(distances))
 
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
