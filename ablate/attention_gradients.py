@@ -16,6 +16,18 @@ import torch
 from torch.nn import functional as F
 
 
+def fused_backward(
+    grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+    logsumexp: torch.Tensor, mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fused CPU kernel's backward of :func:`attention_with_logsumexp` for a mask without gradient.
+
+    Shapes as there; returns ``grad_q (B, H, Lq, Dh)`` and ``grad_k``, ``grad_v`` ``(B, H, Lk, Dh)``.
+    """
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+        grad_out, q, k, v, out, logsumexp, 0.0, False, attn_mask=mask)
+
+
 def attention_with_logsumexp(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:

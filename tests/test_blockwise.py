@@ -320,3 +320,17 @@ def test_shared_mask_training_gives_the_blockwise_gradients_of_every_parameter(m
     assert grads["shared"].keys() == grads["blocks"].keys()
     for parameter, grad in grads["shared"].items():
         torch.testing.assert_close(grad, grads["blocks"][parameter], rtol=1e-4, atol=1e-5, msg=parameter)
+
+
+def test_a_bias_without_parameters_trains_through_the_fused_backward(monkeypatch):
+    # ALiBi's mask needs no gradient: the fused kernel's backward, not the explicit one.
+    calls = []
+    original = blockwise.fused_backward
+    monkeypatch.setattr(blockwise, "fused_backward", lambda *args: calls.append(1) or original(*args))
+    q, k, v, positions, _ = inputs(padded=False)
+    for name in ("alibi", "kerple"):
+        calls.clear()
+        encoding = make(name, {}, causal=False)
+        out = blockwise_attention(q, k, v, encoding, positions, None, causal=False, block_rows=4)
+        out.sum().backward()
+        assert bool(calls) == (name == "alibi"), name
