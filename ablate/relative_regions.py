@@ -46,7 +46,7 @@ class ClippedRelativeRegions(torch.autograd.Function):
             raise ValueError("clipped relative vectors are constants here; trained vectors need their own gradients")
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         parts = _Parts(q, k, v, table, key_vectors, value_vectors, max_distance, causal)
-        far = [parts.far_attention(side) for side in parts.sides]  # (own output, own log-sum-exp) per side
+        far = [parts.far_attention(c) for c in parts.far_distances]  # (own output, own log-sum-exp) per region
         out = torch.empty_like(q)
         logsumexp = torch.empty(q.shape[:-1], dtype=parts.stats_dtype, device=q.device)  # (B, H, L)
         for start, stop in parts.ranges(block_rows):
@@ -56,9 +56,9 @@ class ClippedRelativeRegions(torch.autograd.Function):
             row_sum = probs.sub_(row_max).exp_().sum(-1, keepdim=True)
             pieces = [((row_max + row_sum.log()).squeeze(-1).to(parts.stats_dtype),
                        parts.mix(probs.div_(row_sum), lo, hi, index))]
-            for side, (side_out, side_logsumexp) in zip(parts.sides, far):
-                pieces.append((side_logsumexp[:, :, rows] + parts.shift[side][:, :, rows],
-                               parts.with_value(side_out[:, :, rows], side)))
+            for c, (far_out, far_logsumexp) in zip(parts.far_distances, far):
+                pieces.append((far_logsumexp[:, :, rows] + parts.shift[c][:, :, rows],
+                               parts.with_value(far_out[:, :, rows], c)))
             total = torch.logsumexp(torch.stack([piece_lse for piece_lse, _ in pieces]), dim=0)  # (B, H, rows)
             logsumexp[:, :, rows] = total
             out[:, :, rows] = sum((piece_lse - total).exp().unsqueeze(-1).to(q.dtype) * piece_out
@@ -76,14 +76,14 @@ class ClippedRelativeRegions(torch.autograd.Function):
         grad_out_dot_out = (grad_out * out).sum(-1)  # (B, H, L)
         grad_q, grad_k, grad_v = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
         grad_table = None if table is None or not ctx.needs_input_grad[3] else torch.zeros_like(table)
-        for number, side in enumerate(parts.sides):
-            side_out, side_logsumexp = far_saved[2 * number: 2 * number + 2]
-            grad_shift = parts.far_backward(side, grad_out, out, logsumexp, grad_out_dot_out, side_out,
-                                            side_logsumexp, grad_q, grad_k, grad_v)  # (B, H, L)
+        for number, c in enumerate(parts.far_distances):
+            far_out, far_logsumexp = far_saved[2 * number: 2 * number + 2]
+            grad_shift = parts.far_backward(c, grad_out, out, logsumexp, grad_out_dot_out, far_out, far_logsumexp,
+                                            grad_q, grad_k, grad_v)  # (B, H, L)
             if parts.key_vectors is not None:
-                grad_q.add_(grad_shift.unsqueeze(-1) * parts.key_vectors[side], alpha=parts.scale)
+                grad_q.add_(grad_shift.unsqueeze(-1) * parts.key_vectors[c], alpha=parts.scale)
             if grad_table is not None:
-                grad_table[:, side] += grad_shift.sum((0, 2)).to(grad_table.dtype)
+                grad_table[:, c] += grad_shift.sum((0, 2)).to(grad_table.dtype)
         flat_grad_k, flat_grad_v = grad_k.flatten(0, 1), grad_v.flatten(0, 1)
         for start, stop in parts.ranges(ctx.block_rows):
             rows = slice(start, stop)
@@ -126,10 +126,11 @@ class _Parts:
         self.table = None if table is None else table.to(q.dtype)  # (H, 2k + 1)
         self.key_vectors = None if key_vectors is None else key_vectors.to(q.dtype)  # (2k + 1, Dh)
         self.values = None if value_vectors is None else value_vectors.to(q.dtype)
-        # Side c = 0 (keys k or more to the left) and, without causality, c = 2k (k or more to the right).
+        # The far regions by their clipped distance: c = 0 (keys k or more to the left) and, without
+        # causality, c = 2k (k or more to the right).
         far_exists = self.length > max_distance
-        self.sides = [c for c in (0, 2 * max_distance) if far_exists and not (causal and c > 0)]
-        self.shift = {c: self._far_shift(c) for c in self.sides}  # each (B, H, L)
+        self.far_distances = [c for c in (0, 2 * max_distance) if far_exists and not (causal and c > 0)]
+        self.shift = {c: self._far_shift(c) for c in self.far_distances}  # each (B, H, L)
 
     def _far_shift(self, c: int) -> torch.Tensor:
         """The bias of every key in the far region ``c``, per query row: ``(B, H, L)`` (possibly expanded)."""
@@ -166,10 +167,11 @@ class _Parts:
         return out if self.values is None else out + self.values[c]
 
     def far_backward(self, c: int, grad_out: torch.Tensor, out: torch.Tensor, logsumexp: torch.Tensor,
-                     grad_out_dot_out: torch.Tensor, side_out: torch.Tensor, side_logsumexp: torch.Tensor,
+                     grad_out_dot_out: torch.Tensor, far_out: torch.Tensor, far_logsumexp: torch.Tensor,
                      grad_q: torch.Tensor, grad_k: torch.Tensor, grad_v: torch.Tensor) -> torch.Tensor:
         """Add the far region's share of the q/k/v gradients; return the gradient of its shift ``(B, H, L)``."""
-        shifted_out = self.with_value(out, c) if self.values is None else out - self.values[c]
+        # The kernel's row term is dO . out; less a_c it is the region's dO . (v_j + a_c) - D_i.
+        shifted_out = out if self.values is None else out - self.values[c]
         region = [self._region(t, c, queries).contiguous() for t, queries in (
             (grad_out, True), (self.q, True), (self.k, False), (self.v, False), (shifted_out, True),
             (logsumexp - self.shift[c], True))]
@@ -178,9 +180,9 @@ class _Parts:
         grad_k.add_(self._to_rows(region_k, c, False, 0.0))
         grad_v.add_(self._to_rows(region_v, c, False, 0.0))
         # The region's share of each row's probability, and its logits' gradient summed over the region.
-        weight = (side_logsumexp + self.shift[c] - logsumexp).exp().to(self.q.dtype)
+        weight = (far_logsumexp + self.shift[c] - logsumexp).exp().to(self.q.dtype)
         extra = 0.0 if self.values is None else grad_out @ self.values[c]  # dO . a_c
-        return weight * ((grad_out * side_out).sum(-1) + extra - grad_out_dot_out)
+        return weight * ((grad_out * far_out).sum(-1) + extra - grad_out_dot_out)
 
     def ranges(self, block_rows: int) -> list[tuple[int, int]]:
         """``(start, stop)`` of each block of query rows."""
