@@ -48,6 +48,11 @@ BLOCK_ROWS = 64
 #: kernel calls run faster.
 FUSED_BLOCK_ROWS = 256
 
+#: A term of the clipped distance puts its far keys on the fused kernel once the sequence is
+#: longer than this many times the clipping distance (NEZHA's 64 from L = 1024 on): below,
+#: the band is most of each row, and all-explicit blocks ran faster in our measurements.
+FAR_KEYS_LENGTH_PER_DISTANCE = 8
+
 #: Query rows per step of :class:`BiasedAttention`'s backward (a shared mask has all ``L`` rows).
 BACKWARD_ROWS = 128
 
@@ -71,7 +76,8 @@ def blockwise_attention(
         raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
     relative = encoding.clipped_relative()
     if relative is not None and positions.dim() == 1 and is_contiguous_range(positions):
-        if padding_mask is None and q.device.type == "cpu":  # the far keys on the fused CPU kernel
+        far_keys_dominate = q.shape[-2] > FAR_KEYS_LENGTH_PER_DISTANCE * relative.max_distance
+        if padding_mask is None and q.device.type == "cpu" and far_keys_dominate:  # the far keys fused
             return ClippedRelativeRegions.apply(q, k, v, relative.table, relative.keys, relative.values,
                                                 relative.max_distance, causal, block_rows or BLOCK_ROWS)
         if relative.table is None and relative.keys is not None:

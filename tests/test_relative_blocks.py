@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate import attention, relative_regions
+from ablate import attention, relative_blocks, relative_regions
 from ablate.encodings import create_encoding
 from ablate.model import ModelConfig, TransformerModel
 from ablate.relative_blocks import ClippedVectorBlocks, add_clipped, sum_clipped
@@ -79,7 +79,7 @@ def test_the_model_runs_nezha_through_clipped_relative_regions_in_training_and_i
     config = ModelConfig(vocab_size=5, num_classes=5, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
                          encoding={"name": "nezha", "max_relative_position": 3}, pooling="none" if causal else "mean")
     model = TransformerModel(config)
-    tokens = torch.randint(0, 5, (2, 12))
+    tokens = torch.randint(0, 5, (2, 30))  # longer than 8 clipping distances: the far keys go fused
     model(tokens).sum().backward()
     assert calls == [True, True]
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
@@ -149,6 +149,17 @@ def test_t5_trains_through_regions_in_the_model_past_the_shared_mask_size(monkey
     config = ModelConfig(vocab_size=5, num_classes=2, d_model=H * DH, num_heads=H, num_layers=2,
                          encoding={"name": "t5", "num_buckets": 8, "max_distance": 4}, pooling="mean")
     model = TransformerModel(config)
-    model(torch.randint(0, 5, (2, 24))).sum().backward()
+    model(torch.randint(0, 5, (2, 40))).sum().backward()  # longer than 8 clipping distances
     assert calls == [True, True]
     assert model.encoding.relative_attention_bias.weight.grad.abs().sum() > 0
+
+
+def test_short_sequences_keep_nezha_in_all_explicit_blocks(monkeypatch):
+    # Up to 8 clipping distances the band is most of each row, and explicit blocks are faster.
+    calls = []
+    original = ClippedVectorBlocks.apply
+    monkeypatch.setattr(relative_blocks.ClippedVectorBlocks, "apply", lambda *args: calls.append(1) or original(*args))
+    config = ModelConfig(vocab_size=5, num_classes=2, d_model=H * DH, num_heads=H, num_layers=1,
+                         encoding={"name": "nezha", "max_relative_position": 3}, pooling="mean")
+    TransformerModel(config)(torch.randint(0, 5, (2, 24))).sum().backward()
+    assert calls == [1]
