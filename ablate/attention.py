@@ -105,6 +105,11 @@ SHARED_LEARNED_MASK_MAX_ELEMENTS = 2**22
 #: row, so about half of a causal mask is never read.
 CAUSAL_ROW_BLOCK = 128
 
+#: Query rows per checkpointed region of a learned shared mask: backward recomputes one
+#: region at a time, and what the bias computes on the way (FIRE's MLP, ``width`` values
+#: per pair) is kept for that region only.
+TRAINED_MASK_ROWS = 32
+
 
 def _trains_over_blocks(encoding: PositionalEncoding, padding_mask: torch.Tensor | None, length: int) -> bool:
     """Whether training attention must go over query blocks (nothing ``(B, H, L, L)`` kept for backward)."""
@@ -201,9 +206,9 @@ def _static_masks(
 
     The mask is ``(1|B, H, L, L)``. A causal model gets row blocks ``(start, stop, (1|B, H, rows, stop))``
     instead, each reading keys up to its last query, so the masked half is neither built nor read. A
-    bias with parameters, in training, is built in row blocks too, each a checkpointed region: what
-    the bias computes on the way (FIRE's MLP on every distance) is kept for one block at a time in
-    backward, never for all ``L x L`` distances at once. ``None`` when the encoding has no bias here.
+    bias with parameters, in training, is built in row blocks too, in checkpointed regions of
+    ``TRAINED_MASK_ROWS`` rows: what the bias computes on the way (FIRE's MLP on every distance) is
+    kept for one region at a time in backward, never for all ``L x L`` distances at once. ``None`` when the encoding has no bias here.
     """
     length = positions.shape[-1]
     trained = _bias_is_trained(encoding)
@@ -213,7 +218,12 @@ def _static_masks(
     for start in range(0, length, rows):
         stop = min(start + rows, length)
         keys = stop if causal else length
-        mask = checkpoint(block_mask, start, stop, keys, use_reentrant=False) if trained else block_mask(start, stop, keys)
+        if trained:
+            regions = [checkpoint(block_mask, first, min(first + TRAINED_MASK_ROWS, stop), keys, use_reentrant=False)
+                       for first in range(start, stop, TRAINED_MASK_ROWS)]
+            mask = None if regions[0] is None else torch.cat(regions, dim=-2)
+        else:
+            mask = block_mask(start, stop, keys)
         if mask is None:
             return None
         blocks.append((start, stop, mask))
