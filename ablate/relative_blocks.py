@@ -24,7 +24,7 @@ from ablate.block_masks import block_allowed
 
 
 def clipped_band(start: int, rows: int, first_key: int, keys: int, k: int,
-          device: torch.device) -> tuple[int, int, torch.Tensor]:
+                 device: torch.device) -> tuple[int, int, torch.Tensor]:
     """Columns ``lo:hi`` (of keys ``first_key:first_key+keys``) where some row of ``start:start+rows`` is
     within ``k`` of the key, and ``c`` there, ``(rows, hi - lo)``.
 
