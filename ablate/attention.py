@@ -33,6 +33,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
+from ablate.block_masks import block_ranges
 from ablate.blockwise import BiasedAttention, blockwise_attention, static_block_mask
 from ablate.encodings.base import PositionalEncoding
 from ablate.mask_cache import MaskCache
@@ -208,16 +209,15 @@ def _static_masks(
     instead, each reading keys up to its last query, so the masked half is neither built nor read. A
     bias with parameters, in training, is built in row blocks too, in checkpointed regions of
     ``TRAINED_MASK_ROWS`` rows: what the bias computes on the way (FIRE's MLP on every distance) is
-    kept for one region at a time in backward, never for all ``L x L`` distances at once. ``None`` when the encoding has no bias here.
+    kept for one region at a time in backward, never for all ``L x L`` distances at once. ``None``
+    when the encoding has no bias here.
     """
     length = positions.shape[-1]
     trained = _bias_is_trained(encoding)
     rows = CAUSAL_ROW_BLOCK if causal or trained else length
     block_mask = functools.partial(static_block_mask, encoding, positions, padding_mask, causal, dtype)
     blocks = []
-    for start in range(0, length, rows):
-        stop = min(start + rows, length)
-        keys = stop if causal else length
+    for start, stop, keys in block_ranges(length, rows, causal):
         if trained:
             regions = [checkpoint(block_mask, first, min(first + TRAINED_MASK_ROWS, stop), keys, use_reentrant=False)
                        for first in range(start, stop, TRAINED_MASK_ROWS)]

@@ -64,7 +64,7 @@ class AttentionGradients:
         self.grad_out_dot_out = (self.grad_out * out).sum(-1, keepdim=True)  # (B, H, Lq, 1)
         self.grad_q = torch.empty_like(self.q)
         self.grad_k = torch.zeros_like(self.k)
-        self.grad_v = torch.zeros_like(self.k)
+        self.grad_v = torch.zeros_like(self.v_t.transpose(-1, -2))
 
     def add_block(self, start: int, stop: int, keys: int, mask: torch.Tensor) -> torch.Tensor:
         """Rows ``start:stop`` against keys ``:keys`` under ``mask`` ``(1|B, H, rows, keys)``.

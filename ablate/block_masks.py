@@ -1,4 +1,4 @@
-"""Which keys a block of query rows may attend: padding and causality, as one boolean mask."""
+"""Blocks of query rows and which keys each may attend: padding and causality, as one boolean mask."""
 
 from __future__ import annotations
 
@@ -23,3 +23,9 @@ def block_allowed(
         below = columns <= rows  # (Lb, Lk)
         allowed = below if allowed is None else allowed & below
     return allowed
+
+
+def block_ranges(length: int, block_rows: int, causal: bool) -> list[tuple[int, int, int]]:
+    """``(start, stop, keys)`` of each block of ``block_rows`` query rows; a causal block reads keys up to its last row."""
+    stops = [min(start + block_rows, length) for start in range(0, length, block_rows)]
+    return [(start, stop, stop if causal else length) for start, stop in zip(range(0, length, block_rows), stops)]

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ablate.attention_gradients import AttentionGradients, attention_with_logsumexp, fused_backward
-from ablate.block_masks import block_allowed
+from ablate.block_masks import block_allowed, block_ranges
 from ablate.encodings.base import PositionalEncoding, is_contiguous_range
 from ablate.relative_blocks import ClippedVectorBlocks
 from ablate.relative_regions import ClippedRelativeRegions
@@ -74,29 +74,27 @@ def blockwise_attention(
     """
     if block_rows is not None and block_rows < 1:
         raise ValueError(f"blockwise attention needs block_rows >= 1, got {block_rows}")
+    rows = block_rows or BLOCK_ROWS
     relative = encoding.clipped_relative()
     if relative is not None and positions.dim() == 1 and is_contiguous_range(positions):
         far_keys_dominate = q.shape[-2] > FAR_KEYS_LENGTH_PER_DISTANCE * relative.max_distance
         if padding_mask is None and q.device.type == "cpu" and far_keys_dominate:  # the far keys fused
             return ClippedRelativeRegions.apply(q, k, v, relative.table, relative.keys, relative.values,
-                                                relative.max_distance, causal, block_rows or BLOCK_ROWS)
+                                                relative.max_distance, causal, rows)
         if relative.table is None and relative.keys is not None:
             return ClippedVectorBlocks.apply(q, k, v, relative.keys, relative.values, relative.max_distance,
-                                             padding_mask, causal, block_rows or BLOCK_ROWS)
+                                             padding_mask, causal, rows)
     length = q.shape[-2]
     needs_grad = [q, k, v, *encoding.parameters()]
     recompute = torch.is_grad_enabled() and any(t.requires_grad for t in needs_grad)
     if recompute and not encoding.mixes_values and not encoding.bias_needs_query:
         block_mask = functools.partial(static_block_mask, encoding, positions, padding_mask, causal, q.dtype)
         params = [p for p in encoding.parameters() if p.requires_grad]
-        fused = not params and q.device.type == "cpu"  # nothing of the mask to differentiate (ALiBi)
-        rows = block_rows or (FUSED_BLOCK_ROWS if fused else BLOCK_ROWS)
+        if not params and q.device.type == "cpu":  # nothing of the mask to differentiate (ALiBi)
+            rows = block_rows or FUSED_BLOCK_ROWS
         return StaticBiasBlocks.apply(q, k, v, block_mask, rows, causal, *params)
     outputs = []
-    block_rows = block_rows or BLOCK_ROWS
-    for start in range(0, length, block_rows):
-        stop = min(start + block_rows, length)
-        keys = stop if causal else length
+    for start, stop, keys in block_ranges(length, rows, causal):
         block = functools.partial(_attend_block, encoding=encoding, positions=positions,
                                   padding_mask=padding_mask, causal=causal, start=start)
         args = (q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys])
@@ -184,9 +182,7 @@ class StaticBiasBlocks(torch.autograd.Function):
         length = q.shape[-2]
         out = torch.empty_like(q)
         block_logsumexps = []
-        for start in range(0, length, block_rows):
-            stop = min(start + block_rows, length)
-            keys = stop if causal else length
+        for start, stop, keys in block_ranges(length, block_rows, causal):
             out[:, :, start:stop], block_logsumexp = attention_with_logsumexp(
                 q[:, :, start:stop], k[:, :, :keys], v[:, :, :keys], block_mask(start, stop, keys))
             block_logsumexps.append(block_logsumexp)
@@ -201,9 +197,7 @@ class StaticBiasBlocks(torch.autograd.Function):
             return (*StaticBiasBlocks._fused_backward(ctx, q, k, v, out, logsumexp, grad_out), None, None, None)
         gradients = AttentionGradients(q, k, v, out, grad_out, logsumexp)
         grad_params = [torch.zeros_like(p) for p in params]
-        for start in range(0, q.shape[-2], ctx.block_rows):
-            stop = min(start + ctx.block_rows, q.shape[-2])
-            keys = stop if ctx.causal else q.shape[-2]
+        for start, stop, keys in block_ranges(q.shape[-2], ctx.block_rows, ctx.causal):
             with torch.enable_grad():
                 mask = ctx.block_mask(start, stop, keys)  # (1|B, H, rows, keys), a graph to the parameters
             grad_logits = gradients.add_block(start, stop, keys, mask.detach())
@@ -219,9 +213,7 @@ class StaticBiasBlocks(torch.autograd.Function):
                         logsumexp: torch.Tensor, grad_out: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """q/k/v gradients block by block through the fused kernel's backward, each block's mask rebuilt."""
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        for start in range(0, q.shape[-2], ctx.block_rows):
-            stop = min(start + ctx.block_rows, q.shape[-2])
-            keys = stop if ctx.causal else q.shape[-2]
+        for start, stop, keys in block_ranges(q.shape[-2], ctx.block_rows, ctx.causal):
             rows = slice(start, stop)
             grad_q[:, :, rows], block_k, block_v = fused_backward(
                 grad_out[:, :, rows], q[:, :, rows], k[:, :, :keys], v[:, :, :keys], out[:, :, rows],

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ablate.block_masks import block_allowed
+from ablate.block_masks import block_allowed, block_ranges
 
 
 def clipped_band(start: int, rows: int, first_key: int, keys: int, k: int,
@@ -59,6 +59,22 @@ def sum_clipped(dense: torch.Tensor, start: int, k: int, first_key: int = 0) -> 
     return out
 
 
+def mix_clipped(probs: torch.Tensor, v: torch.Tensor, values: torch.Tensor | None, start: int, k: int,
+                first_key: int = 0) -> torch.Tensor:
+    """``probs @ v`` plus ``sum_j probs[..., r, j] values[c(r, j)]``: ``(B, H, rows, Lk) -> (B, H, rows, Dh)``.
+
+    ``v``: the keys' values ``(B, H, Lk, Dh)`` (keys from ``first_key``); ``values``: ``(2k + 1, Dh)`` or ``None``.
+    """
+    out = torch.matmul(probs, v)
+    return out if values is None else out.add_(sum_clipped(probs, start, k, first_key) @ values)
+
+
+def require_constant(*vectors: torch.Tensor | None) -> None:
+    """Refuse trained relative vectors: these paths give them no gradient."""
+    if any(vector is not None and vector.requires_grad for vector in vectors):
+        raise ValueError("clipped relative vectors are constants here; trained vectors need their own gradients")
+
+
 class ClippedVectorBlocks(torch.autograd.Function):
     """``softmax((q k^T + q A_K^T[c]) / sqrt(Dh)) (v + A_V[c])`` over blocks of query rows, for contiguous positions.
 
@@ -71,13 +87,12 @@ class ClippedVectorBlocks(torch.autograd.Function):
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_vectors: torch.Tensor,  # noqa: D102
                 value_vectors: torch.Tensor | None, max_distance: int, padding_mask: torch.Tensor | None,
                 causal: bool, block_rows: int) -> torch.Tensor:
-        if key_vectors.requires_grad or (value_vectors is not None and value_vectors.requires_grad):
-            raise ValueError("clipped relative vectors are constants here; trained vectors need their own gradients")
+        require_constant(key_vectors, value_vectors)
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         blocks = _Blocks(q, k, v, key_vectors, value_vectors, max_distance, padding_mask, causal)
         out = torch.empty_like(q)
         logsumexp = q.new_empty(q.shape[:-1])  # (B, H, L)
-        for start, stop, keys in blocks.ranges(block_rows):
+        for start, stop, keys in block_ranges(q.shape[-2], block_rows, causal):
             probs = blocks.logits(start, stop, keys)
             row_max = probs.amax(-1, keepdim=True)
             row_sum = probs.sub_(row_max).exp_().sum(-1, keepdim=True)
@@ -96,7 +111,7 @@ class ClippedVectorBlocks(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         grad_out_dot_out = (grad_out * out).sum(-1, keepdim=True)  # (B, H, L, 1)
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
-        for start, stop, keys in blocks.ranges(ctx.block_rows):
+        for start, stop, keys in block_ranges(q.shape[-2], ctx.block_rows, ctx.causal):
             probs = blocks.logits(start, stop, keys).sub_(logsumexp[:, :, start:stop, None]).exp_()
             block_grad_out = grad_out[:, :, start:stop]
             grad_v.flatten(0, 1)[:, :keys].baddbmm_(probs.flatten(0, 1).transpose(1, 2), block_grad_out.flatten(0, 1))
@@ -127,12 +142,6 @@ class _Blocks:
         self.value_vectors = None if value_vectors is None else value_vectors.to(q.dtype)
         self.distance = max_distance
 
-    def ranges(self, block_rows: int) -> list[tuple[int, int, int]]:
-        """``(start, stop, keys)`` per block; a causal block reads keys up to its last row."""
-        length = self.q.shape[-2]
-        return [(start, min(start + block_rows, length), min(start + block_rows, length) if self.causal else length)
-                for start in range(0, length, block_rows)]
-
     def logits(self, start: int, stop: int, keys: int) -> torch.Tensor:
         """The block's masked logits ``(B, H, rows, keys)``, a fresh tensor."""
         q = self.q[:, :, start:stop] * self.scale
@@ -143,7 +152,4 @@ class _Blocks:
 
     def mix(self, probs: torch.Tensor, start: int, stop: int, keys: int) -> torch.Tensor:
         """``probs @ v`` plus the value vectors' term: ``(B, H, rows, Dh)``."""
-        out = torch.matmul(probs, self.v[:, :, :keys])
-        if self.value_vectors is not None:
-            out.add_(sum_clipped(probs, start, self.distance) @ self.value_vectors)
-        return out
+        return mix_clipped(probs, self.v[:, :, :keys], self.value_vectors, start, self.distance)

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from ablate.relative_blocks import clipped_band
+from ablate.block_masks import block_ranges
+from ablate.relative_blocks import add_clipped, clipped_band, mix_clipped, require_constant, sum_clipped
 
 _flash_forward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 _flash_backward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
@@ -42,20 +43,19 @@ class ClippedRelativeRegions(torch.autograd.Function):
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor | None,  # noqa: D102
                 key_vectors: torch.Tensor | None, value_vectors: torch.Tensor | None, max_distance: int, causal: bool,
                 block_rows: int) -> torch.Tensor:
-        if any(t is not None and t.requires_grad for t in (key_vectors, value_vectors)):
-            raise ValueError("clipped relative vectors are constants here; trained vectors need their own gradients")
+        require_constant(key_vectors, value_vectors)
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         parts = _Parts(q, k, v, table, key_vectors, value_vectors, max_distance, causal)
         far = [parts.far_attention(c) for c in parts.far_distances]  # (own output, own log-sum-exp) per region
         out = torch.empty_like(q)
         logsumexp = torch.empty(q.shape[:-1], dtype=parts.stats_dtype, device=q.device)  # (B, H, L)
-        for start, stop in parts.ranges(block_rows):
+        for start, stop, keys in block_ranges(parts.length, block_rows, causal):
             rows = slice(start, stop)
-            probs, lo, hi, index = parts.band_logits(start, stop)
+            probs, lo, hi = parts.band_logits(start, stop, keys)
             row_max = probs.amax(-1, keepdim=True)
             row_sum = probs.sub_(row_max).exp_().sum(-1, keepdim=True)
             pieces = [((row_max + row_sum.log()).squeeze(-1).to(parts.stats_dtype),
-                       parts.mix(probs.div_(row_sum), lo, hi, index))]
+                       mix_clipped(probs.div_(row_sum), v[:, :, lo:hi], parts.values, start, max_distance, lo))]
             for c, (far_out, far_logsumexp) in zip(parts.far_distances, far):
                 pieces.append((far_logsumexp[:, :, rows] + parts.shift[c][:, :, rows],
                                parts.with_value(far_out[:, :, rows], c)))
@@ -85,16 +85,15 @@ class ClippedRelativeRegions(torch.autograd.Function):
             if grad_table is not None:
                 grad_table[:, c] += grad_shift.sum((0, 2)).to(grad_table.dtype)
         flat_grad_k, flat_grad_v = grad_k.flatten(0, 1), grad_v.flatten(0, 1)
-        for start, stop in parts.ranges(ctx.block_rows):
+        for start, stop, keys in block_ranges(parts.length, ctx.block_rows, ctx.causal):
             rows = slice(start, stop)
             block_q, block_grad_out = q[:, :, rows], grad_out[:, :, rows]
-            probs, lo, hi, index = parts.band_logits(start, stop)
+            probs, lo, hi = parts.band_logits(start, stop, keys)
             probs.sub_(logsumexp[:, :, rows, None]).exp_()
             flat_grad_v[:, lo:hi].baddbmm_(probs.flatten(0, 1).transpose(1, 2), block_grad_out.flatten(0, 1))
             grad_logits = torch.matmul(block_grad_out, parts.v_t[..., lo:hi])
             if parts.values is not None:  # dO . (v_j + a_c)
-                value_scores = block_grad_out @ parts.values.T  # (B, H, rows, 2k + 1)
-                grad_logits.add_(value_scores.gather(-1, index.expand(*grad_logits.shape)))
+                add_clipped(grad_logits, block_grad_out @ parts.values.T, start, parts.distance, lo)
             grad_logits.sub_(grad_out_dot_out[:, :, rows, None]).mul_(probs)
             del probs
             grad_q[:, :, rows] += torch.matmul(grad_logits, k[:, :, lo:hi]).mul_(parts.scale)
@@ -102,8 +101,7 @@ class ClippedRelativeRegions(torch.autograd.Function):
                 grad_logits.flatten(0, 1).transpose(1, 2), block_q.flatten(0, 1), alpha=parts.scale)
             if parts.key_vectors is None and grad_table is None:
                 continue
-            shape = (*grad_logits.shape[:-1], 2 * parts.distance + 1)
-            grad_scores = grad_logits.new_zeros(shape).scatter_add_(-1, index.expand(*grad_logits.shape), grad_logits)
+            grad_scores = sum_clipped(grad_logits, start, parts.distance, lo)  # (B, H, rows, 2k + 1)
             if parts.key_vectors is not None:
                 grad_q[:, :, rows] += (grad_scores @ parts.key_vectors).mul_(parts.scale)
             if grad_table is not None:
@@ -184,32 +182,18 @@ class _Parts:
         extra = 0.0 if self.values is None else grad_out @ self.values[c]  # dO . a_c
         return weight * ((grad_out * far_out).sum(-1) + extra - grad_out_dot_out)
 
-    def ranges(self, block_rows: int) -> list[tuple[int, int]]:
-        """``(start, stop)`` of each block of query rows."""
-        return [(start, min(start + block_rows, self.length)) for start in range(0, self.length, block_rows)]
-
-    def band_logits(self, start: int, stop: int) -> tuple[torch.Tensor, int, int, torch.Tensor]:
+    def band_logits(self, start: int, stop: int, keys: int) -> tuple[torch.Tensor, int, int]:
         """Logits of the block's band ``|j - i| < k`` ``(B, H, rows, hi - lo)`` (``-inf`` outside it, and past a
-        causal query), a fresh tensor, with its columns ``lo:hi`` and ``c`` there."""
-        keys = stop if self.causal else self.length
+        causal query), a fresh tensor, with its columns ``lo:hi``."""
         lo, hi, index = clipped_band(start, stop - start, 0, keys, self.distance, self.q.device)
         block_q = self.q[:, :, start:stop] * self.scale
         logits = torch.matmul(block_q, self.k_t[..., lo:hi])
         if self.table is not None:
             logits.add_(self.table[:, index])  # (H, rows, hi - lo)
         if self.key_vectors is not None:
-            scores = torch.matmul(block_q, self.key_vectors.T)  # (B, H, rows, 2k + 1)
-            logits.add_(scores.gather(-1, index.expand(*logits.shape)))
+            add_clipped(logits, torch.matmul(block_q, self.key_vectors.T), start, self.distance, lo)
         outside = (index == 0) | (index == 2 * self.distance) if self.length > self.distance else None
         if self.causal:
             future = index > self.distance
             outside = future if outside is None else outside | future
-        return (logits if outside is None else logits.masked_fill_(outside, float("-inf"))), lo, hi, index
-
-    def mix(self, probs: torch.Tensor, lo: int, hi: int, index: torch.Tensor) -> torch.Tensor:
-        """The band's output under its own normalisation, value term included: ``(B, H, rows, Dh)``."""
-        out = torch.matmul(probs, self.v[:, :, lo:hi])
-        if self.values is not None:
-            per_distance = probs.new_zeros((*probs.shape[:-1], 2 * self.distance + 1))
-            out.add_(per_distance.scatter_add_(-1, index.expand(*probs.shape), probs) @ self.values)
-        return out
+        return (logits if outside is None else logits.masked_fill_(outside, float("-inf"))), lo, hi
