@@ -1,7 +1,16 @@
-"""Metric names and their direction, so "better" is never guessed."""
+"""Metric names, their direction, range and equivalence margin, so "better" is never guessed.
+
+A metric's *scale* says how two runs are compared: ``difference`` (accuracy points,
+nats) or ``ratio`` (perplexity, time, memory: ``treatment / baseline``). Its *range*
+(accuracy in ``[0, 1]``) is what makes a distribution-free interval for its mean
+possible; a metric without one (a loss, a time) is compared through its median.
+The default margin is the smallest difference worth a verdict, in the scale's
+terms: 0.02 is two points of accuracy, 0.05 on a ratio scale is 5%.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +28,18 @@ class Metric:
     higher_is_better: bool
     unit: str = ""
     label: str = ""
+    #: The values a run can take (``None``: unbounded); intervals are kept inside it.
+    bounds: tuple[float, float] | None = None
+    #: ``"difference"`` (``treatment - baseline``) or ``"ratio"`` (``treatment / baseline``).
+    scale: str = "difference"
+    #: Default equivalence margin: points on a difference scale, a relative amount on a ratio scale.
+    margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("difference", "ratio"):
+            raise ValueError(f"metric {self.name!r}: scale must be 'difference' or 'ratio', got {self.scale!r}")
+        if self.margin <= 0:
+            raise ValueError(f"metric {self.name!r}: margin must be > 0, got {self.margin}")
 
     @property
     def display(self) -> str:
@@ -27,26 +48,30 @@ class Metric:
         return f"{text} ({self.unit})" if self.unit else text
 
 
+UNIT = (0.0, 1.0)
+PERPLEXITY_5_PERCENT = math.log(1.05)
+
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("accuracy", True, label="accuracy"),
-        Metric("token_accuracy", True, label="per-token accuracy"),
-        Metric("exact_match", True, label="exact match"),
-        Metric("loss", False, "nats/token", "loss"),
-        Metric("perplexity", False, label="perplexity"),
-        Metric("bits_per_char", False, "bits/char", "bits per character"),
-        Metric("train_loss", False, "nats/token", "final training loss"),
-        Metric("finetune_loss", False, "nats/token", "final loss of a variant's fine-tune"),
-        Metric("train_time_s", False, "s", "training time"),
-        Metric("steps_used", False, "steps", "optimiser steps used"),
-        Metric("criterion_met", True, label="training criterion met (1/0)"),
-        Metric("eval_time_s", False, "s", "evaluation time"),
-        Metric("tokens_per_s", True, "tokens/s", "throughput"),
-        Metric("time_median_s", False, "s", "median step time"),
-        Metric("time_iqr_s", False, "s", "step time IQR"),
-        Metric("peak_memory_bytes", False, "bytes", "peak memory"),
-        Metric("peak_reserved_bytes", False, "bytes", "peak reserved memory"),
+        Metric("accuracy", True, label="accuracy", bounds=UNIT, margin=0.02),
+        Metric("token_accuracy", True, label="per-token accuracy", bounds=UNIT, margin=0.02),
+        Metric("exact_match", True, label="exact match", bounds=UNIT, margin=0.02),
+        # Loss differences in nats are log perplexity ratios: the margin is a 5% perplexity ratio.
+        Metric("loss", False, "nats/token", "loss", margin=PERPLEXITY_5_PERCENT),
+        Metric("perplexity", False, label="perplexity", scale="ratio"),
+        Metric("bits_per_char", False, "bits/char", "bits per character", margin=PERPLEXITY_5_PERCENT / math.log(2)),
+        Metric("train_loss", False, "nats/token", "final training loss", margin=PERPLEXITY_5_PERCENT),
+        Metric("finetune_loss", False, "nats/token", "final loss of a variant's fine-tune", margin=PERPLEXITY_5_PERCENT),
+        Metric("train_time_s", False, "s", "training time", scale="ratio"),
+        Metric("steps_used", False, "steps", "optimiser steps used", scale="ratio"),
+        Metric("criterion_met", True, label="training criterion met (1/0)", bounds=UNIT, margin=0.1),
+        Metric("eval_time_s", False, "s", "evaluation time", scale="ratio"),
+        Metric("tokens_per_s", True, "tokens/s", "throughput", scale="ratio"),
+        Metric("time_median_s", False, "s", "median step time", scale="ratio"),
+        Metric("time_iqr_s", False, "s", "step time IQR", scale="ratio"),
+        Metric("peak_memory_bytes", False, "bytes", "peak memory", scale="ratio"),
+        Metric("peak_reserved_bytes", False, "bytes", "peak reserved memory", scale="ratio"),
     ]
 }
 
