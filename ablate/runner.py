@@ -135,11 +135,7 @@ def _run_adaptive(plan: Plan, results_root: Path, options: RunOptions,
         total.wall_s, total.work_s = total.wall_s + summary.wall_s, total.work_s + summary.work_s
         return summary
 
-    def save(account: dict[str, Any]) -> None:
-        with Store(results_dir) as store:
-            store.set_meta("adaptive", account)
-
-    run_adaptive(plan, run_round, lambda: load_results(results_dir), save, undecided)
+    run_adaptive(plan, run_round, lambda: load_results(results_dir), undecided)
     total.total = len(selected)  # the runs the rounds asked for, not the plan's maximum
     total.skipped = total.total - sum(total.counts.values())
     return total

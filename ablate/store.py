@@ -297,7 +297,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     frame = variant_table.label_base_rows(pd.DataFrame.from_records(records))
     frame.attrs.update({"suite": meta.get("suite_name", database.parent.name), "axes": meta.get("axes", []),
                         "baseline": meta.get("baseline", {}), "suite_config": meta.get("suite_config", {}),
-                        "results_path": str(database), "adaptive": meta.get("adaptive", {})})
+                        "results_path": str(database), "claim_digests": meta.get("claim_digests", {})})
     return frame
 
 

@@ -34,7 +34,7 @@ def _row(run_id: str, kind: str, config: dict, metric, length: int, value: float
             "higher_is_better": hib, **config, **ENV}
 
 
-def make_frame(seeds: int = 5, *, measure: bool = True, attrs: bool = True, shift: float = 0.0) -> pd.DataFrame:
+def make_frame(seeds: int = 16, *, measure: bool = True, attrs: bool = True, shift: float = 0.0) -> pd.DataFrame:
     """The synthetic tidy frame; ``shift`` adds to every accuracy (for comparison tests)."""
     rng = np.random.default_rng(1234)
     rows = []

@@ -1,11 +1,14 @@
-"""Claim predicates on synthetic frames with known answers, and the shipped claim files."""
+"""Claim predicates on frames with known answers, a claim's error control, strict claim files, the shipped claims."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.claims import all_claims, judge, load_claim
+from ablate.claims import Claim, claims_dir, judge, load_claim
 from ablate.claims.predicates import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -13,106 +16,165 @@ from ablate.claims.predicates import (
     better_predicate,
     order_predicate,
     ratio_predicate,
-    t_interval,
+    decisions_of,
     value_predicate,
 )
+from ablate.suite import SuiteError
+
+ALPHA = 0.05
 
 
-def frame(values: dict[tuple[str, int], list[float]], metric: str = "perplexity") -> pd.DataFrame:
+def frame(values: dict[tuple[str, int], list[float]], metric: str = "perplexity", train_length: int | None = None
+          ) -> pd.DataFrame:
     rows = []
     for (encoding, length), per_seed in values.items():
         for seed, value in enumerate(per_seed):
             rows.append({"encoding": encoding, "eval_length": length, "seed": seed, "metric": metric,
-                         "value": value, "status": "ok"})
+                         "value": value, "status": "ok", "run_id": f"{encoding}-{seed}", "kind": "train",
+                         "train_length": train_length, "task": "order"})
     return pd.DataFrame(rows)
 
 
-def test_t_interval_matches_the_textbook() -> None:
-    interval = t_interval([1.0, 2.0, 3.0])
-    # mean 2, s = 1, t_{0.975, 2} = 4.3027 -> half width 4.3027 / sqrt(3) = 2.4841
-    assert interval.mean == pytest.approx(2.0)
-    assert interval.high - interval.mean == pytest.approx(2.4841, abs=1e-4)
+def test_ratio_is_about_the_median_seed() -> None:
+    flat = frame({("alibi", 32): [10.0 + 0.01 * s for s in range(9)], ("alibi", 128): [10.1] * 9})
+    kwargs = dict(where={"encoding": "alibi"}, metric="perplexity", length=128, reference_length=32, op="<=")
+    assert ratio_predicate(flat, alpha=ALPHA, threshold=1.05, **kwargs).verdict == REPRODUCED
+    assert ratio_predicate(flat, alpha=ALPHA, threshold=0.9, **kwargs).verdict == NOT_REPRODUCED
+    few = frame({("alibi", 32): [10.0] * 3, ("alibi", 128): [10.1] * 3})
+    assert ratio_predicate(few, alpha=ALPHA, threshold=1.05, **kwargs).verdict == INCONCLUSIVE  # 3 seeds decide nothing
+    # one seed in twelve blowing up does not move the median seed
+    tail = frame({("alibi", 32): [10.0] * 12, ("alibi", 128): [10.1] * 11 + [90.0]})
+    assert ratio_predicate(tail, alpha=ALPHA, threshold=1.05, **kwargs).verdict == REPRODUCED
 
 
-def test_ratio_verdicts_follow_the_interval() -> None:
-    flat = frame({("alibi", 32): [10.0, 10.2, 9.9], ("alibi", 128): [10.1, 10.3, 9.8]})
-    verdict = ratio_predicate(flat, where={"encoding": "alibi"}, metric="perplexity", length=128,
-                              reference_length=32, op="<=", threshold=1.05)
-    assert verdict.verdict == REPRODUCED
-    blown = frame({("alibi", 32): [10.0, 10.2, 9.9], ("alibi", 128): [30.0, 40.0, 35.0]})
-    assert ratio_predicate(blown, where={"encoding": "alibi"}, metric="perplexity", length=128,
-                           reference_length=32, op="<=", threshold=1.05).verdict == NOT_REPRODUCED
-    noisy = frame({("alibi", 32): [10.0, 10.0, 10.0], ("alibi", 128): [9.0, 10.5, 12.0]})
-    assert ratio_predicate(noisy, where={"encoding": "alibi"}, metric="perplexity", length=128,
-                           reference_length=32, op="<=", threshold=1.05).verdict == INCONCLUSIVE
+def test_value_median_counts_seeds_on_the_claimed_side() -> None:
+    # learn-or-fail: 9 of 12 seeds reach 0.9, three sit at chance
+    data = frame({("rope", 16): [0.98] * 9 + [0.5] * 3}, metric="accuracy")
+    kwargs = dict(where={"encoding": "rope"}, metric="accuracy", length=16)
+    verdict = value_predicate(data, alpha=ALPHA, op=">=", threshold=0.9, **kwargs)
+    assert verdict.verdict == INCONCLUSIVE and "9 of 12 seeds" in verdict.measured  # 9/12 does not exclude 1/2
+    data = frame({("rope", 16): [0.98] * 12}, metric="accuracy")
+    assert value_predicate(data, alpha=ALPHA, op=">=", threshold=0.9, **kwargs).verdict == REPRODUCED
+    assert value_predicate(data, alpha=ALPHA, op="<=", threshold=0.9, **kwargs).verdict == NOT_REPRODUCED
 
 
-def test_better_uses_the_metric_direction_and_order_chains_pairs() -> None:
-    data = frame({("a", 64): [5.0, 5.1, 5.2], ("b", 64): [6.0, 6.2, 6.1], ("c", 64): [9.0, 9.5, 9.1]})
-    # Perplexity: lower is better, so a beats b.
-    assert better_predicate(data, a={"encoding": "a"}, b={"encoding": "b"}, metric="perplexity", length=64).verdict == REPRODUCED
-    assert better_predicate(data, a={"encoding": "b"}, b={"encoding": "a"}, metric="perplexity", length=64).verdict == NOT_REPRODUCED
+def test_value_mean_uses_the_metrics_range_and_needs_one() -> None:
+    data = frame({("rope", 16): [0.98] * 30}, metric="accuracy")
+    kwargs = dict(where={"encoding": "rope"}, metric="accuracy", length=16, op=">=")
+    assert value_predicate(data, alpha=ALPHA, threshold=0.85, statistic="mean", **kwargs).verdict == REPRODUCED
+    # twelve identical seeds cannot rule out a rare seed at 0: the mean stays open where the median is decided
+    twelve = frame({("rope", 16): [0.98] * 12}, metric="accuracy")
+    assert value_predicate(twelve, alpha=ALPHA, threshold=0.85, statistic="mean", **kwargs).verdict == INCONCLUSIVE
+    with pytest.raises(ValueError, match="needs a metric with a range"):
+        value_predicate(frame({("a", 16): [5.0] * 3}), alpha=ALPHA, where={"encoding": "a"}, metric="perplexity",
+                        length=16, op="<=", threshold=6.0, statistic="mean")
+
+
+def test_better_is_the_reports_verdict_and_order_chains_pairs() -> None:
+    rng = np.random.default_rng(0)
+    data = frame({("a", 64): list(5 + 0.05 * rng.random(12)), ("b", 64): list(6 + 0.05 * rng.random(12)),
+                  ("c", 64): list(9 + 0.05 * rng.random(12))})
+    kwargs = dict(metric="perplexity", length=64)
+    assert better_predicate(data, alpha=ALPHA, a={"encoding": "a"}, b={"encoding": "b"}, **kwargs).verdict == REPRODUCED
+    assert better_predicate(data, alpha=ALPHA, a={"encoding": "b"}, b={"encoding": "a"},
+                            **kwargs).verdict == NOT_REPRODUCED
     items = [{"encoding": e} for e in ("a", "b", "c")]
-    assert order_predicate(data, items=items, metric="perplexity", length=64).verdict == REPRODUCED
-    assert order_predicate(data, items=items[::-1], metric="perplexity", length=64).verdict == NOT_REPRODUCED
+    assert order_predicate(data, alpha=ALPHA, items=items, **kwargs).verdict == REPRODUCED
+    assert order_predicate(data, alpha=ALPHA, items=items[::-1], **kwargs).verdict == NOT_REPRODUCED
+    assert decisions_of({"predicate": "order", "items": items}) == 2 and decisions_of({"predicate": "measure"}) == 0
 
 
-def test_value_with_too_few_seeds_is_inconclusive() -> None:
-    data = frame({("none", 16): [0.5]}, metric="accuracy")
-    assert value_predicate(data, where={"encoding": "none"}, metric="accuracy", length=16, op="<=",
-                           threshold=0.6).verdict == INCONCLUSIVE
-
-
-@pytest.mark.parametrize("claim", all_claims(), ids=lambda c: c.id)
-def test_shipped_claims_load_and_expand(claim) -> None:
-    plan = claim.plan("small")
-    from ablate.suite.schema import SeedRange
-
-    seeds = plan.suite.seeds
-    assert plan.runs and (seeds.min if isinstance(seeds, SeedRange) else len(seeds)) >= 3
-    for scale in claim.scales:
-        assert claim.plan(scale).runs
-    overall, verdicts = judge(claim, pd.DataFrame(columns=["metric", "value", "status", "seed", "eval_length",
-                                                           "encoding", "pooling", "task"]))
-    assert len(verdicts) == len(claim.expect)  # evaluable on an empty frame (inconclusive, not a crash)
-
-
-def test_claim_file_errors_name_the_key(tmp_path) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text('[claim]\nid = "x"\ntitle = "t"\npaper = "p"\nyear = 2022\nwhere = "w"\nstatement = "s"\n'
-                    '[suite]\ntask = "parity"\n[[expect]]\npredicate = "ratoi"\n')
-    from ablate.suite import SuiteError
-
-    with pytest.raises(SuiteError, match="expect\\[0\\].predicate.*Did you mean 'ratio'"):
-        load_claim(path)
-
-
-def test_a_predicate_past_the_train_length_on_a_cell_that_did_not_learn_is_not_an_extrapolation_verdict() -> None:
-    import pandas as pd
-
-    from ablate.claims.predicates import DID_NOT_LEARN, REPRODUCED, value_predicate
-
-    rows = []
-    for seed in range(3):
-        for encoding, at_train in (("rope", 0.99), ("t5", 0.55)):
-            for length, value in ((16, at_train), (64, 0.5)):
-                rows.append({"metric": "accuracy", "encoding": encoding, "seed": seed, "eval_length": length,
-                             "train_length": 16, "value": value + 0.001 * seed, "status": "ok"})
-    frame = pd.DataFrame(rows)
-    late = value_predicate(frame, where={"encoding": "t5"}, metric="accuracy", length=64, op="<=", threshold=0.6)
-    assert late.verdict == DID_NOT_LEARN and "did not learn" in late.details
-    learned = value_predicate(frame, where={"encoding": "rope"}, metric="accuracy", length=64, op="<=", threshold=0.6)
-    assert learned.verdict == REPRODUCED
-    at_train = value_predicate(frame, where={"encoding": "t5"}, metric="accuracy", length=16, op="<=", threshold=0.6)
+def test_past_the_train_length_only_seeds_that_learned_count() -> None:
+    rows = {("rope", 16): [0.99] * 9 + [0.55] * 3, ("rope", 64): [0.95] * 9 + [0.5] * 3,
+            ("t5", 16): [0.55] * 12, ("t5", 64): [0.5] * 12}
+    data = frame(rows, metric="accuracy", train_length=16)
+    data.attrs["suite_config"] = {"report": {"learned_threshold": 0.9}}
+    learned = value_predicate(data, alpha=ALPHA, where={"encoding": "rope"}, metric="accuracy", length=64, op=">=",
+                              threshold=0.9)
+    assert learned.verdict == REPRODUCED and "9 of 9 seeds" in learned.measured  # the three failures are left out
+    never = value_predicate(data, alpha=ALPHA, where={"encoding": "t5"}, metric="accuracy", length=64, op="<=",
+                            threshold=0.6)
+    assert never.verdict == INCONCLUSIVE and "did not learn" in never.details
+    at_train = value_predicate(data, alpha=ALPHA, where={"encoding": "t5"}, metric="accuracy", length=16, op="<=",
+                               threshold=0.6)
     assert at_train.verdict == REPRODUCED  # at the train length it is a plain measurement
 
 
-def test_one_failed_predicate_among_undecided_ones_does_not_decide_the_claim(monkeypatch) -> None:
-    from ablate.claims import INCONCLUSIVE, NOT_REPRODUCED, judge
+def _claim(expect: list[dict], alpha: float | None = None) -> Claim:
+    suite = {"report": {"alpha": alpha}} if alpha else {}
+    return Claim(id="c", path=Path("c.toml"), title="t", paper="p", year=2024, where="w", statement="s", suite=suite,
+                 expect=expect)
+
+
+def test_a_claim_divides_alpha_over_its_decisions_and_any_failure_decides_it(monkeypatch) -> None:
     from ablate.claims.predicates import PREDICATES, Verdict
 
-    outcomes = iter([NOT_REPRODUCED, INCONCLUSIVE])
-    monkeypatch.setattr(PREDICATES, "get", lambda name: lambda frame, **_: Verdict(next(outcomes), "x", "y"))
-    claim = type("C", (), {"expect": [{"predicate": "_fixed_for_test"}, {"predicate": "_fixed_for_test"}]})()
-    overall, _ = judge(claim, None)
-    assert overall == INCONCLUSIVE
+    seen: list[float] = []
+    outcomes = iter([NOT_REPRODUCED, INCONCLUSIVE, REPRODUCED])
+
+    def fixed(frame, *, alpha, **_):  # type: ignore[no-untyped-def]
+        seen.append(alpha)
+        return Verdict(next(outcomes), "x", "y")
+
+    monkeypatch.setattr(PREDICATES, "get", lambda name: fixed)
+    expect = [{"predicate": "value"}, {"predicate": "order", "items": [1, 2, 3]}, {"predicate": "ratio"}]
+    overall, _ = judge(_claim(expect, alpha=0.1), None)
+    assert overall == NOT_REPRODUCED  # one decided failure is enough: every decision is at alpha / k
+    assert seen == [pytest.approx(0.1 / 4)] * 3  # 1 + 2 (the order's two pairs) + 1 decisions
+
+
+def _write_claim(tmp_path: Path, expect: str) -> Path:
+    path = tmp_path / "mine.toml"
+    path.write_text('[claim]\nid = "mine"\ntitle = "t"\npaper = "p"\nyear = 2022\nwhere = "w"\nstatement = "s"\n'
+                    '[suite]\nseeds = [0, 1, 2]\ntask = { name = "even_pairs" }\n[suite.model]\nd_model = 16\n'
+                    'num_heads = 2\nnum_layers = 1\n[suite.train]\nsteps = 2\nlength = 16\n[suite.eval]\n'
+                    'lengths = [16, 32]\n[suite.grid]\nencoding = ["none", "sinusoidal"]\npooling = ["mean", "first"]\n'
+                    + expect)
+    return path
+
+
+GOOD = ('[[expect]]\npredicate = "value"\nwhere = { encoding = "sinusoidal", pooling = "mean" }\n'
+        'metric = "accuracy"\nlength = 16\nop = ">="\nthreshold = 0.9\n')
+
+
+@pytest.mark.parametrize("entry,message", [
+    (GOOD.replace("threshold =", "treshold ="), "unknown key 'treshold'.*Did you mean 'threshold'"),
+    (GOOD.replace('"value"', '"valeu"'), "predicate.*Did you mean 'value'"),
+    (GOOD.replace('"accuracy"', '"accuracyy"'), "metric 'accuracyy' is not produced.*Did you mean 'accuracy'"),
+    (GOOD.replace('"accuracy"', '"perplexity"'), "metric 'perplexity' is not produced"),
+    (GOOD.replace("length = 16", "length = 64"), "length 64 is not evaluated"),
+    (GOOD.replace('encoding = "sinusoidal"', 'encoding = "sinusodal"'), "not run by this suite.*Did you mean"),
+    (GOOD.replace("encoding =", "encodng ="), "not a grid axis.*Did you mean 'encoding'"),
+    (GOOD.replace("0.9", "1.2"), "outside accuracy's range"),
+    (GOOD.replace('">="', '"=>"'), "op must be one of"),
+    (GOOD.replace("threshold = 0.9\n", "threshold = 0.9\nstatistic = \"mode\"\n"), "statistic must be one of"),
+    (GOOD.replace("threshold = 0.9\n", ""), "needs 'threshold'"),
+    # NoPE + mean pooling is permutation-invariant: <= 0.6 cannot fail (the bound is about 0.53)
+    (GOOD.replace('"sinusoidal", pooling = "mean"', '"none", pooling = "mean"').replace('">="', '"<="')
+     .replace("0.9", "0.6"), "holds by construction: a model invariant to permutation reaches at most 0.5"),
+    # NoPE + first pooling sees the first symbol and the counts: its bound is about 0.605
+    (GOOD.replace('"sinusoidal", pooling = "mean"', '"none", pooling = "first"'), "fails by construction"),
+])
+def test_malformed_expectations_are_refused_before_training(tmp_path: Path, entry: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_claim(_write_claim(tmp_path, entry))
+
+
+def test_a_good_claim_file_loads_with_its_digest(tmp_path: Path) -> None:
+    claim = load_claim(_write_claim(tmp_path, GOOD))
+    assert len(claim.digest) == 64 and claim.expect[0]["threshold"] == 0.9
+    below = GOOD.replace('"sinusoidal", pooling = "mean"', '"none", pooling = "first"').replace('">="', '"<="') \
+        .replace("0.9", "0.5")
+    assert load_claim(_write_claim(tmp_path, below)).expect  # below the bound: a real prediction
+
+
+@pytest.mark.parametrize("path", sorted(claims_dir().glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_claims_load_and_expand(path: Path) -> None:
+    claim = load_claim(path)  # as strict as `ablate validate`: no malformed or vacuous predicate
+    plan = claim.plan("small")
+    assert plan.runs
+    for scale in claim.scales:
+        assert claim.plan(scale).runs
+    overall, verdicts = judge(claim, pd.DataFrame(columns=["metric", "value", "status", "seed", "eval_length",
+                                                           "encoding", "pooling", "task", "run_id", "kind"]))
+    assert len(verdicts) == len(claim.expect)  # evaluable on an empty frame (inconclusive, not a crash)

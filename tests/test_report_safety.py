@@ -39,4 +39,5 @@ def test_report_tables_are_saved_as_data(tmp_path):
     assert len(summary) == len(expected) and {"mean", "std", "n", "ci_low", "ci_high"} <= set(summary.columns)
     pd.testing.assert_series_equal(summary["mean"], expected["mean"].astype(float).reset_index(drop=True))
     comparisons = pd.read_csv(paths["comparisons table"])
-    assert {"axis", "baseline", "mean_diff", "p_t_holm", "cliffs_delta"} <= set(comparisons.columns) and len(comparisons)
+    assert {"axis", "baseline", "verdict", "win_low", "estimate", "low", "high", "margin", "cliffs_delta"} <= set(
+        comparisons.columns) and len(comparisons)

@@ -18,7 +18,7 @@ SLEEP_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return make_frame()
+    return make_frame(seeds=5)
 
 
 # ------------------------------------------------------------------ Holm
@@ -136,33 +136,26 @@ def test_in_distribution_length(frame):
 
 
 # ------------------------------------------------------------------ comparisons against the baseline
-def test_paired_comparisons_find_the_known_better_encoding(frame):
-    table = stats.paired_comparisons(frame, metric="accuracy")
+def test_comparisons_find_the_known_better_encoding_and_use_seed_pairs(frame):
+    table = stats.comparisons(frame, "accuracy", threshold=None)
     rope = table.query("axis == 'encoding' and encoding == 'rope' and pooling == 'mean' and eval_length == 32")
-    assert rope["verdict"].item() == "better" and rope["n"].item() == 5
-    alibi = table.query("axis == 'encoding' and encoding == 'alibi' and pooling == 'mean' and eval_length == 32")
-    assert alibi["verdict"].item() == "n.s."
-    # the Holm family is every comparison of the metric
-    np.testing.assert_allclose(table["p_t_holm"], stats.holm(table["p_t"]))
+    assert rope["n"].item() == 5 and rope["wins"].item() == 5  # five paired seeds, all won
+    assert rope["verdict"].item() == "undecided"  # five of five cannot exclude a fair coin
     assert set(table["baseline"][table["axis"] == "pooling"]) == {"mean"}
+    assert table.attrs["family_size"] == int(table["verdict"].isin(["better", "worse", "equivalent",
+                                                                      "undecided"]).sum())
 
 
-def test_paired_comparisons_orient_lower_is_better(frame):
-    table = stats.paired_comparisons(frame, metric="loss")
+def test_comparisons_orient_lower_is_better(frame):
+    table = stats.comparisons(frame, "loss", threshold=None)
     rope = table.query("axis == 'encoding' and encoding == 'rope' and pooling == 'mean' and eval_length == 64")
-    assert rope["mean_diff"].item() < 0 and rope["verdict"].item() == "better"
+    assert rope["estimate"].item() < 0 and rope["wins"].item() == rope["n"].item()  # lower loss wins
+    assert rope["estimand"].item() == "median"  # a loss has no range: its median difference
 
 
-def test_not_enough_seeds_gives_no_p_value():
-    table = stats.paired_comparisons(make_frame(seeds=2, measure=False), metric="accuracy")
-    # n=1 where the second seed of alibi/cls failed
-    assert set(table["verdict"]) == {"not enough seeds (n=2)", "not enough seeds (n=1)"}
-    assert table["p_t"].isna().all() and table["p_t_holm"].isna().all()
-
-
-def test_paired_comparisons_need_seeds(frame):
+def test_comparisons_need_seeds(frame):
     with pytest.raises(ValueError, match="seed"):
-        stats.paired_comparisons(frame.drop(columns="seed"), metric="accuracy")
+        stats.comparisons(frame.drop(columns="seed"), "accuracy")
 
 
 # ------------------------------------------------------------------ Friedman / Nemenyi

@@ -1,140 +1,70 @@
 """Published length-extrapolation claims as executable files: ``ablate reproduce``.
 
-A claim file (``suites/claims/*.toml``) has three parts:
+A claim file (``suites/claims/*.toml``, or a user's own anywhere) has a ``[claim]``
+table (paper, where, the claim in one sentence), a ``[suite]`` that tests it at a
+scale that fits a 2-core CPU (``[scales.<name>]`` bring it closer to the paper),
+and ``[[expect]]`` predicates with thresholds fixed in the file
+(:mod:`ablate.claims.load` checks all of it before any training).
 
-* ``[claim]`` - the paper, year, table/figure and the claim in one sentence;
-* ``[suite]`` - an ordinary suite (same schema as ``suites/*.toml``) that tests
-  it at a scale that fits a 2-core CPU, with ``[scales.<name>]`` tables of
-  overrides that bring it closer to the paper's setting (``--scale``); its
-  results go to ``<results>/<claim id>``, or to ``<results>/<suite name>`` when
-  the suite has a ``name`` (claims on variants of the same trained models share one);
-* ``[[expect]]`` - predicates over the results (:mod:`ablate.claims.predicates`),
-  each with a statistical interval and a threshold fixed in the file.
-
-The claim's verdict is ``reproduced`` when every predicate is, ``not reproduced``
-when one is not and none is undecided (a "not reproduced" resting on one predicate
-while others are inconclusive is not a decision), ``did not learn`` when a
-predicate past the train length rests on a cell that never learned the task,
-``inconclusive`` otherwise (``measured`` predicates carry no verdict).
+**Error control.** A claim makes ``k`` decisions (one per predicate, one per
+adjacent pair of an ``order``); each is taken at ``alpha / k`` (Bonferroni), with
+anytime-valid intervals. The claim is *reproduced* when every predicate is (if the
+claim is false, some predicate is false, and that one is reproduced with
+probability at most ``alpha / k``), *not reproduced* when any predicate is decided
+against it (if the claim is true, that happens with probability at most ``alpha``),
+and *inconclusive* otherwise. The claim file's SHA-256 is stored with its results
+when it runs: a verdict whose file changed since is reported as stale.
 """
 
 from __future__ import annotations
 
 import argparse
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from rich.table import Table
 
+from ablate.claims.load import Claim, all_claims, claims_dir, digest_of, find_claim, load_claim
 from ablate.claims.predicates import (
-    DID_NOT_LEARN,
     INCONCLUSIVE,
     MEASURED,
     NOT_REPRODUCED,
     PREDICATES,
     REPRODUCED,
     Verdict,
+    cells_of,
+    learned_seeds,
+    decisions_of,
 )
 from ablate.console import make_console
-from ablate.registry import UnknownNameError
 from ablate.report import write_report
+from ablate.report.document import Paragraph, Section, Table
 from ablate.runner import run_plan
-from ablate.store import load_curves, load_results
-from ablate.suite import Plan, SuiteError, expand, suites_dir
-from ablate.suite.load import suite_from_dict
+from ablate.store import Store, load_curves, load_results
+from ablate.suite import SuiteError
+
+#: Family-wise error rate of a claim's verdict when its suite sets none.
+ALPHA = 0.05
 
 
-@dataclass
-class Claim:
-    """A claim file, loaded."""
-
-    id: str
-    path: Path
-    title: str
-    paper: str
-    year: int
-    where: str
-    statement: str
-    suite: dict[str, Any]
-    expect: list[dict[str, Any]]
-    scales: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notes: str = ""
-
-    @property
-    def source(self) -> str:
-        return f"{self.paper} ({self.year}), {self.where}"
-
-    def plan(self, scale: str = "small") -> Plan:
-        """The claim's suite expanded at ``scale`` (``small`` is the file's own suite)."""
-        if scale != "small" and scale not in self.scales:
-            raise SuiteError(f"{self.path}: no [scales.{scale}] table; available: small, {', '.join(self.scales) or '(none)'}")
-        overrides = [f"{key}={_toml_value(value)}" for key, value in self.scales.get(scale, {}).items()]
-        # Claims whose [suite] shares a name share their results (and checkpoints): trained once,
-        # each claim's evaluation-only variants are evaluated from the same runs.
-        name = self.suite.get("name", self.id)
-        raw = dict(self.suite, name=name if scale == "small" else f"{name}-{scale}")
-        return expand(suite_from_dict(raw, str(self.path), overrides), self.path)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return repr(value)
-
-
-def claims_dir() -> Path:
-    return suites_dir() / "claims"
-
-
-def load_claim(path: Path) -> Claim:
-    """Read and check a claim file; problems raise :class:`SuiteError` naming the file and key."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, OSError) as error:
-        raise SuiteError(f"{path}: cannot read claim: {error}") from None
-    meta = raw.get("claim", {})
-    for key in ("id", "title", "paper", "year", "where", "statement"):
-        if key not in meta:
-            raise SuiteError(f"{path}: claim.{key}: required key is missing")
-    if "suite" not in raw or not raw.get("expect"):
-        raise SuiteError(f"{path}: a claim needs a [suite] table and at least one [[expect]]")
-    for index, expectation in enumerate(raw["expect"]):
-        name = expectation.get("predicate")
-        if name not in PREDICATES:
-            try:
-                PREDICATES.get(str(name))
-            except ValueError as error:
-                raise SuiteError(f"{path}: expect[{index}].predicate: {error}") from None
-    return Claim(id=meta["id"], path=path, title=meta["title"], paper=meta["paper"], year=int(meta["year"]),
-                 where=meta["where"], statement=meta["statement"], suite=raw["suite"], expect=raw["expect"],
-                 scales=raw.get("scales", {}), notes=meta.get("notes", ""))
-
-
-def all_claims() -> list[Claim]:
-    return [load_claim(p) for p in sorted(claims_dir().glob("*.toml"))]
+def alpha_of(claim: Claim) -> float:
+    """The claim's family-wise α: its suite's ``[report] alpha``, else :data:`ALPHA`."""
+    return float((claim.suite.get("report") or {}).get("alpha", ALPHA))
 
 
 def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
-    """Evaluate every predicate of ``claim`` on its results frame."""
+    """Every predicate of ``claim`` on its results frame at ``alpha / k``, and the claim's verdict."""
+    tests = max(1, sum(decisions_of(e) for e in claim.expect))
+    each = alpha_of(claim) / tests
     verdicts = []
     for expectation in claim.expect:
         params = {k: v for k, v in expectation.items() if k != "predicate"}
         try:
-            verdicts.append(PREDICATES.get(expectation["predicate"])(frame, **params))
+            verdicts.append(PREDICATES.get(expectation["predicate"])(frame, alpha=each, **params))
         except (KeyError, ValueError, TypeError) as error:
             verdicts.append(Verdict(INCONCLUSIVE, str(params), "n/a", f"could not evaluate: {error}"))
     judged = {v.verdict for v in verdicts if v.verdict != MEASURED}
-    if DID_NOT_LEARN in judged:
-        overall = DID_NOT_LEARN
-    elif NOT_REPRODUCED in judged and INCONCLUSIVE not in judged:
+    if NOT_REPRODUCED in judged:
         overall = NOT_REPRODUCED
     elif judged == {REPRODUCED}:
         overall = REPRODUCED
@@ -143,15 +73,15 @@ def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
     return overall, verdicts
 
 
-def _cells_of(expectation: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``where``-style cell selectors a predicate reads (``where``, ``other``, ``a``, ``b``, ``items``)."""
-    cells = [expectation[k] for k in ("where", "other", "a", "b") if isinstance(expectation.get(k), dict)]
-    return cells + [item for item in expectation.get("items", []) if isinstance(item, dict)]
+def stale_digest(claim: Claim, frame: Any) -> bool:
+    """Whether the claim file changed since the runs in ``frame`` were made for it."""
+    stored = (frame.attrs.get("claim_digests") or {}).get(claim.id)
+    return stored is not None and stored != claim.digest
 
 
 def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
-    """For adaptive seeds (``seeds = {min, max}`` in a claim's suite): the run ids of the cells that an
-    inconclusive predicate reads, so only they get more seeds."""
+    """For adaptive seeds: the run ids of the cells that an inconclusive predicate reads (and, past the
+    train length, whose learn rate is still open), so only they get more seeds."""
 
     def undecided(frame: Any) -> set[str]:
         _, verdicts = judge(claim, frame)
@@ -159,7 +89,7 @@ def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
         for expectation, verdict in zip(claim.expect, verdicts):
             if verdict.verdict != INCONCLUSIVE:
                 continue
-            for where in _cells_of(expectation):
+            for where in cells_of(expectation):
                 rows = frame
                 for column, value in where.items():
                     rows = rows[rows[column].astype(str) == str(value)] if column in rows.columns else rows.iloc[:0]
@@ -170,48 +100,68 @@ def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
 
 
 def runs_spent(claim: Claim, frame: Any, scale: str = "small") -> str:
-    """One line: the training runs a claim took, and what a fixed design at the maximum seeds would take."""
+    """One line: the training runs a claim's results hold, and what a fixed design at the maximum would take."""
     runs = frame.loc[frame["kind"].eq("train"), "run_id"].nunique() if "kind" in frame.columns else 0
-    account = frame.attrs.get("adaptive") or {}
-    if not account:
-        return f"{claim.id}: {runs} runs (fixed seeds)"
     fixed = len(claim.plan(scale).train_runs())
-    return f"{claim.id}: {runs} runs with adaptive seeds, against {fixed} for a fixed design at the maximum"
+    return f"{claim.id}: {runs} training runs in the store, against {fixed} for a fixed design at the maximum"
 
 
-def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict]]]) -> str:
-    """The claims table: claim | source | expected | measured | verdict."""
-    lines = ["| claim | source | expected | measured (mean [95% CI]) | verdict |", "|---|---|---|---|---|"]
-    for claim, overall, verdicts in rows:
-        for index, verdict in enumerate(verdicts):
-            first = index == 0
-            lines.append(
-                f"| {claim.title if first else ''} | {claim.source if first else ''} | {verdict.expected} | "
-                f"{verdict.measured}{' — ' + verdict.details if verdict.details else ''} | "
-                f"{verdict.verdict}{' (**claim: ' + overall + '**)' if first else ''} |"
-            )
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict], bool]]) -> str:
+    """The claims: one table of claim verdicts, then each claim's predicates with their own verdicts."""
+    lines = ["| claim | source | verdict | predicates (reproduced / not / inconclusive) | claim file (sha256) |",
+             "|---|---|---|---|---|"]
+    for claim, overall, verdicts, stale in rows:
+        counts = [sum(v.verdict == s for v in verdicts) for s in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)]
+        shown = f"**{overall}**" + (" (stale: the claim file changed since its runs)" if stale else "")
+        lines.append(f"| {_cell(claim.title)} | {_cell(claim.source)} | {shown} | {counts[0]} / {counts[1]} / "
+                     f"{counts[2]} | `{claim.digest[:12]}` |")
+    for claim, overall, verdicts, _ in rows:
+        tests = sum(decisions_of(e) for e in claim.expect)
+        lines += ["", f"### {claim.id}: {overall}", "",
+                  f"{tests} decision(s) at α = {alpha_of(claim):g} / {max(1, tests)} each.", "",
+                  "| expected | measured | predicate verdict |", "|---|---|---|"]
+        for verdict in verdicts:
+            measured = verdict.measured + (f" — {verdict.details}" if verdict.details else "")
+            lines.append(f"| {_cell(verdict.expected)} | {_cell(measured)} | {verdict.verdict} |")
     return "\n".join(lines) + "\n"
+
+
+ERROR_CONTROL = (
+    "Error control: each claim's α (0.05 unless its suite sets one) is divided over its decisions (one per "
+    "predicate, one per adjacent pair of an order), Bonferroni; every decision uses an anytime-valid interval, so "
+    "seeds added where a predicate was inconclusive cost no error rate. A reproduced claim is false with "
+    "probability at most α; a true claim is called not reproduced with probability at most α. Value and ratio "
+    "predicates are about the median seed (the share of seeds on the claimed side, shown above or below 1/2); "
+    "better and order predicates use the report's verdict (a treatment that wins more paired seeds than it loses)."
+)
+
+
+def _claims_for(args: argparse.Namespace) -> list[Claim]:
+    if not args.claims:
+        return all_claims()
+    return [find_claim(name) for name in args.claims]
+
+
+def _print_list(console: Any) -> None:
+    table = Table(title="claims")
+    for column in ("id", "source", "claim", "scales"):
+        table.add_column(column)
+    for claim in all_claims():
+        table.add_row(claim.id, claim.source, claim.statement, ", ".join(["small", *claim.scales]))
+    console.print(table)
 
 
 def main(args: argparse.Namespace) -> int:
     """``ablate reproduce``: run the chosen claims (resumable) and write the verdict table."""
     console = make_console()  # the claims table stays whole in a pipe or log
-    claims = all_claims()
     if args.list:
-        table = Table(title="claims")
-        for column in ("id", "source", "claim", "scales"):
-            table.add_column(column)
-        for claim in claims:
-            table.add_row(claim.id, claim.source, claim.statement, ", ".join(["small", *claim.scales]))
-        console.print(table)
+        _print_list(console)
         return 0
-    by_id = {c.id: c for c in claims}
-    chosen = claims
-    if args.claims:
-        unknown = [c for c in args.claims if c not in by_id]
-        if unknown:
-            raise SuiteError(str(UnknownNameError("claim", unknown[0], list(by_id))))
-        chosen = [by_id[c] for c in args.claims]
+    chosen = _claims_for(args)
     results_root = Path(args.results)
     for claim in chosen:
         plan = claim.plan(args.scale)
@@ -222,26 +172,45 @@ def main(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130
+        with Store(summary.results_dir) as store:
+            digests = dict(store.meta().get("claim_digests", {}))
+            store.set_meta("claim_digests", {**digests, claim.id: claim.digest})
         frame = load_results(summary.results_dir)
-        overall, _ = judge(claim, frame)
+        overall, verdicts = judge(claim, frame)
         write_report(frame, summary.results_dir / "report", title=f"{claim.title} — {claim.source}",
-                     curves=load_curves(summary.results_dir))
+                     curves=load_curves(summary.results_dir), preface=claim_section(claim, overall, verdicts))
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
-    rows = []
-    spent = []
-    for claim in claims:
+    rows, spent = [], []
+    listed = {c.path.resolve(): c for c in [*all_claims(), *chosen]}
+    for claim in listed.values():
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():
             frame = load_results(directory)
-            rows.append((claim, *judge(claim, frame)))
+            rows.append((claim, *judge(claim, frame), stale_digest(claim, frame)))
             spent.append(runs_spent(claim, frame, args.scale))
-    text = f"# Claim verdicts (scale: {args.scale})\n\n" + verdict_markdown(rows)
+    text = f"# Claim verdicts (scale: {args.scale})\n\n{ERROR_CONTROL}\n\n" + verdict_markdown(rows)
     text += "\nTraining runs per claim:\n\n" + "".join(f"- {line}\n" for line in spent)
     suffix = "" if args.scale == "small" else f"-{args.scale}"
+    results_root.mkdir(parents=True, exist_ok=True)
     (results_root / f"verdicts{suffix}.md").write_text(text)
     console.print(text)
     return 0
 
 
-__all__ = ["Claim", "DID_NOT_LEARN", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "judge", "load_claim", "main"]
+def claim_section(claim: Claim, overall: str, verdicts: list[Verdict]) -> Section:
+    """The claim report's opening section: the claim, its verdict and its predicates."""
+    tests = sum(decisions_of(e) for e in claim.expect)
+    rows = [[v.expected, v.measured + (f" — {v.details}" if v.details else ""), v.verdict] for v in verdicts]
+    return Section(f"Claim: {overall}", [
+        Paragraph(f"{claim.statement} ({claim.source}.)"),
+        Paragraph(f"Verdict: {overall}. {tests} decision(s) at α = {alpha_of(claim):g} / {max(1, tests)} each "
+                  f"(Bonferroni over the claim's decisions; anytime-valid intervals). Claim file sha256 "
+                  f"{claim.digest[:12]}."),
+        Table(["expected", "measured", "verdict"], rows, caption="The claim's predicates."),
+    ])
+
+
+__all__ = ["Claim", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "claim_section",
+           "claims_dir", "digest_of", "find_claim", "judge", "learned_seeds", "load_claim", "main", "stale_digest",
+           "undecided_runs"]

@@ -13,7 +13,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from ablate.feasibility import learned_threshold
 from ablate.metrics import higher_is_better
+from ablate.stats.decisions import comparisons as comparisons_table
 from ablate.plots.style import (
     MARKS,
     Style,
@@ -34,7 +36,6 @@ from ablate.stats import (
     friedman_nemenyi,
     grid_axes,
     in_distribution_length,
-    paired_comparisons,
     scaling_exponents,
     summarize,
 )
@@ -51,15 +52,14 @@ def heatmap(
     where: Mapping[str, Any] | None = None,
     baseline: Mapping[str, Any] | None = None,
     comparisons: pd.DataFrame | None = None,
-    alpha: float = 0.05,
 ) -> Figure:
     """Mean of ``metric`` per ``rows`` x ``cols`` cell, annotated ``mean ± CI half-width`` and a mark.
 
-    ▲/▼: significantly better/worse than the baseline ``rows`` value in the same
-    column (paired t-test by seed, Holm-corrected over all comparisons of the metric).
+    ▲/▼: the verdict better/worse than the baseline ``rows`` value in the same column,
+    from :func:`ablate.stats.decisions.comparisons` (the report's one table of verdicts).
 
     Args:
-        comparisons: precomputed :func:`ablate.stats.paired_comparisons` (the report passes its own).
+        comparisons: that table (default: computed from ``df`` with the suite's settings).
     """
     length = eval_length if eval_length is not None else in_distribution_length(df, metric)
     keep = [rows] + ([cols] if cols in df.columns else [])
@@ -68,7 +68,7 @@ def heatmap(
     if cols not in cells.columns:
         cells = cells.assign(**{cols: "-"})
     if comparisons is None:
-        comparisons = paired_comparisons(df, metric=metric, baseline=baseline, alpha=alpha)
+        comparisons = _verdicts(df, metric, baseline)
     marks = comparisons[comparisons["axis"].eq(rows) & comparisons["eval_length"].eq(length)]
     for key, value in fixed.items():
         marks = marks[marks[key].eq(value)] if key in marks.columns else marks
@@ -99,9 +99,18 @@ def heatmap(
     ax.set_ylabel(rows)
     ax.tick_params(axis="y", rotation=0)
     base = baseline_of(df, grid_axes(df) or [rows], baseline).get(rows)
-    ax.set_title(title_with(f"{metric_label(metric)} at length {length}; ▲▼ vs {base} (Holm α={alpha})", fixed),
-                 fontsize=9)
+    alpha = comparisons.attrs.get("alpha", 0.05)
+    ax.set_title(title_with(f"{metric_label(metric)} at length {length}; ▲▼ verdict vs {base} (family α={alpha:g})",
+                            fixed), fontsize=9)
     return fig
+
+
+def _verdicts(df: pd.DataFrame, metric: str, baseline: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The comparisons table with the suite's ``[report]`` settings (what the report computes once)."""
+    report = (df.attrs.get("suite_config") or {}).get("report") or {}
+    return comparisons_table(df, metric, baseline=baseline, alpha=report.get("alpha", 0.05),
+                             margins=report.get("margins"),
+                             threshold=learned_threshold(metric, report.get("learned_threshold")))
 
 
 def extrapolation_curves(

@@ -16,7 +16,7 @@ import ablate.report.context as context
 import ablate.report.findings as findings
 import ablate.report.sections as sections
 from ablate.report.compare import compare_results, write_comparison
-from ablate.report.document import render
+from ablate.report.document import Section, render
 from ablate.report.tables import write_tables
 
 
@@ -27,8 +27,9 @@ def write_report(
     title: str | None = None,
     main_metric: str | None = None,
     baseline: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
+    alpha: float | None = None,
     curves: pd.DataFrame | None = None,
+    preface: Section | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
@@ -38,8 +39,9 @@ def write_report(
         title: report title; default ``"Ablation report: <suite>"``.
         main_metric: headline metric; default the suite's ``[report] main_metric``, else accuracy-like.
         baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
-        alpha: significance level.
+        alpha: family-wise error rate of the verdicts; default the suite's ``[report] alpha``.
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
+        preface: a section to open the report with (a claim's verdict and predicates).
 
     Returns:
         ``{"html": path, "markdown": path, "figures": folder, "summary table": path, "comparisons table": path}``.
@@ -55,7 +57,7 @@ def write_report(
     tables = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx)]
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
-    parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx),
+    parts = [*([preface] if preface is not None else []), findings.findings(ctx), *tables, findings.extrapolation(ctx),
              sections.cost(ctx), findings.learning_curves(df, curves, ctx.axes), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}

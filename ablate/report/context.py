@@ -11,7 +11,7 @@ import pandas as pd
 from ablate import stats
 from ablate.feasibility import learned_threshold
 from ablate.plots import Style, encoding_styles
-from ablate.stats.decisions import cell_status
+from ablate.stats.decisions import comparisons, learn_status
 
 #: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).
 PREFERRED_METRICS = ("accuracy", "exact_match", "token_accuracy", "bits_per_char", "loss", "perplexity")
@@ -27,21 +27,25 @@ class Context:
     metric: str | None
     length: int | None
     cells: pd.DataFrame
-    comparisons: pd.DataFrame
+    #: The one table of verdicts of the main metric (:func:`ablate.stats.decisions.comparisons`);
+    #: every section that shows a verdict reads it. ``None`` without a metric.
+    comparisons: pd.DataFrame | None
     styles: Mapping[Any, Style]
     alpha: float
-    #: The train-length value a cell must reach to count as having learned (``None``: no threshold).
+    #: The train-length value a seed must reach to count as having learned (``None``: no threshold).
     threshold: float | None = None
-    #: Per cell of the train runs: learned at the train length, unable by construction
-    #: (:func:`ablate.stats.decisions.cell_status`); ``None`` without a metric.
+    #: Per cell of the train runs: learn rate and status, unable by construction
+    #: (:func:`ablate.stats.decisions.learn_status`); ``None`` without a metric.
     cell_status: pd.DataFrame | None = None
+    #: ``{metric: margin}`` of the suite's ``[report.margins]``.
+    margins: Mapping[str, float] | None = None
 
 
 def report_settings(df: pd.DataFrame) -> dict[str, Any]:
-    """The suite's ``[report]`` settings the findings use, with the schema's defaults for old results."""
+    """The suite's ``[report]`` settings the verdicts use, with the schema's defaults for old results."""
     report = ((df.attrs.get("suite_config") or {}).get("report") or {})
-    return {"alpha": report.get("alpha", 0.05), "margin": report.get("margin", 0.02),
-            "learned_threshold": report.get("learned_threshold"), "spending": report.get("spending", "pocock")}
+    return {"alpha": report.get("alpha", 0.05), "margins": dict(report.get("margins") or {}),
+            "learned_threshold": report.get("learned_threshold")}
 
 
 def choose_main_metric(df: pd.DataFrame, requested: str | None = None) -> str | None:
@@ -66,16 +70,20 @@ def choose_main_metric(df: pd.DataFrame, requested: str | None = None) -> str | 
 
 
 def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] | None,
-                  alpha: float) -> Context:
+                  alpha: float | None = None) -> Context:
+    """Everything the sections share; ``alpha`` overrides the suite's ``[report] alpha``."""
+    settings = report_settings(df)
+    alpha = settings["alpha"] if alpha is None else alpha
     axes = stats.grid_axes(df)
     base = stats.baseline_of(df, axes, baseline)
     cells = stats.summarize(df)
-    comparisons = stats.paired_comparisons(df, metric=metric, baseline=base, alpha=alpha) if metric else None
     length = stats.in_distribution_length(df, metric) if metric else None
     styles = encoding_styles(df, axes[0] if axes else "encoding")
-    threshold, status = None, None
+    threshold, status, table = None, None, None
     if metric:
-        threshold = learned_threshold(metric, report_settings(df)["learned_threshold"])
-        train = df[df["kind"].eq("train")] if "kind" in df.columns else df
-        status = cell_status(train, metric, threshold)  # once: the findings and the extrapolation share it
-    return Context(df, axes, base, metric, length, cells, comparisons, styles, alpha, threshold, status)
+        threshold = learned_threshold(metric, settings["learned_threshold"])
+        status = learn_status(df, metric, threshold, alpha)  # once: every section shares it
+        table = comparisons(df, metric, baseline=base, alpha=alpha, margins=settings["margins"], threshold=threshold,
+                            status=status)
+    return Context(df, axes, base, metric, length, cells, table, styles, alpha, threshold, status,
+                   settings["margins"])

@@ -43,6 +43,8 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
     numeric: list[bool] = field(default_factory=list)
+    #: Render closed (``<details>``): rows a reader opens on demand, e.g. the undecided comparisons.
+    folded: bool = False
     kind: str = "table"
 
     def markdown(self) -> str:

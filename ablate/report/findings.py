@@ -1,17 +1,18 @@
-"""The report's opening: what is decided, what is not (and what it would take), and how the runs learned.
+"""The report's opening: the verdicts, the cells' learn rates, and what more seeds would decide.
 
-* :func:`findings` - the sequential verdicts of :mod:`ablate.stats.decisions`:
-  better / worse / equivalent within the margin, undecided with a rough count of
-  further seeds, cells unable by construction (with the reason), cells that did
-  not learn at the train length, the model's token-embedding convention, and the
-  seeds each cell took under adaptive seeds.
+* :func:`findings` - every judged comparison of :func:`ablate.stats.decisions.comparisons`
+  (the report's one table of verdicts) as a forest plot and a table, decided first
+  and undecided folded below with what would decide them; cells unable by
+  construction, named once with the reason and left out of the comparisons; each
+  cell's learn rate; the seeds each cell has in the store; the token-embedding
+  convention.
+* :func:`extrapolation` - the length-extrapolation curves over the seeds that learned.
 * :func:`learning_curves` - every run's validation curve (:func:`ablate.store.load_curves`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -20,11 +21,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import ablate.report.formatting as fmt
-from ablate.report.context import Context, report_settings
+from ablate.plots.forest import forest_plot, judged, row_label
+from ablate.report.context import Context
+from ablate.report.document import Image, Paragraph, Section, Table
 from ablate.report.sections import extrapolation as curves_section
-from ablate.report.document import Bullets, Image, Paragraph, Section, Table
-from ablate.stats.decisions import NOT_JUDGED, sequential_comparisons
-from ablate.stats.sequential import BETTER, EQUIVALENT, UNDECIDED, WORSE
+from ablate.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds, learned_by_seed
+from ablate.stats.verdict import UNDECIDED
+
+#: Where the statistics are explained at length.
+STATISTICS_DOC = "docs/statistics.md"
 
 
 def convention(df: pd.DataFrame) -> str:
@@ -41,114 +46,169 @@ def _cell_text(row: Mapping[str, Any], keys: list[str]) -> str:
     return ", ".join(f"{k}={row[k]}" for k in keys)
 
 
-def findings(ctx: Context) -> Section:
-    """Decided and undecided comparisons first; unable and unlearned cells; seeds per cell."""
-    df, metric, threshold = ctx.df, ctx.metric, ctx.threshold
-    blocks: list[Any] = [Paragraph(convention(df))]
-    if metric is None or ctx.cell_status is None:
-        return Section("Findings", blocks + [Paragraph("No training metric: nothing to decide.")])
-    settings = report_settings(df)
-    table = sequential_comparisons(df, metric, baseline=ctx.baseline, alpha=settings["alpha"],
-                                   margin=settings["margin"], threshold=threshold, spending=settings["spending"],
-                                   status=ctx.cell_status)
+def method(table: pd.DataFrame, metric: str, threshold: float | None) -> str:
+    """What a verdict means and what its error rate rests on, in one paragraph."""
     attrs = table.attrs
-    blocks.append(Paragraph(
-        f"Every comparison of {metric} against the baseline at every evaluation length, paired by seed, in a "
-        f"group-sequential design with looks at {', '.join(map(str, attrs.get('looks', ())))} seeds "
-        f"({settings['spending']} alpha spending); family-wise α = {settings['alpha']} (Bonferroni over "
-        f"{attrs.get('family_size', 0)} comparisons). Decided when the repeated confidence interval of the mean "
-        f"paired difference excludes 0 (better / worse) or lies within ±{settings['margin']} (equivalent)."))
-    for verdict, title in ((BETTER, "Decided: better than the baseline"), (WORSE, "Decided: worse than the baseline"),
-                           (EQUIVALENT, f"Decided: equivalent within ±{settings['margin']}")):
-        rows = table[table["verdict"].eq(verdict)]
-        items = [_comparison(r, metric) for r in rows.to_dict("records")]
-        blocks.append(Paragraph(f"{title} ({len(items)}):"))
-        if items:
-            blocks.append(Bullets(items))
-    open_rows = table[table["verdict"].eq(UNDECIDED)]
-    blocks.append(Paragraph(f"Undecided ({len(open_rows)}):"))
-    if len(open_rows):
-        blocks.append(Bullets([_comparison(r, metric) + _more(r) for r in open_rows.to_dict("records")]))
-    skipped = table[table["verdict"].eq(NOT_JUDGED)]
-    if len(skipped):
-        blocks.append(Paragraph(f"Not judged ({len(skipped)}): comparisons past the train length where a cell did "
-                                "not learn at the train length or cannot by construction, and comparisons of two "
-                                "cells that both failed to learn."))
-    blocks += _cells(ctx.cell_status, metric, threshold)
-    blocks += _seeds_account(df)
+    estimand = "mean" if (table["estimand"] == "mean").any() else "median"
+    scale = "ratio" if (table["scale"] == "ratio").all() and len(table) else "difference"
+    band = fmt.margin(attrs.get("margin", 0.0), scale, metric)
+    learned = (f"A seed learned when its {metric} at the train length reached {threshold:g}; comparisons past the "
+               "train length use only the seeds where both cells learned. " if threshold is not None else "")
+    return (f"Every comparison of {metric} with the baseline, paired by seed, at every evaluation length: "
+            f"{attrs.get('family_size', 0)} judged comparisons at family-wise α = {attrs.get('alpha', 0.05)} "
+            f"(Bonferroni, α = {attrs.get('each', 0.05):.2g} each). Better / worse: the treatment wins more paired "
+            f"seeds than it loses (an anytime-valid interval for the share of wins, ties aside, excludes 1/2, and "
+            f"the {estimand} agrees); under no difference between the cells this happens with probability at most α "
+            f"whatever the distribution of outcomes (learn-or-fail, ties, zero spread). Equivalent: the "
+            f"anytime-valid interval of the {estimand} {scale} lies within {band}; when the true {estimand} is at "
+            f"least the margin away this happens with probability at most α, for any distribution within the "
+            f"metric's range. The intervals hold at every number of seeds, so seeds added where undecided cost no "
+            f"error rate. {learned}Details: {STATISTICS_DOC}.")
+
+
+def findings(ctx: Context) -> Section:
+    """Verdicts first (forest plot, decided, undecided folded); unable cells; learn rates; seeds per cell."""
+    df, metric, threshold, table = ctx.df, ctx.metric, ctx.threshold, ctx.comparisons
+    blocks: list[Any] = [Paragraph(convention(df))]
+    if metric is None or table is None or ctx.cell_status is None:
+        return Section("Findings", blocks + [Paragraph("No training metric: nothing to decide.")])
+    blocks.append(Paragraph(method(table, metric, threshold)))
+    rows = judged(table)
+    if len(rows):
+        blocks.append(Image("verdicts", f"Every judged comparison of {metric}: share of paired seeds won with its "
+                            "interval (left; decided when it excludes 1/2) and the estimand's interval with the "
+                            "margin band (right). Colour: verdict; decided comparisons on top.",
+                            forest_plot(table, metric)))
+    decided, undecided = rows[rows["verdict"].ne(UNDECIDED)], rows[rows["verdict"].eq(UNDECIDED)]
+    blocks.append(_verdict_table(decided, metric, f"Decided: {len(decided)} of {len(rows)} judged comparisons."))
+    if len(undecided):
+        table_block = _verdict_table(undecided, metric, f"Undecided: {len(undecided)} (what would decide each: "
+                                     "further paired seeds, if they look like the ones so far).", needed=True)
+        table_block.folded = True
+        blocks.append(table_block)
+    blocks += _not_judged(table, ctx.cell_status)
+    blocks += _learn_rates(ctx.cell_status, metric, threshold)
+    blocks += _seeds_account(df, table, ctx.cell_status)
     return Section("Findings", blocks)
 
 
-def _comparison(row: Mapping[str, Any], metric: str) -> str:
-    axis = row["axis"]
-    where = f" ({row['context']})" if row.get("context") else ""
-    interval = "" if not math.isfinite(row["low"]) else f" [{fmt.signed(row['low'], metric)}, {fmt.signed(row['high'], metric)}]"
-    return (f"{axis}={row[axis]} vs {row['baseline']}{where} at L={row['eval_length']}: "
-            f"{fmt.signed(row['mean_diff'], metric)}{interval} (better is +), n={row['n']}")
+def _verdict_table(rows: pd.DataFrame, metric: str, caption: str, *, needed: bool = False) -> Table:
+    columns = ["comparison", "verdict", "won / lost / tied", "share won", "estimate [interval]", "margin"]
+    columns += ["more seeds needed"] if needed else []
+    body = []
+    for row in rows.to_dict("records"):
+        line = [row_label(pd.Series(row)), row["verdict"], f"{_int(row['wins'])} / {_int(row['losses'])} / "
+                f"{_int(row['ties'])}", fmt.interval(row["win_low"], row["win_high"], "accuracy"),
+                f"{row['estimand']} {fmt.estimate(row, metric)}", fmt.margin(row["margin"], row["scale"], metric)]
+        if needed:
+            line.append(_needed(row))
+        body.append(line)
+    numeric = [False, False, True, True, True, True] + ([True] if needed else [])
+    return Table(columns, body, caption=caption, numeric=numeric)
 
 
-def _more(row: Mapping[str, Any]) -> str:
-    more = row.get("more_needed")
+def _int(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else str(int(value))
+
+
+def _needed(row: Mapping[str, Any]) -> str:
+    more = row.get("needed")
     if more is None or (isinstance(more, float) and math.isnan(more)):
-        return "; no estimate of the seeds needed (no difference and no spread yet)"
-    return f"; roughly {int(more)} more seeds at the current mean and spread"
+        return "no number of seeds like these would"
+    return f"about {int(more)}"
 
 
-def _cells(status: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
-    if status.empty:
-        return []
-    keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable") and status[c].nunique() > 1]
-    unable = status[status["unable"].notna()]
-    unlearned = status[status["unable"].isna() & ~status["learned"]]
+def _not_judged(table: pd.DataFrame, status: pd.DataFrame) -> list[Any]:
+    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
+                                                   "train_mean", "unable") and status[c].nunique() > 1]
     blocks: list[Any] = []
+    unable = status[status["unable"].notna()]
+    skipped = table[table["verdict"].eq(NOT_JUDGED)]
+    structural = skipped["why"].str.startswith("a cell cannot solve").sum() if len(skipped) else 0
     if len(unable):
-        blocks += [Paragraph("Unable by construction (not a learning failure; pinned by invariance tests):"),
-                   Bullets([f"{_cell_text(r, keys)}: {r['unable']}" for r in unable.to_dict("records")])]
-    criterion = f"at least {threshold}" if threshold is not None else "at the threshold"
-    if len(unlearned):
-        blocks += [Paragraph(f"Did not learn the task at the train length ({metric} below {threshold}); their "
-                             "longer-length numbers are not extrapolation results:"),
-                   Bullets([f"{_cell_text(r, keys)}: {fmt.number(r['train_mean'], 3)}"
-                            for r in unlearned.to_dict("records")])]
-    elif threshold is not None:
-        blocks.append(Paragraph(f"Every other cell learned the task at the train length (mean {metric} "
-                                f"{criterion} over its seeds)."))
+        blocks.append(Table(["cell", "why it cannot solve the task"],
+                            [[_cell_text(r, keys), str(r["unable"])] for r in unable.to_dict("records")],
+                            caption=f"Unable by construction (proved by invariance tests, not a learning failure): "
+                                    f"the {structural} comparisons involving these cells are not judged and not in "
+                                    "the family, since their outcome is known before any run."))
+    other = len(skipped) - structural
+    if other:
+        reasons = ", ".join(f"{n} because {why}" for why, n in
+                            skipped[~skipped["why"].str.startswith("a cell cannot solve")]["why"].value_counts().items())
+        blocks.append(Paragraph(f"Not judged ({other}, still counted in the family): {reasons}."))
     return blocks
 
 
-def _seeds_account(df: pd.DataFrame) -> list[Any]:
-    account = df.attrs.get("adaptive") or {}
-    if not account:
+def _learn_rates(status: pd.DataFrame, metric: str, threshold: float | None) -> list[Any]:
+    if threshold is None or status.empty:
         return []
-    rows = [[cell, str(entry["seeds"]), entry["stop"]] for cell, entry in account.items()]
-    spent = sum(int(entry["seeds"]) for entry in account.values())
-    seeds = (df.attrs.get("suite_config") or {}).get("seeds") or {}
-    fixed = len(account) * int(seeds.get("max", 0)) if isinstance(seeds, Mapping) else spent
-    return [Table(["cell", "seeds", "why it stopped"], rows,
-                  caption=f"Adaptive seeds: {spent} training runs, against {fixed} for a fixed design at the "
-                          "maximum number of seeds.")]
+    learnable = status[status["unable"].isna()]
+    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
+                                                   "train_mean", "unable") and status[c].nunique() > 1]
+    rows = [[_cell_text(r, keys), f"{int(r['learned'])} of {int(r['seeds'])}",
+             fmt.interval(r["rate_low"], r["rate_high"], "accuracy"), r["status"]]
+            for r in learnable.to_dict("records")]
+    failed = int(learnable["status"].eq(DID_NOT_LEARN).sum())
+    return [Table(["cell", "seeds that learned", "learn rate (interval)", "status"], rows, numeric=[False, True, True,
+                  False], caption=f"Learning at the train length: a seed learned when its {metric} reached "
+                  f"{threshold:g}. 'did not learn': most seeds fail, decided (the interval lies below 1/2); "
+                  f"'learns': the interval lies above 1/2; 'open': more seeds would tell. {failed} cell(s) did not "
+                  "learn; their longer-length numbers are not extrapolation results.")]
+
+
+def _seeds_account(df: pd.DataFrame, table: pd.DataFrame, status: pd.DataFrame) -> list[Any]:
+    seeds = (df.attrs.get("suite_config") or {}).get("seeds")
+    if not isinstance(seeds, Mapping) or status.empty:
+        return []
+    cap = int(seeds.get("max", 0))
+    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
+                                                   "train_mean", "unable")]
+    shown = [k for k in keys if status[k].nunique() > 1]
+    needing = cells_needing_seeds(table, status)
+    open_cells = {tuple(str(r[k]) for k in keys): r for r in needing.to_dict("records")}
+    rows = []
+    for row in status.to_dict("records"):
+        entry = open_cells.get(tuple(str(row[k]) for k in keys))
+        if entry is None:
+            why = "nothing left that more seeds would decide"
+        else:
+            parts = ([f"{entry['open_comparisons']} undecided comparison(s)"] if entry["open_comparisons"] else []) \
+                + (["learn rate open"] if entry["learn_open"] else [])
+            why = ("at the cap: " if int(row["seeds"]) >= cap else "open: ") + ", ".join(parts)
+        rows.append([_cell_text(row, shown), str(int(row["seeds"])), why])
+    spent = int(status["seeds"].sum())
+    return [Table(["cell", "seeds in the store", "more seeds?"], rows,
+                  caption=f"Adaptive seeds, read from the store: {spent} training runs, against "
+                          f"{len(status) * cap} for a fixed design at the maximum of {cap} seeds per cell.")]
 
 
 def extrapolation(ctx: Any) -> Section:
-    """The length-extrapolation section over cells that learned the task at the train length only."""
+    """The length-extrapolation section over the seeds that learned the task at the train length."""
     df, metric, status = ctx.df, ctx.metric, ctx.cell_status
-    if metric is None or status is None or "kind" not in df.columns:
+    if metric is None or status is None or ctx.threshold is None or "kind" not in df.columns:
         return curves_section(ctx)
-    keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable")]
-    excluded = status[status["unable"].notna() | ~status["learned"]]
-    if excluded.empty or not keys:
+    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
+                                                   "train_mean", "unable")]
+    seeds = learned_by_seed(df, metric, ctx.threshold)
+    unable = set(map(tuple, status.loc[status["unable"].notna(), keys].astype(str).to_numpy()))
+    dropped_runs = set(seeds.loc[~seeds["learned"], "run_id"])
+    dropped_runs |= {r for r, key in zip(seeds["run_id"], map(tuple, seeds[keys].astype(str).to_numpy()))
+                     if key in unable}
+    if not dropped_runs:
         return curves_section(ctx)
-    if len(excluded) == len(status):
+    if len(dropped_runs) == seeds["run_id"].nunique():
         return Section(curves_section(ctx).title, [Paragraph(
-            "No cell learned the task at the train length (see Findings), so no length-extrapolation result "
+            "No seed learned the task at the train length (see Findings), so no length-extrapolation result "
             "is shown: numbers past the train length of a model that never learned the task say nothing "
             "about positions.")])
-    marks = set(map(tuple, excluded[keys].astype(str).to_numpy()))
-    drop = df["kind"].eq("train") & df[keys].astype(str).apply(tuple, axis=1).isin(marks)
-    section = curves_section(dataclasses.replace(ctx, df=df[~drop]))
+    drop = df["kind"].eq("train") & df["run_id"].isin(dropped_runs)
+    kept = df[~drop]
+    kept.attrs = {**df.attrs, "axes": ctx.axes}  # the axes of the whole grid, even where a slice no longer varies
+    section = curves_section(dataclasses.replace(ctx, df=kept))
     section.blocks.insert(0, Paragraph(
-        f"{len(excluded)} cell(s) are left out of these curves because they did not learn the task at the train "
-        "length or cannot by construction (see Findings): their longer-length numbers are not extrapolation results."))
+        f"These curves use the {seeds['run_id'].nunique() - len(dropped_runs)} training runs that learned the task "
+        f"at the train length; {len(dropped_runs)} run(s) that did not learn, or whose cell cannot by construction, "
+        "are left out: their longer-length numbers are not extrapolation results."))
     return section
 
 

@@ -60,11 +60,47 @@ def mean_pm(mean: Any, low: Any, high: Any, metric: str) -> str:
 
 
 def verdict(row: Any, metric: str) -> str:
-    """A comparison as a table cell: ``▲ +0.093 (p=0.002)``, ``n.s. (p=0.41)`` or ``not enough seeds (n=2)``."""
-    if row["verdict"] not in ("better", "worse", "n.s."):
+    """A comparison as a table cell: ``▲ better +0.093``, ``undecided +0.01`` or ``not judged``.
+
+    The verdict is the one of :func:`ablate.stats.decisions.comparisons`; the number its estimate.
+    """
+    if row["verdict"] not in ("better", "worse", "equivalent", "undecided"):
         return str(row["verdict"])
-    mark = MARKS.get(row["verdict"], "n.s.")
-    return f"{mark} {signed(row['mean_diff'], metric)} ({p_equals(row['p_t_holm'])})"
+    mark = MARKS.get(row["verdict"], "")
+    text = f"{mark} {row['verdict']}".strip()
+    return f"{text} {estimate_only(row, metric)}"
+
+
+def estimate_only(row: Any, metric: str) -> str:
+    """The comparison's estimate: a signed difference, or a ratio ``×0.93``."""
+    if row.get("scale") == "ratio":
+        value_ = row.get("estimate")
+        return "n/a" if value_ is None or not math.isfinite(float(value_)) else f"×{number(value_)}"
+    return signed(row.get("estimate"), metric)
+
+
+def estimate(row: Any, metric: str) -> str:
+    """``+0.093 [-0.12, +0.31]`` (or ``×0.93 [×0.90, ×0.97]``): the estimate with its interval."""
+    low, high = row.get("low"), row.get("high")
+    ratio = row.get("scale") == "ratio"
+    ends = []
+    for end in (low, high):
+        if end is None or (isinstance(end, float) and math.isnan(end)):
+            ends.append("n/a")
+        elif ratio:
+            ends.append(f"×{number(end)}" if math.isfinite(float(end)) else ("×∞" if end > 0 else "×0"))
+        else:
+            ends.append(signed(end, metric) if math.isfinite(float(end)) else ("+∞" if end > 0 else "-∞"))
+    return f"{estimate_only(row, metric)} [{ends[0]}, {ends[1]}]"
+
+
+def margin(value_: Any, scale: str, metric: str) -> str:
+    """A margin as it reads: ``±0.02`` on a difference scale, ``×/÷1.05`` on a ratio scale."""
+    if value_ is None or not math.isfinite(float(value_)):
+        return "n/a"
+    if scale == "ratio":
+        return f"×/÷{number(1 + float(value_))}"
+    return f"±{value(value_, metric)}"
 
 
 def p_equals(p: Any) -> str:

@@ -105,15 +105,16 @@ def _run_status(df: pd.DataFrame) -> pd.Series:
 
 
 def main_results(ctx: Context) -> Section:
-    """Headline table with CIs and significance marks, heatmap and per-seed strip plot."""
+    """Headline table with CIs and each row's verdict against the baseline, heatmap and per-seed strip plot."""
     if ctx.metric is None:
         return Section("Main results", [Paragraph("No training metrics in these results.")])
     metric, cells = ctx.metric, ctx.cells[ctx.cells["metric"].eq(ctx.metric)]
     keys = stats.cell_keys(ctx.df, ctx.axes)
     shown = _display_keys(cells, keys)
-    lookup = {(row["axis"], _key_of(row, keys)): row for row in ctx.comparisons.to_dict("records")}
-    versus = [a for a in ctx.axes if (ctx.comparisons["axis"] == a).any()]
-    n_tests = int(ctx.comparisons["p_t"].notna().sum())
+    table = ctx.comparisons if ctx.comparisons is not None else pd.DataFrame(columns=["axis"])
+    matched = [k for k in keys if k in table.columns]
+    lookup = {(row["axis"], _key_of(row, matched)): row for row in table.to_dict("records")}
+    versus = [a for a in ctx.axes if (table["axis"] == a).any()]
     columns = [*shown, "length", f"{metric_label(metric)} (mean ± CI)", "95% CI", "n", "CI"]
     columns += [f"vs {_plain(ctx.baseline[a])} ({a})" for a in versus]
     rows = []
@@ -126,16 +127,16 @@ def main_results(ctx: Context) -> Section:
             row += [fmt.mean_pm(cell["mean"], cell["ci_low"], cell["ci_high"], metric),
                     fmt.interval(cell["ci_low"], cell["ci_high"], metric), n, cell["ci_method"]]
         for axis in versus:
-            match = lookup.get((axis, _key_of(cell, keys)))
+            match = lookup.get((axis, _key_of(cell, matched)))
             row.append("baseline" if cell[axis] == ctx.baseline[axis] else (fmt.verdict(match, metric) if match else "—"))
         rows.append(row)
     numeric = [False] * len(shown) + [True, True, True, True, False] + [False] * len(versus)
     blocks: list[Any] = [
-        Paragraph(f"Mean {metric_label(metric)} over seeds ± half-width of the {_CI_TEXT} (CI column). "
-                  f"A 'vs' column compares the row with the row holding that axis at its baseline, everything "
-                  f"else fixed, paired by seed: ▲ significantly better, ▼ significantly worse, n.s. not significant "
-                  f"(paired t-test, Holm-corrected over all {n_tests} tests of {metric}, α = {ctx.alpha}); "
-                  f"the number is the mean paired difference. n counts ok seeds (ok/runs when some did not finish)."),
+        Paragraph(f"Mean {metric_label(metric)} over seeds ± half-width of the {_CI_TEXT} (CI column; a "
+                  f"description of the seeds, kept inside the metric's range). A 'vs' column gives the row's verdict "
+                  f"against the row holding that axis at its baseline, everything else fixed: the same verdict as "
+                  f"in Findings (▲ better, ▼ worse), with the comparison's estimate. n counts ok seeds (ok/runs when "
+                  f"some did not finish)."),
         Table(columns, rows, numeric=numeric),
     ]
     blocks += _main_figures(ctx)
@@ -153,39 +154,36 @@ def _main_figures(ctx: Context) -> list[Image]:
         on = f" on {task}" if where else ""
         cols = ctx.axes[1] if len(ctx.axes) > 1 else "pooling"
         fig = heatmap(ctx.df, metric, rows=ctx.axes[0], cols=cols, eval_length=ctx.length, where=where,
-                      baseline=ctx.baseline, comparisons=ctx.comparisons, alpha=ctx.alpha)
+                      baseline=ctx.baseline, comparisons=ctx.comparisons)
         images.append(Image(f"heatmap{suffix}", f"Mean {metric_label(metric)}{on} at length {ctx.length} "
-                            f"± CI half-width; ▲/▼ significantly better/worse than {ctx.axes[0]}="
+                            f"± CI half-width; ▲/▼: the Findings' verdict better/worse than {ctx.axes[0]}="
                             f"{_plain(ctx.baseline[ctx.axes[0]])} in the same column.", fig))
         fig = seed_strip(ctx.df, metric, axis=ctx.axes[0], eval_length=ctx.length, where=where, styles=ctx.styles)
         images.append(Image(f"seeds{suffix}", f"Every seed's {metric_label(metric)}{on} at length {ctx.length}; "
-                            "grey lines join the runs of one seed (the pairs the tests compare), black bars are "
+                            "grey lines join the runs of one seed (the pairs the verdicts compare), black bars are "
                             "mean and 95% CI.", fig))
     return images
 
 
 def significance(ctx: Context) -> Section:
-    """Every paired comparison with raw and Holm-corrected p-values and effect sizes; Friedman/Nemenyi ranks."""
-    if ctx.metric is None or ctx.comparisons is None or ctx.comparisons.empty:
+    """Every comparison with its verdict and, as descriptions beside it, effect sizes and a Wilcoxon p."""
+    table = ctx.comparisons
+    if ctx.metric is None or table is None or table.empty:
         return Section("Significance", [Paragraph("No paired comparisons: no grid axis with a baseline to compare.")])
-    metric, comparisons = ctx.metric, ctx.comparisons
+    metric = ctx.metric
     rows = []
-    for row in comparisons.to_dict("records"):
+    for row in table.to_dict("records"):
         rows.append([row["axis"], f"{_plain(row[row['axis']])} vs {_plain(row['baseline'])}", row["context"],
-                     _plain(row["eval_length"]), str(row["n"]), fmt.signed(row["mean_diff"], metric),
-                     fmt.pvalue(row["p_t"]), fmt.pvalue(row["p_t_holm"]), fmt.pvalue(row["p_wilcoxon"]),
-                     fmt.pvalue(row["p_wilcoxon_holm"]), fmt.number(row["d_z"], 2),
-                     fmt.number(row["cliffs_delta"], 2), row["verdict"]])
-    columns = ["axis", "comparison", "held fixed", "length", "pairs", "mean diff", "p (t)", "p Holm (t)",
-               "p (Wilcoxon)", "p Holm (W)", "d_z", "Cliff's δ", "verdict"]
+                     _plain(row["eval_length"]), str(row["n"]), row["verdict"],
+                     fmt.estimate(row, metric) if row["verdict"] != "not judged" else (row["why"] or ""),
+                     fmt.pvalue(row["p_wilcoxon"]), fmt.number(row["d_z"], 2), fmt.number(row["cliffs_delta"], 2)])
+    columns = ["axis", "comparison", "held fixed", "length", "pairs", "verdict", "estimate [interval] / why",
+               "p (Wilcoxon, description)", "d_z", "Cliff's δ"]
     blocks: list[Any] = [
-        Paragraph(f"Each row pairs runs by seed and compares {metric} of one axis value with the baseline value. "
-                  f"Paired t-test (verdict) and Wilcoxon signed-rank test (no normality assumption; with fewer "
-                  f"than 6 pairs its p cannot fall below 0.05); Holm-Bonferroni correction over the family of all "
-                  f"{int(comparisons['p_t'].notna().sum())} comparisons of {metric}. Effect sizes: Cohen's d_z "
-                  f"(mean paired difference / its SD) and Cliff's delta (P(value > baseline) - P(value < "
-                  f"baseline) over all run pairs). Fewer than {stats.MIN_PAIRS} pairs: no test."),
-        Table(columns, rows, numeric=[False] * 3 + [True] * 9 + [False]),
+        Paragraph(f"Every comparison of {metric} with its one verdict (as in Findings) and, as descriptions only, "
+                  f"the Wilcoxon signed-rank p (uncorrected, not a decision), Cohen's d_z (mean paired difference / "
+                  f"its SD) and Cliff's delta (P(value > baseline) - P(value < baseline) over all run pairs)."),
+        Table(columns, rows, numeric=[False] * 3 + [True, True, False, True, True, True, True]),
     ]
     blocks += _ranks(ctx)
     return Section("Significance", blocks)

@@ -38,8 +38,6 @@ PRIOR = 0.5
 #: Constant bets ``f`` (a fraction of the largest bet that keeps the wealth >= 0) mixed with equal weight.
 #: Denser near 1: a few identical observations far from ``m`` are best bet on boldly.
 BET_FRACTIONS = 1.0 - np.geomspace(0.01, 0.9, 20)
-#: Candidate means per unit of the range (the mean interval's resolution is 1 / this).
-MEAN_GRID = 2000
 
 
 def rate_evidence(successes: int, trials: int, p0: float, side: str) -> float:
@@ -84,11 +82,13 @@ def _rate_interval(successes: int, trials: int, alpha: float) -> tuple[float, fl
     return low, high
 
 
-def _boundary(rejected, *, rejected_below: bool, steps: int = 60) -> float:
+def _boundary(rejected, *, rejected_below: bool, steps: int = 40) -> float:
     """The edge of the rejected region of ``[0, 1]``: below the returned value (or above it) every
-    candidate is rejected. The evidence is monotone in the candidate, so bisection finds it."""
+    candidate is rejected. The evidence is monotone in the candidate, so bisection finds it; the
+    value returned is the last rejected candidate's side, so the interval never shrinks by rounding."""
     inside, outside = (1.0, 0.0) if rejected_below else (0.0, 1.0)
-    if not rejected(outside):
+    eps = 1e-12
+    if not rejected(outside + eps if rejected_below else outside - eps):
         return outside
     for _ in range(steps):
         middle = 0.5 * (inside + outside)
@@ -96,7 +96,7 @@ def _boundary(rejected, *, rejected_below: bool, steps: int = 60) -> float:
             outside = middle
         else:
             inside = middle
-    return inside
+    return outside
 
 
 def quantile_interval(values: np.ndarray, q: float, alpha: float) -> tuple[float, float]:
@@ -161,28 +161,37 @@ def mean_interval(values: np.ndarray, low: float, high: float, alpha: float) -> 
 def _unit_mean_interval(values: tuple[float, ...], counts: tuple[int, ...], alpha: float) -> tuple[float, float]:
     if not values:
         return 0.0, 1.0
-    m = (np.arange(1, MEAN_GRID) / MEAN_GRID)[:, None]  # (M, 1) candidates strictly inside (0, 1)
-    f = BET_FRACTIONS[None, :]  # (1, F)
-    # log wealth of each constant bet against each candidate: a sum over observations (order-free)
-    log_up = np.zeros((m.shape[0], f.shape[1]))
-    log_down = np.zeros_like(log_up)
-    for value, count in zip(values, counts):
-        log_up += count * np.log1p(f * (value - m) / m)
-        log_down += count * np.log1p(-f * (value - m) / (1.0 - m))
-    wealth = 0.5 * _mean_exp(log_up) + 0.5 * _mean_exp(log_down)  # hedged: half the capital on each side
-    kept = np.flatnonzero(wealth < 1.0 / alpha)
-    if kept.size == 0:  # only at an absurd alpha; the mean itself is the only honest answer then
-        centre = float(np.dot(values, counts) / sum(counts))
-        return centre, centre
-    # The edges lie between a rejected and a kept candidate: report the rejected side (conservative).
-    step = 1.0 / MEAN_GRID
-    return max(0.0, kept[0] * step), min(1.0, (kept[-1] + 2) * step)
+    x, c = np.asarray(values)[:, None, None], np.asarray(counts, dtype=float)[:, None, None]  # (U, 1, 1)
+    f = BET_FRACTIONS[None, :, None]  # (1, F, 1)
+    threshold = math.log(2.0 / alpha)
+
+    def rejected(m: np.ndarray, up: bool) -> np.ndarray:
+        """``(M,)``: the mixture wealth of the bets that the mean is above (up) or below each ``m`` reaches 2/α."""
+        step = f * (x - m) / m if up else -f * (x - m) / (1.0 - m)  # (U, F, M)
+        logs = (c * np.log1p(step)).sum(axis=0)  # (F, M): each constant bet, summed over observations
+        top = logs.max(axis=0)
+        return top + np.log(np.exp(logs - top).mean(axis=0)) >= threshold
+
+    # Half the capital on each side, rejected when either side's wealth reaches 2 / alpha: the
+    # upward bets' wealth falls as m grows and the downward bets' rises, so each side's rejected
+    # candidates form one end of [0, 1], found by a bracketing search.
+    return _edge(lambda m: rejected(m, True), True), _edge(lambda m: rejected(m, False), False)
 
 
-def _mean_exp(log_values: np.ndarray) -> np.ndarray:
-    """Row-wise mean of ``exp(log_values)`` (the mixture over bets), computed without overflow."""
-    top = log_values.max(axis=1, keepdims=True)
-    return np.exp(np.minimum(top[:, 0], 700.0)) * np.exp(log_values - top).mean(axis=1)
+def _edge(rejected, below: bool, points: int = 64, rounds: int = 4) -> float:
+    """The edge of a monotone rejected region of ``(0, 1)`` (below it, or above it), to ``points**-rounds``;
+    returned on the rejected side, so rounding never narrows the interval."""
+    lo, hi = 0.0, 1.0
+    for _ in range(rounds):
+        grid = np.linspace(lo, hi, points + 2)[1:-1]
+        hit = rejected(grid)
+        if below:  # rejected: a prefix of the grid
+            k = int(hit.sum()) if hit.size and hit[0] else 0
+            lo, hi = (grid[k - 1] if k else lo), (grid[k] if k < points else hi)
+        else:  # rejected: a suffix
+            k = int(hit.sum()) if hit.size and hit[-1] else 0
+            lo, hi = (grid[points - k - 1] if k < points else lo), (grid[points - k] if k else hi)
+    return lo if below else hi
 
 
 def _check_alpha(alpha: float) -> None:

@@ -1,33 +1,21 @@
-"""Paired comparisons against a baseline, with Holm-Bonferroni correction.
+"""Descriptions of paired samples: effect sizes and classical tests shown beside a verdict, never instead of it.
 
-For every grid axis, each non-baseline value is compared with the baseline value
-while every other cell key (other axes, task, metric, eval_length, ...) is held
-fixed. Runs are paired by seed (``pair_by``): the same seed means the same data
-order and initialisation, so the paired difference removes that shared noise.
-
-Per comparison: the paired t-test (the primary test; it has power at the 3-10
-seeds ablations can afford), the Wilcoxon signed-rank test (no normality
-assumption, but with n < 6 pairs its exact two-sided p can never fall below
-0.05), Cohen's d_z, Cliff's delta, and Holm-corrected p-values over the family
-(by default all comparisons of one metric). ``verdict`` is oriented by the
-metric's direction: ``"better"``/``"worse"`` when the Holm-corrected paired t
-p-value is below ``alpha``, else ``"n.s."``, or ``"not enough seeds (n=2)"``.
+Verdicts come from :mod:`ablate.stats.verdict` alone. What is here describes the
+same pairs for a reader used to them: Cohen's d_z, Cliff's delta, the paired t and
+Wilcoxon signed-rank p-values (fixed-sample, uncorrected: not valid after seeds
+were added adaptively, so never a decision), and Holm's adjustment for tables of
+fixed-sample p-values.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
-from ablate.metrics import higher_is_better
-from ablate.stats.frame import baseline_of, cell_keys, describe, grid_axes, ok_rows
-
-#: Fewest pairs for which a test is run; fewer gives "not enough seeds (n=...)".
+#: Fewest pairs for which a fixed-sample test is described (``ablate compare``).
 MIN_PAIRS = 3
 
 
@@ -89,86 +77,7 @@ def paired_test(treatment: Sequence[float], baseline: Sequence[float]) -> dict[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # near-identical data; the result is still right
         t = stats.ttest_rel(x, y)
-        w = stats.wilcoxon(d)
+        # Zeros or ties make scipy's 'auto' run a permutation test, too slow for a description.
+        tied = np.any(d == 0) or np.unique(np.abs(d)).size < d.size
+        w = stats.wilcoxon(d, method="asymptotic" if tied else "auto")
     return {**out, "t": float(t.statistic), "p_t": float(t.pvalue), "p_wilcoxon": float(w.pvalue)}
-
-
-def paired_comparisons(
-    df: pd.DataFrame,
-    *,
-    metric: str | None = None,
-    baseline: Mapping[str, Any] | None = None,
-    axes: list[str] | None = None,
-    pair_by: Sequence[str] = ("seed",),
-    family: Sequence[str] = ("metric",),
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Every non-baseline axis value against the baseline, other cell keys fixed, paired by seed.
-
-    Args:
-        df: the tidy results frame.
-        metric: only this metric (default: all metrics).
-        baseline: ``{axis: value}`` overrides; default ``df.attrs["baseline"]``, then each axis's first value.
-        axes: grid axes; default :func:`ablate.stats.frame.grid_axes`.
-        pair_by: columns matching a treatment run with its baseline run. ``("task", "seed")``
-            pools the tasks into one comparison (pairs are then task x seed).
-        family: columns whose groups form one Holm family.
-        alpha: significance level for ``verdict``.
-
-    Returns:
-        One row per comparison: the cell key columns (the axis column holding the
-        treatment value), ``axis``, ``baseline``, ``context`` (the fixed values as
-        text), ``n``, ``mean``, ``baseline_mean``, ``mean_diff``, ``t``, ``p_t``,
-        ``p_wilcoxon``, ``d_z``, ``cliffs_delta``, ``p_t_holm``, ``p_wilcoxon_holm``,
-        ``verdict``.
-    """
-    if "seed" in pair_by and "seed" not in df.columns:
-        raise ValueError("paired comparisons need a 'seed' column to pair runs by")
-    axes = axes if axes is not None else grid_axes(df)
-    base = baseline_of(df, axes, baseline)
-    keys = cell_keys(df, axes)
-    rows = ok_rows(df, metric)
-    varying = {k for k in keys if df[k].nunique(dropna=False) > 1}  # the context names only what varies
-    records: list[dict[str, Any]] = []
-    for axis in axes:
-        pairs = [c for c in pair_by if c in rows.columns and c != axis]
-        held = [k for k in keys if k != axis and k not in pairs]
-        for fixed, group in rows.groupby(held, dropna=False, sort=False):
-            fixed = dict(zip(held, fixed))
-            reference = group[group[axis].eq(base[axis])]
-            if reference.empty:
-                continue
-            reference_values = reference.groupby(pairs, dropna=False)["value"].mean()
-            for value in pd.unique(group[axis]):
-                if value == base[axis]:
-                    continue
-                treated = group[group[axis].eq(value)].groupby(pairs, dropna=False)["value"].mean()
-                joined = pd.concat([treated.rename("x"), reference_values.rename("y")], axis=1, join="inner")
-                result = paired_test(joined["x"], joined["y"])
-                context = {k: v for k, v in fixed.items() if k in varying and k not in ("metric", "eval_length", "kind")}
-                records.append({
-                    **fixed, axis: value, "axis": axis, "baseline": base[axis], "context": describe(context),
-                    "mean": float(joined["x"].mean()), "baseline_mean": float(joined["y"].mean()), **result,
-                })
-    columns = [*keys, "axis", "baseline", "context", "n", "mean", "baseline_mean", "mean_diff", "t", "p_t",
-               "p_wilcoxon", "d_z", "cliffs_delta"]
-    out = pd.DataFrame.from_records(records, columns=columns)
-    for column in ("p_t", "p_wilcoxon"):
-        out.loc[out["n"] < MIN_PAIRS, column] = np.nan  # too few pairs: not a test, not in the family
-    out["p_t_holm"] = np.nan
-    out["p_wilcoxon_holm"] = np.nan
-    groups = [c for c in family if c in out.columns]
-    for _, members in (out.groupby(groups, dropna=False, sort=False) if groups else [(None, out)]):
-        index = members.index
-        out.loc[index, "p_t_holm"] = holm(out.loc[index, "p_t"])
-        out.loc[index, "p_wilcoxon_holm"] = holm(out.loc[index, "p_wilcoxon"])
-    out["verdict"] = [_verdict(row, df, alpha) for row in out.itertuples(index=False)]
-    return out
-
-
-def _verdict(row: Any, df: pd.DataFrame, alpha: float) -> str:
-    if row.n < MIN_PAIRS:
-        return f"not enough seeds (n={row.n})"
-    if not row.p_t_holm < alpha:
-        return "n.s."
-    return "better" if (row.mean_diff > 0) == higher_is_better(row.metric, df) else "worse"

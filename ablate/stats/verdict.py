@@ -24,7 +24,7 @@ are paired by seed; ``q`` is the paired difference (``treatment - baseline``, or
   probability at most ``alpha``, at any number of seeds. On a metric with a range this
   needs many seeds unless the data are tight, because a failure mode that a
   handful of seeds did not show cannot be ruled out by them.
-* **undecided** - neither; :attr:`Verdict.needed` says roughly how many more
+* **undecided** - neither; :func:`pairs_needed` says roughly how many more
   pairs would decide it if the seeds to come look like the ones so far.
 
 A family of ``m`` comparisons calls :func:`judge` with ``alpha / m`` each (Bonferroni:
@@ -49,8 +49,8 @@ from ablate.stats.confidence import mean_interval, quantile_interval, rate_inter
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, WORSE, EQUIVALENT, UNDECIDED)
-#: Largest number of pairs :attr:`Verdict.needed` looks ahead to.
-LOOK_AHEAD = 20_000
+#: Largest number of pairs :func:`pairs_needed` looks ahead to.
+LOOK_AHEAD = 1_000
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,6 @@ class Verdict:
     high: float
     scale: str
     margin: float
-    #: Rough number of further pairs that would decide an undecided comparison (``None``: none would).
-    needed: int | None = None
 
     @property
     def decided(self) -> bool:
@@ -123,10 +121,20 @@ def judge(treatment: Sequence[float], baseline: Sequence[float], *, metric: str 
     win_low, win_high = rate_interval(wins, wins + losses, alpha)
     estimand, low, high, estimate = _estimand_interval(q, spec, alpha)
     verdict = _verdict(oriented, (win_low, win_high), _oriented(low, high, sign), _log_margin(margin, spec), by)
-    needed = _needed(q, spec, alpha, margin, by) if verdict == UNDECIDED else None
     shown = (_shown(estimate, spec), _shown(low, spec), _shown(high, spec))
     return Verdict(verdict, int(q.size), wins, losses, int(q.size) - wins - losses, win_low, win_high, estimand,
-                   *shown, spec.scale, margin, needed)
+                   *shown, spec.scale, margin)
+
+
+def pairs_needed(treatment: Sequence[float], baseline: Sequence[float], *, metric: str | Metric, alpha: float,
+                 margin: float | None = None, by: str = "wins") -> int | None:
+    """Roughly how many more pairs would decide an undecided comparison, if they repeat the ones so far
+    in proportion (``None``: no number would, e.g. wins and losses exactly balanced)."""
+    spec = metric if isinstance(metric, Metric) else _metric(metric)
+    margin = spec.margin if margin is None else float(margin)
+    t, b = np.asarray(treatment, dtype=float), np.asarray(baseline, dtype=float)
+    keep = np.isfinite(t) & np.isfinite(b)
+    return _needed(_paired(t[keep], b[keep], spec), spec, alpha, margin, by)
 
 
 def _oriented(low: float, high: float, sign: float) -> tuple[float, float]:

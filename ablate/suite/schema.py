@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 
 from ablate.devices import check_device_name
 from ablate.dims import head_dim
-from ablate.metrics import metric
+from ablate.metrics import METRICS, metric
 from ablate.model import ModelConfig
 from ablate.variants.schema import Variant, check_names
 
@@ -185,13 +185,24 @@ class ReportSection(Section):
 
     main_metric: str | None = None
     baseline: dict[str, Any] = Field(default_factory=dict)
-    #: Family-wise error rate of the comparisons (Bonferroni over the family, sequential design).
+    #: Family-wise error rate of the comparisons (Bonferroni over the family of judged comparisons).
     alpha: float = Field(0.05, gt=0, lt=1)
-    #: Equivalence margin in the main metric's units: a difference inside it is "equivalent".
-    margin: float = Field(0.02, gt=0)
-    #: Train-length value a cell must reach to count as having learned (default: 0.9 for accuracies).
+    #: Equivalence margins by metric, in the metric's scale: points of accuracy (0.02), a relative
+    #: amount of a ratio (0.05 = 5% of perplexity, time or memory). Unlisted metrics use their default.
+    margins: dict[str, float] = Field(default_factory=dict)
+    #: Train-length value a seed must reach to count as having learned (default: 0.9 for accuracies).
     learned_threshold: float | None = None
-    spending: Literal["pocock", "obrien_fleming"] = "pocock"
+
+    @field_validator("margins")
+    @classmethod
+    def _known_margins(cls, margins: dict[str, float]) -> dict[str, float]:
+        for name, value in margins.items():
+            metric(name)  # an unknown metric gets the did-you-mean message
+            if not value > 0:
+                raise ValueError(f"margin of {name!r} must be > 0, got {value}")
+            if METRICS[name].bounds is not None and value >= METRICS[name].bounds[1] - METRICS[name].bounds[0]:
+                raise ValueError(f"margin of {name!r} ({value}) is as wide as the metric's whole range")
+        return margins
 
 
 class SeedRange(Section):

@@ -72,6 +72,14 @@ class Task:
         """
         raise NotImplementedError
 
+    def label(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The label of any input, for tasks whose label is a function of the input: ``(B, L) -> (B,)``.
+
+        Used to compute what a model invariant to a transformation of its input can reach
+        (:mod:`ablate.claims.bounds`). Tasks without such a function raise ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define its label as a function of the input")
+
     def chance_level(self) -> float:
         """Accuracy of the best constant guess (for reports); 1/num_classes by default."""
         return 1.0 / self.num_classes

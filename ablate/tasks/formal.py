@@ -72,8 +72,11 @@ class EvenPairs(Task):
     def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
         check_request("even_pairs", batch_size, length, split, min_length=2)
         x = torch.randint(2, (batch_size, length), generator=generator)  # (B, L)
-        label = (x[:, 1:] != x[:, :-1]).sum(1) % 2
-        return Batch(x, label)
+        return Batch(x, self.label(x))
+
+    def label(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``(B, L) -> (B,)``: the parity of the number of unequal adjacent pairs."""
+        return (inputs[:, 1:] != inputs[:, :-1]).sum(1) % 2
 
 
 @TASKS.register("modular_arithmetic")

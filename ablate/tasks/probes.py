@@ -156,3 +156,9 @@ class Order(Task):
         x[rows, a] = self.vocab
         x[rows, b] = self.vocab + 1
         return Batch(x, (b < a).long())
+
+    def label(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``(B, L) -> (B,)``: 1 when the second marker comes first."""
+        first_a = (inputs == self.vocab).long().argmax(1)
+        first_b = (inputs == self.vocab + 1).long().argmax(1)
+        return (first_b < first_a).long()
