@@ -41,6 +41,7 @@ METRICS: dict[str, Metric] = {
         Metric("train_time_s", False, "s", "training time"),
         Metric("steps_used", False, "steps", "optimiser steps used"),
         Metric("criterion_met", True, label="training criterion met (1/0)"),
+        Metric("held_out", True, label="validation/test held out from training (1/0)"),
         Metric("eval_time_s", False, "s", "evaluation time"),
         Metric("tokens_per_s", True, "tokens/s", "throughput"),
         Metric("time_median_s", False, "s", "median step time"),
