@@ -34,12 +34,15 @@ err = make_console(stderr=True)
 
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from ablate.runner import run_plan
+    from ablate.runner import run_plan, stale_line
 
     plan = load_plan(args.suite, args.set)
     kinds = ("train", "measure") if (plan.suite.measure and plan.suite.measure.with_run) else ("train",)
     selected = [r for r in plan.runs if r.kind in kinds]
     err.print(f"[bold]{plan.name}[/]: {len(selected)} runs -> {Path(args.results) / plan.name}")
+    stale = stale_line(plan, args.results, kinds=kinds, rerun_stale=args.rerun_stale)
+    if stale:
+        err.print(stale)
     options: dict[str, Any] = {}
     if args.executor == "ray":
         options = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
@@ -47,7 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["threads"] = args.threads
     try:
         summary = run_plan(plan, args.results, executor=args.executor, workers=args.workers,
-                           rerun_failed=args.rerun_failed, kinds=kinds, executor_options=options)
+                           rerun_failed=args.rerun_failed, kinds=kinds, executor_options=options,
+                           rerun_stale=args.rerun_stale)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished runs are stored; run the same command again to resume")
         return 130
@@ -257,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-gpus", type=float, default=0.0, help="Ray: GPUs per run")
     run.add_argument("--results", default="results", help="results root (default: results/)")
     run.add_argument("--rerun-failed", action="store_true", help="retry runs stored as failed or oom")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="re-run stored runs that other code produced (another code fingerprint)")
     run.add_argument("--no-report", action="store_true", help="skip writing the report afterwards")
 
     bench = suite_command("bench", cmd_bench, "run only a suite's [measure] section (throughput, memory)")
@@ -299,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--scale", default="small")
     reproduce.add_argument("--results", default="results/claims")
     reproduce.add_argument("--workers", type=positive_int, default=1)
+    reproduce.add_argument("--rerun-stale", action="store_true",
+                           help="re-run stored runs that other code produced (another code fingerprint)")
     reproduce.set_defaults(handler=cmd_reproduce)
 
     nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish")

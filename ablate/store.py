@@ -196,6 +196,10 @@ class Store:
         """``run_id -> status`` of every stored run."""
         return dict(self._db.execute("SELECT run_id, status FROM runs"))
 
+    def fingerprints(self) -> dict[str, str | None]:
+        """``run_id -> code fingerprint`` of every stored run (``None``: stored before fingerprints)."""
+        return dict(self._db.execute("SELECT run_id, json_extract(env, '$.fingerprint') FROM runs"))
+
     def meta(self) -> dict[str, Any]:
         return {key: json.loads(value) for key, value in self._db.execute("SELECT key, value FROM meta")}
 

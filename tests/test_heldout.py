@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,7 +120,8 @@ class _Spy(Task):
 
 def test_the_criterion_reads_validation_and_every_reported_metric_reads_test(monkeypatch) -> None:
     torch.set_num_threads(1)
-    config = copy.deepcopy(load_plan("quickstart").train_runs()[0].config)
+    quickstart = Path(__file__).resolve().parents[1] / "suites" / "quickstart.toml"
+    config = copy.deepcopy(load_plan(str(quickstart)).train_runs()[0].config)
     config["train"].update(steps=4, until={"every": 2, "batches": 1})
     config["eval"].update(batches=1, batch_size=8)
     calls: list[tuple[str, int]] = []

@@ -40,7 +40,7 @@ from ablate.claims.predicates import (
 from ablate.console import make_console
 from ablate.registry import UnknownNameError
 from ablate.report import write_report
-from ablate.runner import run_plan
+from ablate.runner import run_plan, stale_line
 from ablate.store import load_curves, load_results
 from ablate.suite import Plan, SuiteError, expand, suites_dir
 from ablate.suite.load import suite_from_dict
@@ -216,9 +216,12 @@ def main(args: argparse.Namespace) -> int:
     for claim in chosen:
         plan = claim.plan(args.scale)
         console.print(f"[bold]{claim.id}[/]: {claim.title} ({len(plan.runs)} runs)")
+        stale = stale_line(plan, results_root, rerun_stale=args.rerun_stale)
+        if stale:
+            console.print(f"  {stale}")
         try:
             summary = run_plan(plan, results_root, executor="process" if args.workers > 1 else "local",
-                               workers=args.workers, undecided=undecided_runs(claim))
+                               workers=args.workers, undecided=undecided_runs(claim), rerun_stale=args.rerun_stale)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate import stats
+from ablate import fingerprint, stats
 from ablate.metrics import METRICS, higher_is_better
 from ablate.plots import (
     cost_curves,
@@ -80,6 +80,7 @@ def overview(ctx: Context) -> Section:
     for kind, group in df[df["metric"].notna()].groupby("kind", sort=False) if "kind" in df.columns else []:
         lengths = sorted(group["eval_length"].dropna().unique())
         items.append(f"{kind} metrics: {_join(pd.unique(group['metric']))} at lengths {_join(lengths)}")
+    items.append(fingerprint.describe(df))
     shared = _not_held_out(df)
     if shared:
         items.append(shared)
