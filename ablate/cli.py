@@ -136,7 +136,17 @@ def _estimate_seconds(plan: Any) -> float:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ablate.claims import is_claim_file, load_claim
+
     for suite in args.suites:
+        if is_claim_file(Path(suite)):
+            if args.set:
+                raise UserError(f"--set overrides a suite; {suite} is a claim file (its [scales] tables are checked)")
+            claim = load_claim(Path(suite))
+            runs = {scale: len(claim.plan(scale).runs) for scale in ("small", *claim.scales)}
+            sizes = ", ".join(f"{n} runs at scale {scale}" for scale, n in runs.items())
+            console.print(f"[green]ok[/] {suite}: claim {claim.id}, {len(claim.expect)} predicates, {sizes}")
+            continue
         plan = load_plan(suite, args.set)
         console.print(f"[green]ok[/] {plan.path}: {len(plan.runs)} runs")
     return 0
@@ -272,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = suite_command("plan", cmd_plan, "print the expanded runs without running anything")
     plan.add_argument("--all", action="store_true", help="list every run")
 
-    validate = sub.add_parser("validate", help="check suite files")
+    validate = sub.add_parser("validate", help="check suite files and claim files")
     validate.add_argument("suites", nargs="+")
     validate.add_argument("--set", action="append", default=[])
     validate.set_defaults(handler=cmd_validate)
@@ -300,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_export)
 
     reproduce = sub.add_parser("reproduce", help="reproduce published length-extrapolation claims")
-    reproduce.add_argument("claims", nargs="*")
+    reproduce.add_argument("claims", nargs="*", help="shipped claim ids or paths of claim files (default: every shipped claim)")
     reproduce.add_argument("--list", action="store_true")
     reproduce.add_argument("--scale", default="small")
     reproduce.add_argument("--results", default="results/claims")

@@ -122,6 +122,37 @@ def all_claims() -> list[Claim]:
     return [load_claim(p) for p in sorted(claims_dir().glob("*.toml"))]
 
 
+def is_claim_file(path: Path) -> bool:
+    """Whether ``path`` is a TOML file with a ``[claim]`` table (a claim file, not a suite)."""
+    try:
+        return path.is_file() and path.suffix == ".toml" and "claim" in tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        return False
+
+
+def find_claims(names: list[str], shipped: list[Claim]) -> list[Claim]:
+    """The claims ``names`` stand for: shipped claim ids, or paths of claim files from anywhere.
+
+    Raises:
+        SuiteError: a name that is neither, with the nearest ids; a path that is not a claim file.
+    """
+    by_id = {c.id: c for c in shipped}
+    chosen = []
+    for name in names:
+        path = Path(name).expanduser()
+        if name in by_id:
+            chosen.append(by_id[name])
+        elif is_claim_file(path):
+            chosen.append(load_claim(path))
+        elif path.is_file():
+            raise SuiteError(f"{name}: not a claim file (no [claim] table); a suite runs with 'ablate run {name}'")
+        elif name.endswith(".toml"):
+            raise SuiteError(f"{name}: no such claim file")
+        else:
+            raise SuiteError(f"{UnknownNameError('claim', name, list(by_id))} Or give the path of a claim file.")
+    return chosen
+
+
 def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
     """Evaluate every predicate of ``claim`` on its results frame."""
     verdicts = []
@@ -205,13 +236,7 @@ def main(args: argparse.Namespace) -> int:
             table.add_row(claim.id, claim.source, claim.statement, ", ".join(["small", *claim.scales]))
         console.print(table)
         return 0
-    by_id = {c.id: c for c in claims}
-    chosen = claims
-    if args.claims:
-        unknown = [c for c in args.claims if c not in by_id]
-        if unknown:
-            raise SuiteError(str(UnknownNameError("claim", unknown[0], list(by_id))))
-        chosen = [by_id[c] for c in args.claims]
+    chosen = find_claims(args.claims, claims) if args.claims else claims
     results_root = Path(args.results)
     for claim in chosen:
         plan = claim.plan(args.scale)
@@ -230,10 +255,11 @@ def main(args: argparse.Namespace) -> int:
         write_report(frame, summary.results_dir / "report", title=f"{claim.title} — {claim.source}",
                      curves=load_curves(summary.results_dir))
         console.print(f"  -> [bold]{overall}[/]")
-    # The table covers every claim with stored results at this scale, not only the ones just run.
+    # The table covers every claim with stored results at this scale, not only the ones just run
+    # (claim files given by path among them).
     rows = []
     spent = []
-    for claim in claims:
+    for claim in {**{c.id: c for c in claims}, **{c.id: c for c in chosen}}.values():
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():
             frame = load_results(directory)
@@ -247,4 +273,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["Claim", "DID_NOT_LEARN", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "judge", "load_claim", "main"]
+__all__ = ["Claim", "DID_NOT_LEARN", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims",
+           "find_claims", "is_claim_file", "judge", "load_claim", "main"]
