@@ -303,10 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=cmd_compare)
 
     export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)")
-    export.add_argument("results_dir")
+    export.add_argument("results_dir", nargs="+",
+                        help="results folder(s); several make one table, each row tagged with its folder")
     export.add_argument("--format", default="csv", choices=list(FORMATS))
     export.add_argument("-o", "--output", default=None,
-                        help="file for the results table (default: RESULTS_DIR/export/results.<ext>; '-' for stdout)")
+                        help="file for the results table (default for one folder: RESULTS_DIR/export/results.<ext>; "
+                             "'-' for stdout)")
     export.set_defaults(handler=cmd_export)
 
     reproduce = sub.add_parser("reproduce", help="reproduce published length-extrapolation claims")
