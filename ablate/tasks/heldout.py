@@ -86,7 +86,11 @@ def sequence_hash(inputs: torch.Tensor) -> torch.Tensor:
 
 def split_of(inputs: torch.Tensor) -> torch.Tensor:
     """The split of each sequence: ``(B, L)`` -> ``(B,)`` int64 index into :data:`~ablate.tasks.sampling.SPLITS`."""
-    bucket = (sequence_hash(inputs) >> 30) % 10  # from the first lane alone
+    return _split_of_hash(sequence_hash(inputs))
+
+
+def _split_of_hash(hashes: torch.Tensor) -> torch.Tensor:
+    bucket = (hashes >> 30) % 10  # from the first lane alone
     split = torch.empty_like(bucket)
     for index, name in enumerate(SPLITS):
         split[(bucket >= BUCKETS[name].start) & (bucket < BUCKETS[name].stop)] = index
@@ -110,21 +114,37 @@ def probe(task: Task, length: int) -> HeldOut:
 
     Draws :func:`probe_size` sequences with a fixed seed and counts the distinct
     ones per (split, label); held out when every cell has :data:`MIN_DISTINCT`.
+    A first quarter with no sequence twice and full cells settles it early (a
+    large space: long sequences never need the whole probe).
     """
     draws = probe_size(task)
-    batch = task.draw(torch.Generator().manual_seed(PROBE_SEED), draws, length)
-    hashes, splits, labels = sequence_hash(batch.inputs), split_of(batch.inputs), _labels(batch)
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    first = _hashes_and_labels(task.draw(generator, draws // 4, length))
+    if len(torch.unique(first[0])) == len(first[0]) and _smallest_cell(*first) >= MIN_DISTINCT:
+        return HeldOut(True)
+    rest = _hashes_and_labels(task.draw(generator, draws - draws // 4, length))
+    hashes, labels = torch.cat([first[0], rest[0]]), torch.cat([first[1], rest[1]])
+    splits = _split_of_hash(hashes)
     distinct = len(torch.unique(hashes))
     per_split = {name: len(torch.unique(hashes[splits == i])) for i, name in enumerate(SPLITS)}
-    smallest = min(len(torch.unique(hashes[(splits == i) & (labels == c)]))
-                   for i in range(len(SPLITS)) for c in torch.unique(labels).tolist())
     counted = f"{distinct} distinct inputs in {draws} draws at length {length} " \
               f"({per_split['validation']} validation, {per_split['test']} test)"
-    if smallest < MIN_DISTINCT:
+    if _smallest_cell(hashes, labels) < MIN_DISTINCT:
         return HeldOut(False, f"not held out: {counted}, fewer than {MIN_DISTINCT} of some label in a split; "
                               "validation and test are drawn from the training sequences")
     # A probe that saw each sequence twice on average has enumerated (most of) the space: say how small it is.
     return HeldOut(True, f"held out: {counted}" if distinct <= draws // 2 else None)
+
+
+def _hashes_and_labels(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    return sequence_hash(batch.inputs), _labels(batch)
+
+
+def _smallest_cell(hashes: torch.Tensor, labels: torch.Tensor) -> int:
+    """The fewest distinct sequences of any (split, label) cell, over the labels present."""
+    splits = _split_of_hash(hashes)
+    return min(len(torch.unique(hashes[(splits == i) & (labels == c)]))
+               for i in range(len(SPLITS)) for c in torch.unique(labels).tolist())
 
 
 def sample(task: Task, generator: torch.Generator, batch_size: int, length: int, split: str,
