@@ -18,12 +18,10 @@ from __future__ import annotations
 import functools
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pandas as pd
 
 import ablate
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 #: Package-relative paths (folders or files) that no run executes: their changes change no stored number.
 NOT_RUN: tuple[str, ...] = (
@@ -72,8 +70,6 @@ def current() -> str:
 
 def _per_run(frame: pd.DataFrame) -> pd.Series:
     """``run_id -> fingerprint`` (:data:`UNRECORDED` where a run has none) of a tidy results frame."""
-    import pandas as pd
-
     if frame.empty or "run_id" not in frame.columns:
         return pd.Series([], dtype=str)
     runs = frame.drop_duplicates("run_id").set_index("run_id")

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from ablate.tasks import heldout
+import ablate.tasks.heldout as heldout
 from ablate.tasks.batch import Batch
 from ablate.tasks.heldout import HeldOut
 from ablate.tasks.sampling import check_split
@@ -62,7 +62,8 @@ class Task:
                 for that, which :meth:`held_out` names.
         """
         check_split(type(self).__name__, split)
-        return heldout.sample(self, generator, batch_size, length, split, self.held_out(length))
+        return heldout.sample(self.draw, generator, batch_size, length, split, self.held_out(length),
+                              what=type(self).__name__)
 
     def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
         """A batch from the task's whole distribution, every split together (``splits == "hash"`` tasks)."""
@@ -75,7 +76,8 @@ class Task:
         # Cached on the instance (subclasses' __init__ does not call ours): one probe per length.
         known: dict[int, HeldOut] = self.__dict__.setdefault("_held_out", {})
         if length not in known:
-            known[length] = heldout.probe(self, length)
+            labels = self.num_classes if self.kind == "classification" else 1
+            known[length] = heldout.probe(self.draw, labels, length)
         return known[length]
 
     def chance_level(self) -> float:

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import torch
 
 from ablate.tasks.batch import Batch
 from ablate.tasks.sampling import SPLITS, fill_by_label
 
-if TYPE_CHECKING:
-    from ablate.tasks.base import Task
+#: A task's ``draw(generator, batch_size, length)``: a batch of its whole distribution, every split together.
+Draw = Callable[[torch.Generator, int, int], Batch]
 
 #: Hash buckets (out of 10) of each split, in :data:`~ablate.tasks.sampling.SPLITS` order.
 BUCKETS: dict[str, range] = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
@@ -102,27 +102,26 @@ def _labels(batch: Batch) -> torch.Tensor:
     return batch.targets if batch.targets.dim() == 1 else torch.zeros(len(batch.targets), dtype=torch.long)
 
 
-def probe_size(task: Task) -> int:
+def probe_size(classes: int) -> int:
     """Draws of the probe: 64 expected sequences per (smallest split, label) cell of a large space."""
-    classes = task.num_classes if task.kind == "classification" else 1
     smallest = min(len(b) for b in BUCKETS.values()) / 10
     return math.ceil(64 * max(classes, 4) / smallest)
 
 
-def probe(task: Task, length: int) -> HeldOut:
-    """Decide whether ``task`` can hold out validation and test sequences at ``length``.
+def probe(draw: Draw, classes: int, length: int) -> HeldOut:
+    """Decide whether a task (its ``draw``, its number of labels) can hold out validation and test at ``length``.
 
     Draws :func:`probe_size` sequences with a fixed seed and counts the distinct
     ones per (split, label); held out when every cell has :data:`MIN_DISTINCT`.
     A first quarter with no sequence twice and full cells settles it early (a
     large space: long sequences never need the whole probe).
     """
-    draws = probe_size(task)
+    draws = probe_size(classes)
     generator = torch.Generator().manual_seed(PROBE_SEED)
-    first = _hashes_and_labels(task.draw(generator, draws // 4, length))
+    first = _hashes_and_labels(draw(generator, draws // 4, length))
     if len(torch.unique(first[0])) == len(first[0]) and _smallest_cell(*first) >= MIN_DISTINCT:
         return HeldOut(True)
-    rest = _hashes_and_labels(task.draw(generator, draws - draws // 4, length))
+    rest = _hashes_and_labels(draw(generator, draws - draws // 4, length))
     hashes, labels = torch.cat([first[0], rest[0]]), torch.cat([first[1], rest[1]])
     splits = _split_of_hash(hashes)
     distinct = len(torch.unique(hashes))
@@ -147,18 +146,19 @@ def _smallest_cell(hashes: torch.Tensor, labels: torch.Tensor) -> int:
                for i in range(len(SPLITS)) for c in torch.unique(labels).tolist())
 
 
-def sample(task: Task, generator: torch.Generator, batch_size: int, length: int, split: str,
-           held_out: HeldOut) -> Batch:
-    """A batch of ``split`` only (by :func:`split_of`), labels distributed as ``task.draw`` draws them.
+def sample(draw: Draw, generator: torch.Generator, batch_size: int, length: int, split: str,
+           held_out: HeldOut, *, what: str = "task") -> Batch:
+    """A batch of ``split`` only (by :func:`split_of`), labels distributed as ``draw`` draws them.
 
     Args:
-        task: a task whose ``draw(generator, n, length)`` samples the whole space.
-        held_out: :func:`probe` of ``task`` at ``length``; when not held out, one plain draw.
+        draw: the task's sampler of its whole space (``Task.draw``).
+        held_out: :func:`probe` of the task at ``length``; when not held out, one plain draw.
+        what: the task, for an error message.
 
     Returns:
-        The batch: ``inputs (B, L)``, targets and masks as ``task.draw`` gives them.
+        The batch: ``inputs (B, L)``, targets and masks as ``draw`` gives them.
     """
-    first = task.draw(generator, batch_size, length)
+    first = draw(generator, batch_size, length)
     if not held_out.held_out:
         return first
     index = SPLITS.index(split)
@@ -167,11 +167,11 @@ def sample(task: Task, generator: torch.Generator, batch_size: int, length: int,
     def of_split(batch: Batch) -> torch.Tensor:
         return torch.where(split_of(batch.inputs) == index, _labels(batch), -1)
 
-    def draw(n: int) -> torch.Tensor:
-        batches.append(task.draw(generator, n, length))
+    def candidates(n: int) -> torch.Tensor:
+        batches.append(draw(generator, n, length))
         return of_split(batches[-1])
 
     fraction = len(BUCKETS[split]) / 10
-    rows = fill_by_label(type(task).__name__, _labels(first), draw, math.ceil(2 * batch_size / fraction) + 16,
+    rows = fill_by_label(what, _labels(first), candidates, math.ceil(2 * batch_size / fraction) + 16,
                          drawn=of_split(first))
     return Batch.cat(batches).rows(rows)
