@@ -103,6 +103,15 @@ def test_held_out_splits_are_decided_once_per_length_whatever_the_seed() -> None
     assert task.held_out(32).held_out and task.held_out(32).note is None
 
 
+def test_a_task_with_its_own_sample_is_not_called_held_out() -> None:
+    class Own(Task):
+        def sample(self, generator, batch_size, length, *, split="train"):  # noqa: ANN001, ANN201
+            return create_task("parity").draw(generator, batch_size, length)
+
+    held = Own().held_out(8)
+    assert not held.held_out and "samples its splits itself" in held.note
+
+
 class _Spy(Task):
     """A task that records which split each batch came from, at which length."""
 

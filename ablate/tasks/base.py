@@ -73,6 +73,9 @@ class Task:
         """Whether validation and test sequences at ``length`` are disjoint from training (measured once)."""
         if self.splits == "corpus":
             return HeldOut(True)
+        if type(self).draw is Task.draw:  # a task with a sample() of its own: no way to check its splits here
+            return HeldOut(False, f"unknown: {type(self).__name__} samples its splits itself; a task whose splits "
+                                  "are disjoint parts of a corpus says splits = 'corpus'")
         # Cached on the instance (subclasses' __init__ does not call ours): one probe per length.
         known: dict[int, HeldOut] = self.__dict__.setdefault("_held_out", {})
         if length not in known:
