@@ -34,12 +34,15 @@ err = make_console(stderr=True)
 
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from ablate.runner import run_plan
+    from ablate.runner import run_plan, stale_line
 
     plan = load_plan(args.suite, args.set)
     kinds = ("train", "measure") if (plan.suite.measure and plan.suite.measure.with_run) else ("train",)
     selected = [r for r in plan.runs if r.kind in kinds]
     err.print(f"[bold]{plan.name}[/]: {len(selected)} runs -> {Path(args.results) / plan.name}")
+    stale = stale_line(plan, args.results, kinds=kinds, rerun_stale=args.rerun_stale)
+    if stale:
+        err.print(stale)
     options: dict[str, Any] = {}
     if args.executor == "ray":
         options = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
@@ -47,7 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["threads"] = args.threads
     try:
         summary = run_plan(plan, args.results, executor=args.executor, workers=args.workers,
-                           rerun_failed=args.rerun_failed, kinds=kinds, executor_options=options)
+                           rerun_failed=args.rerun_failed, kinds=kinds, executor_options=options,
+                           rerun_stale=args.rerun_stale)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished runs are stored; run the same command again to resume")
         return 130
@@ -132,7 +136,17 @@ def _estimate_seconds(plan: Any) -> float:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ablate.claims import is_claim_file, load_claim
+
     for suite in args.suites:
+        if is_claim_file(Path(suite)):
+            if args.set:
+                raise UserError(f"--set overrides a suite; {suite} is a claim file (its [scales] tables are checked)")
+            claim = load_claim(Path(suite))
+            runs = {scale: len(claim.plan(scale).runs) for scale in ("small", *claim.scales)}
+            sizes = ", ".join(f"{n} runs at scale {scale}" for scale, n in runs.items())
+            console.print(f"[green]ok[/] {suite}: claim {claim.id}, {len(claim.expect)} predicates, {sizes}")
+            continue
         plan = load_plan(suite, args.set)
         console.print(f"[green]ok[/] {plan.path}: {len(plan.runs)} runs")
     return 0
@@ -257,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-gpus", type=float, default=0.0, help="Ray: GPUs per run")
     run.add_argument("--results", default="results", help="results root (default: results/)")
     run.add_argument("--rerun-failed", action="store_true", help="retry runs stored as failed or oom")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="re-run stored runs that other code produced (another code fingerprint)")
     run.add_argument("--no-report", action="store_true", help="skip writing the report afterwards")
 
     bench = suite_command("bench", cmd_bench, "run only a suite's [measure] section (throughput, memory)")
@@ -266,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = suite_command("plan", cmd_plan, "print the expanded runs without running anything")
     plan.add_argument("--all", action="store_true", help="list every run")
 
-    validate = sub.add_parser("validate", help="check suite files")
+    validate = sub.add_parser("validate", help="check suite files and claim files")
     validate.add_argument("suites", nargs="+")
     validate.add_argument("--set", action="append", default=[])
     validate.set_defaults(handler=cmd_validate)
@@ -287,18 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(handler=cmd_compare)
 
     export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)")
-    export.add_argument("results_dir")
+    export.add_argument("results_dir", nargs="+",
+                        help="results folder(s); several make one table, each row tagged with its folder")
     export.add_argument("--format", default="csv", choices=list(FORMATS))
     export.add_argument("-o", "--output", default=None,
-                        help="file for the results table (default: RESULTS_DIR/export/results.<ext>; '-' for stdout)")
+                        help="file for the results table (default for one folder: RESULTS_DIR/export/results.<ext>; "
+                             "'-' for stdout)")
     export.set_defaults(handler=cmd_export)
 
     reproduce = sub.add_parser("reproduce", help="reproduce published length-extrapolation claims")
-    reproduce.add_argument("claims", nargs="*")
+    reproduce.add_argument("claims", nargs="*", help="shipped claim ids or paths of claim files (default: every shipped claim)")
     reproduce.add_argument("--list", action="store_true")
     reproduce.add_argument("--scale", default="small")
     reproduce.add_argument("--results", default="results/claims")
     reproduce.add_argument("--workers", type=positive_int, default=1)
+    reproduce.add_argument("--rerun-stale", action="store_true",
+                           help="re-run stored runs that other code produced (another code fingerprint)")
     reproduce.set_defaults(handler=cmd_reproduce)
 
     nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish")

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 import ablate
+from ablate import fingerprint
 
 
 @functools.cache
@@ -70,7 +71,8 @@ def _nvidia_driver() -> str | None:
 
 
 def device_environment(device: str | torch.device = "cpu", *, threads: int | None = None) -> dict[str, Any]:
-    """Facts of where work on ``device`` runs (``auto`` resolves): versions, host, CPU, threads, commit, device.
+    """Facts of where work on ``device`` runs (``auto`` resolves): versions, host, CPU, threads, commit,
+    code fingerprint (:mod:`ablate.fingerprint`), device.
 
     Never raises: a device whose facts cannot be read is named ``unavailable``.
     """
@@ -84,6 +86,7 @@ def device_environment(device: str | torch.device = "cpu", *, threads: int | Non
         "cpu": cpu_model(),
         "threads": torch.get_num_threads() if threads is None else int(threads),
         "git_commit": git_commit(),
+        "fingerprint": fingerprint.current(),
     }
     try:
         facts.update(device_facts(device))

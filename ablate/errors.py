@@ -15,6 +15,10 @@ class SuiteError(UserError, ValueError):
     """A problem with a suite file or an override, phrased for the user."""
 
 
+class SchemaError(UserError, ValueError):
+    """A results database this ablate cannot read or upgrade (the message says what to do)."""
+
+
 class UnsupportedLengthError(ValueError):
     """An encoding was asked for a position it cannot represent.
 

@@ -1,8 +1,9 @@
-"""``ablate export``: a results folder as plain data files (CSV, Parquet, JSON).
+"""``ablate export``: results folders as plain data files (CSV, Parquet, JSON).
 
 The first table is the tidy frame of :func:`ablate.store.load_results` (one row per
-run x metric x evaluation length, with the resolved config and the environment as
-columns). A second table holds learning curves when the results have them (the
+run x metric x evaluation length, with the resolved config, the environment and
+the results folder as columns); several folders go into one table, each row
+tagged with its folder (``results_dir``). A second table holds learning curves when the results have them (the
 store's ``curves`` table), written beside the first as ``<name>.curves.<ext>``.
 :func:`read_export` reads a file back into the frame ``load_results`` gives.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablate.errors import UserError
-from ablate.store import load_curves, load_results
+from ablate.store import ResultsPaths, load_curves, load_results
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:
@@ -62,7 +63,7 @@ FORMATS: dict[str, tuple[str, Callable[[pd.DataFrame, Path], None], Callable[[Pa
 }
 
 
-def stored_curves(results_dir: str | Path) -> pd.DataFrame | None:
+def stored_curves(results_dir: ResultsPaths) -> pd.DataFrame | None:
     """The learning curves stored with the results (:func:`ablate.store.load_curves`), or ``None`` when there are none."""
     curves = load_curves(results_dir)
     return curves if not curves.empty else None
@@ -84,31 +85,36 @@ def _check_format(fmt: str) -> tuple[str, Callable[[pd.DataFrame, Path], None], 
     return FORMATS[fmt]
 
 
-def export_results(results_dir: str | Path, fmt: str = "csv", out: str | Path | None = None) -> dict[str, Path]:
-    """Write the tidy results (and curves, if any) of ``results_dir`` as ``fmt``.
+def export_results(results_dir: ResultsPaths, fmt: str = "csv", out: str | Path | None = None) -> dict[str, Path]:
+    """Write the tidy results (and curves, if any) of one or several results folders as ``fmt``.
 
     Args:
-        results_dir: a results folder (``results/<suite>``).
+        results_dir: a results folder (``results/<suite>``), or a list of them (one table,
+            each row tagged with its folder in ``results_dir``).
         fmt: ``csv``, ``json`` or ``parquet``.
-        out: the file for the results table; default ``<results_dir>/export/results.<ext>``.
-            ``"-"`` writes CSV or JSON to stdout (without curves).
+        out: the file for the results table; default ``<results_dir>/export/results.<ext>``
+            for one folder (required for several). ``"-"`` writes CSV or JSON to stdout (without curves).
 
     Returns:
         ``{"results": path, "curves": path}`` (``curves`` only when there are curves).
     """
-    source = require_results(results_dir)
+    folders = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+    sources = [require_results(folder) for folder in folders]
     extension, write, _ = _check_format(fmt)
-    frame = load_results(source)
+    if out is None and len(sources) > 1:
+        raise UserError(f"{len(sources)} results folders make one table: give its file with -o, "
+                        f"e.g. -o all{extension}")
+    frame = load_results(sources)
     if str(out) == "-":
         if fmt == "parquet":
             raise UserError("--format parquet cannot go to stdout; give -o FILE.parquet")
         sys.stdout.write(frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="table", index=False))
         return {}
-    target = Path(out) if out is not None else source / "export" / f"results{extension}"
+    target = Path(out) if out is not None else sources[0] / "export" / f"results{extension}"
     target.parent.mkdir(parents=True, exist_ok=True)
     write(frame, target)
     written = {"results": target}
-    curves = stored_curves(source)
+    curves = stored_curves(sources)
     if curves is not None:
         curves_target = target.with_name(f"{target.stem}.curves{target.suffix or extension}")
         write(curves, curves_target)

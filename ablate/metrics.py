@@ -66,6 +66,7 @@ METRICS: dict[str, Metric] = {
         Metric("train_time_s", False, "s", "training time", scale="ratio"),
         Metric("steps_used", False, "steps", "optimiser steps used", scale="ratio"),
         Metric("criterion_met", True, label="training criterion met (1/0)", bounds=UNIT, margin=0.1),
+        Metric("held_out", True, label="validation/test held out from training (1/0)", bounds=UNIT, margin=0.1),
         Metric("eval_time_s", False, "s", "evaluation time", scale="ratio"),
         Metric("tokens_per_s", True, "tokens/s", "throughput", scale="ratio"),
         Metric("time_median_s", False, "s", "median step time", scale="ratio"),

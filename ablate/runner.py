@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ablate import fingerprint
 from ablate.adaptive import run_adaptive
 from ablate.checkpoints import write as write_checkpoint
 from ablate.executors import EXECUTORS, Executor, create_executor, execute_spec
@@ -28,11 +29,12 @@ from ablate.suite import Plan, RunSpec
 from ablate.suite.schema import SeedRange
 from ablate.variants.run import check_checkpoints, run_variants
 
-#: Statuses that are final: a resumed suite skips them (``--rerun-failed`` retries the others).
+#: Statuses that are final: a resumed suite skips them (``--rerun-failed`` retries the others,
+#: ``--rerun-stale`` the runs of other code, :mod:`ablate.fingerprint`).
 FINAL_STATUSES = {"ok", "unsupported", "diverged"}
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RunOptions", "RunSummary", "create_executor",
-           "execute_spec", "pending_runs", "record_meta", "run_plan", "threads_per_worker"]
+           "execute_spec", "pending_runs", "record_meta", "run_plan", "stale_line", "threads_per_worker"]
 
 
 @dataclass
@@ -70,17 +72,39 @@ class RunOptions:
     progress: bool | None = None
     on_record: Callable[[Record], None] | None = None
     executor_options: dict[str, Any] | None = None
+    rerun_stale: bool = False
 
 
-def pending_runs(plan: Plan, store: Store, *, rerun_failed: bool = False) -> list[RunSpec]:
-    """Runs of ``plan`` not yet stored with a final status."""
+def pending_runs(plan: Plan, store: Store, *, rerun_failed: bool = False, rerun_stale: bool = False) -> list[RunSpec]:
+    """Runs of ``plan`` not yet stored with a final status (or, with ``rerun_stale``, stored by other code)."""
     stored = store.statuses()
+    now = fingerprint.current()
+    stale = {run_id for run_id, code in store.fingerprints().items() if code != now} if rerun_stale else set()
     keep = []
     for run in plan.runs:
         status = stored.get(run.run_id)
-        if status is None or (rerun_failed and status not in FINAL_STATUSES):
+        if status is None or (rerun_failed and status not in FINAL_STATUSES) or run.run_id in stale:
             keep.append(run)
     return keep
+
+
+def stale_line(plan: Plan, results_root: str | Path, *, kinds: tuple[str, ...] = ("train", "measure"),
+               rerun_stale: bool = False) -> str | None:
+    """One line on the stored runs of ``plan`` that other code produced, or ``None`` when none is stored."""
+    directory = Path(results_root) / plan.name
+    if not (directory / "results.sqlite").is_file():
+        return None
+    with Store(directory) as store:
+        recorded = store.fingerprints()
+    stored = [r.run_id for r in plan.runs if r.kind in kinds and r.run_id in recorded]
+    if not stored:
+        return None
+    now = fingerprint.current()
+    stale = sum(recorded[run_id] != now for run_id in stored)
+    if not stale:
+        return f"{len(stored)} stored runs, none stale (code {now})"
+    action = "re-running them (--rerun-stale)" if rerun_stale else "they are kept; --rerun-stale re-runs them"
+    return f"{stale} of {len(stored)} stored runs are stale (other code than {now}): {action}"
 
 
 def record_meta(plan: Plan, store: Store) -> None:
@@ -104,6 +128,7 @@ def run_plan(
     on_record: Callable[[Record], None] | None = None,
     executor_options: dict[str, Any] | None = None,
     undecided: Callable[[Any], set[str]] | None = None,
+    rerun_stale: bool = False,
 ) -> RunSummary:
     """Run every pending spec of ``plan`` and store the records under ``results_root/<suite>``.
 
@@ -112,10 +137,12 @@ def run_plan(
     every finished run, and re-raises ``KeyboardInterrupt`` after marking the summary interrupted.
     ``undecided`` replaces the adaptive rounds' question (e.g. a claim's inconclusive predicates).
     ``progress``: ``None`` a rich bar on a terminal, else a line per finished run on stderr;
-    ``True`` the bar; ``False`` nothing.
+    ``True`` the bar; ``False`` nothing. ``rerun_stale`` runs again the stored runs that other
+    code produced (:mod:`ablate.fingerprint`), replacing their records.
     """
     options = RunOptions(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds,
-                         progress=progress, on_record=on_record, executor_options=executor_options)
+                         progress=progress, on_record=on_record, executor_options=executor_options,
+                         rerun_stale=rerun_stale)
     if isinstance(plan.suite.seeds, SeedRange) and "train" in kinds:
         return _run_adaptive(plan, Path(results_root), options, undecided)
     return _run_once(plan, Path(results_root), options)
@@ -150,7 +177,8 @@ def _run_once(plan: Plan, results_root: Path, options: RunOptions) -> RunSummary
         if "train" in kinds:
             check_checkpoints(plan, store, results_dir)  # a missing one is an error before anything runs
         selected = [r for r in plan.runs if r.kind in kinds]
-        pending = [r for r in pending_runs(plan, store, rerun_failed=options.rerun_failed) if r.kind in kinds]
+        pending = [r for r in pending_runs(plan, store, rerun_failed=options.rerun_failed,
+                                           rerun_stale=options.rerun_stale) if r.kind in kinds]
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
         train = [r for r in pending if r.kind == "train"]
         measure = [r for r in pending if r.kind == "measure"]

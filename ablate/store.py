@@ -1,12 +1,14 @@
 """Results on disk: one SQLite database per suite, and its tidy DataFrame view.
 
 ``results/<suite>/results.sqlite`` holds a ``runs`` table (one row per run:
-status, reason, resolved config, environment, timings), a ``metrics`` table
+status, reason, resolved config, environment, timings, code fingerprint), a ``metrics`` table
 (one row per run x metric x evaluation length) and a ``curves`` table (one row
 per run x validation check: step, training loss, validation metric). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
-Only the driver process writes (executors send records back to it).
+Only the driver process writes (executors send records back to it). The schema
+has a version (:mod:`ablate.store_schema`, ``docs/results.md``); the readers take
+one results folder or several, each row tagged with its folder (``results_dir``).
 """
 
 from __future__ import annotations
@@ -15,53 +17,19 @@ import json
 import math
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ablate import store_schema
 from ablate.metrics import METRICS
 from ablate.suite.components import label
 import ablate.variants.table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    suite TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    config TEXT NOT NULL,
-    axes TEXT NOT NULL,
-    env TEXT NOT NULL,
-    started_at REAL,
-    wall_s REAL,
-    attempts INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    metric TEXT NOT NULL,
-    eval_length INTEGER NOT NULL,
-    value REAL,
-    status TEXT NOT NULL,
-    reason TEXT,
-    note TEXT,
-    PRIMARY KEY (run_id, metric, eval_length)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS curves (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    step INTEGER NOT NULL,
-    train_loss REAL,
-    metric TEXT NOT NULL,
-    value REAL,
-    PRIMARY KEY (run_id, step)
-);
-""" + variant_table.SCHEMA
-
 
 @dataclass
 class MetricRow:
@@ -115,8 +83,7 @@ def _create_with_schema(path: Path) -> None:
     db = sqlite3.connect(temporary)
     try:
         db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
-        db.executescript(_SCHEMA)
-        db.commit()
+        store_schema.create(db)
     finally:
         db.close()
     try:
@@ -141,8 +108,11 @@ class Store:
         self._db = sqlite3.connect(self.path, timeout=30)
         self._db.execute("PRAGMA synchronous=FULL")  # a committed run survives power loss
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)  # adds tables an older database lacks (IF NOT EXISTS)
-        self._db.commit()
+        try:
+            store_schema.upgrade(self._db, self.path)  # an older database, in place; a newer one is refused
+        except Exception:
+            self._db.close()
+            raise
 
     def __enter__(self) -> "Store":
         return self
@@ -165,12 +135,13 @@ class Store:
         with self._db:  # one transaction: the run and all its metrics, or nothing
             self._db.execute("DELETE FROM runs WHERE run_id = ?", (record.run_id,))
             self._db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (run_id, suite, kind, status, reason, config, axes, env, started_at, wall_s, "
+                "attempts, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.run_id, record.suite, record.kind, record.status, record.reason,
                     json.dumps(record.config, sort_keys=True), json.dumps(record.axes, default=str),
                     json.dumps(record.env, sort_keys=True, default=str), record.started_at, record.wall_s,
-                    (attempts[0] + 1) if attempts else 1,
+                    (attempts[0] + 1) if attempts else 1, record.env.get("fingerprint"),
                 ),
             )
             self._db.executemany(
@@ -195,6 +166,10 @@ class Store:
     def statuses(self) -> dict[str, str]:
         """``run_id -> status`` of every stored run."""
         return dict(self._db.execute("SELECT run_id, status FROM runs"))
+
+    def fingerprints(self) -> dict[str, str | None]:
+        """``run_id -> code fingerprint`` of every stored run (``None``: stored before fingerprints)."""
+        return dict(self._db.execute("SELECT run_id, fingerprint FROM runs"))
 
     def meta(self) -> dict[str, Any]:
         return {key: json.loads(value) for key, value in self._db.execute("SELECT key, value FROM meta")}
@@ -229,17 +204,59 @@ def config_columns(config: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _database(path: str | Path) -> Path:
+#: One results folder (or its ``results.sqlite``), or several.
+ResultsPaths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+
+
+def _database(path: str | os.PathLike[str]) -> Path:
+    """The ``results.sqlite`` of a results folder (or the file itself), checked readable by this ablate."""
     path = Path(path)
     candidate = path / "results.sqlite" if path.is_dir() else path
     if not candidate.is_file():
         raise ValueError(f"no results at {path} (expected a results directory containing results.sqlite)")
+    with sqlite3.connect(candidate) as db:
+        store_schema.check_readable(db, candidate)
     return candidate
 
 
-def load_runs(path: str | Path) -> pd.DataFrame:
-    """One row per run: ``run_id, kind, status, reason, wall_s, attempts`` and the flattened config."""
-    with sqlite3.connect(_database(path)) as db:
+def _read(paths: ResultsPaths, read_one: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    """``read_one`` of every results folder in ``paths``, one after the other, each row tagged ``results_dir``."""
+    listed = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not listed:
+        raise ValueError("no results folder given")
+    frames = []
+    for path in listed:
+        database = _database(path)
+        frame = read_one(database)
+        frames.append(frame.assign(results_dir=str(database.parent)))
+    if len(frames) == 1:
+        return frames[0]
+    combined = pd.concat(frames, ignore_index=True)
+    combined.attrs = _merged_attrs([f.attrs for f in frames])
+    return combined
+
+
+def _merged_attrs(all_attrs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Suite facts of several results folders: names and axes joined, the rest where they agree."""
+    if not any(all_attrs):
+        return {}
+    first = all_attrs[0]
+    same = lambda key: all(a.get(key) == first.get(key) for a in all_attrs)  # noqa: E731
+    return {"suite": ", ".join(dict.fromkeys(str(a.get("suite")) for a in all_attrs)),
+            "axes": list(dict.fromkeys(axis for a in all_attrs for axis in a.get("axes", []))),
+            "baseline": first.get("baseline", {}) if same("baseline") else {},
+            "suite_config": first.get("suite_config", {}) if same("suite_config") else {},
+            "results_path": [a.get("results_path") for a in all_attrs], "adaptive": {}}
+
+
+def load_runs(path: ResultsPaths) -> pd.DataFrame:
+    """One row per run: ``run_id, kind, status, reason, wall_s, attempts``, the flattened config and ``env.*``;
+    ``results_dir`` names the folder (``path`` may list several)."""
+    return _read(path, _runs_of)
+
+
+def _runs_of(database: Path) -> pd.DataFrame:
+    with sqlite3.connect(database) as db:
         rows = db.execute("SELECT run_id, suite, kind, status, reason, config, env, wall_s, attempts FROM runs").fetchall()
     records = []
     for run_id, suite, kind, status, reason, config, env, wall_s, attempts in rows:
@@ -251,20 +268,28 @@ def load_runs(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
+def load_results(path: ResultsPaths) -> pd.DataFrame:
     """The tidy results frame: one row per run x metric x evaluation length.
 
     Columns: ``run_id, suite, kind, status, reason, note, metric, value,
     eval_length, higher_is_better``, the flattened config (``task, encoding,
-    pooling, train_length, seed, model.*, train.*, eval.*, measure.*``) and the
-    environment (``env.*``). A run that produced no metric (e.g. it failed while
+    pooling, train_length, seed, model.*, train.*, eval.*, measure.*``), the
+    environment (``env.*``, with the code fingerprint) and ``results_dir``, the
+    folder the row was read from. A run that produced no metric (e.g. it failed while
     building) still appears, once, with ``metric`` None. ``df.attrs`` carries the
     suite's ``axes``, ``baseline``, resolved ``suite_config`` and ``results_path``
     (where :func:`load_curves` finds the learning curves). When evaluation-only
     variants were stored (:mod:`ablate.variants`), their rows follow their run's, and a
     ``variant`` column tells them apart (``base``: the trained model's own evaluation).
+
+    Args:
+        path: a results folder (``results/<suite>``) or its ``results.sqlite``, or a list of
+            them: their rows follow one another, a run being ``(results_dir, run_id)``.
     """
-    database = _database(path)
+    return _read(path, _results_of)
+
+
+def _results_of(database: Path) -> pd.DataFrame:
     with sqlite3.connect(database) as db:
         runs = db.execute("SELECT run_id, suite, kind, status, reason, config, env FROM runs ORDER BY rowid").fetchall()
         metrics = db.execute(
@@ -301,14 +326,19 @@ def load_results(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def load_curves(path: str | Path) -> pd.DataFrame:
+def load_curves(path: ResultsPaths) -> pd.DataFrame:
     """Every run's learning curve: one row per run x validation check.
 
-    Columns: ``run_id, step, train_loss, metric, value, higher_is_better`` and the
-    flattened config (``task, encoding, pooling, seed, ...``); empty (with those
-    columns) for results stored before curves existed.
+    Columns: ``run_id, step, train_loss, metric, value, higher_is_better``, the
+    flattened config (``task, encoding, pooling, seed, ...``) and ``results_dir``;
+    empty (with those columns) for results stored before curves existed. ``path``
+    as in :func:`load_results`.
     """
-    with sqlite3.connect(_database(path)) as db:
+    return _read(path, _curves_of)
+
+
+def _curves_of(database: Path) -> pd.DataFrame:
+    with sqlite3.connect(database) as db:
         has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='curves'").fetchone()
         points = db.execute("SELECT run_id, step, train_loss, metric, value FROM curves ORDER BY run_id, step"
                             ).fetchall() if has_table else []

@@ -191,7 +191,8 @@ def train_evaluate_curve(config: TrainRun, keep: dict[str, Any] | None = None
     """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.criterion`).
 
     The rows include ``steps_used`` and ``criterion_met`` (1/0, with the stop reason
-    in its note) at the train length. ``keep``, when given, receives the trained model
+    in its note) at the train length, and ``held_out`` (1/0, :meth:`~ablate.tasks.base.Task.held_out`)
+    at the train length and every evaluation length. ``keep``, when given, receives the trained model
     as ``keep["checkpoint"]`` (bytes, :func:`ablate.checkpoints.serialize`) for the
     driver to store.
     """
@@ -222,6 +223,10 @@ def train_evaluate_curve(config: TrainRun, keep: dict[str, Any] | None = None
         MetricRow("steps_used", length, monitor.steps_used),
         MetricRow("criterion_met", length, float(monitor.met), note=f"stopped: {monitor.stop_reason}"),
     ]
+    # Whether validation (train length) and test (every evaluation length) were held out from training.
+    for at in sorted({length, *config.eval.lengths}):
+        held = task.held_out(at)
+        rows.append(MetricRow("held_out", at, float(held.held_out), note=held.note))
     return "ok", None, rows, monitor.curve
 
 

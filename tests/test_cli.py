@@ -82,8 +82,8 @@ def test_an_empty_suite_file_is_an_error(capsys, tmp_path):
 
 def test_a_claim_file_given_as_a_suite_says_how_to_run_it(capsys):
     claim = Path(__file__).resolve().parents[1] / "suites" / "claims" / "alibi_lm.toml"
-    line = one_line_error(capsys, ["validate", str(claim)])
-    assert "is a claim file" in line and "ablate reproduce alibi-lm" in line
+    line = one_line_error(capsys, ["plan", str(claim)])
+    assert "is a claim file" in line and f"ablate reproduce {claim}" in line
 
 
 def test_report_option_mistakes_name_what_exists(capsys, stored, tmp_path):

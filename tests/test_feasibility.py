@@ -92,6 +92,7 @@ def test_nope_first_pooling_on_even_pairs_is_bounded_by_what_one_end_and_the_cou
     bayes = counts.max(1).values.sum().item() / len(labels)
     assert bayes == pytest.approx(0.604736328125)  # = E[max(m, 15 - m)] / 15 for m ~ Binomial(15, 1/2)
     bound = bayes_bound({"name": "even_pairs"}, "permutation fixing the first position", length)
-    assert bayes - 0.002 <= bound.value <= bayes + 0.01 and bound.error < 0.003  # sampling only overestimates
+    # estimated on the test split (what accuracy is measured on): within sampling error of the full space
+    assert abs(bound.value - bayes) < 0.01 and bound.error < 0.003
     assert invariance({"task": {"name": "even_pairs"}, "model": {"encoding": "none", "pooling": "first",
                                                                 "causal": False}}) == bound.group

@@ -138,6 +138,20 @@ def test_labels_balanced_as_documented(name: str, task_params) -> None:
         assert (freq - 1 / task.num_classes).abs().max() < 0.04
 
 
+@pytest.mark.parametrize("name", [n for n in TASKS.names() if TASKS.get(n).splits == "corpus"])
+def test_corpus_tasks_draw_validation_and_test_from_other_parts(name: str, task_params) -> None:
+    """Generated tasks are tested in test_heldout.py; these keep disjoint parts of their corpus.
+
+    Parts are documents (works, rows, images), so inputs are disjoint where they are whole
+    documents or long windows; the CSV's texts share their first words, hence its length."""
+    task, length = _build(name, task_params), {"csv_classification": 40}.get(name, LENGTHS.get(name, 12))
+    seen = lambda batch: {row.numpy().tobytes() for row in batch.inputs}  # noqa: E731 - tokens or patches
+    training = set().union(*(seen(task.sample(_gen(seed), 64, length)) for seed in range(10)))
+    for split in ("validation", "test"):
+        assert not seen(task.sample(_gen(99), 64, length, split=split)) & training, split
+    assert all(task.held_out(n).held_out for n in (length, 2 * length))
+
+
 @pytest.mark.parametrize("name", [n for n in TASKS.names() if n not in LENGTHS])
 def test_every_length_maps_to_that_many_tokens(name: str, task_params) -> None:
     task = _build(name, task_params)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from rich.table import Table
 
-from ablate.claims.load import Claim, all_claims, claims_dir, digest_of, find_claim, load_claim
+from ablate.claims.load import Claim, all_claims, claims_dir, digest_of, find_claim, is_claim_file, load_claim
 from ablate.claims.predicates import (
     INCONCLUSIVE,
     MEASURED,
@@ -33,13 +33,12 @@ from ablate.claims.predicates import (
     REPRODUCED,
     Verdict,
     cells_of,
-    learned_seeds,
     decisions_of,
 )
 from ablate.console import make_console
 from ablate.report import write_report
 from ablate.report.document import Paragraph, Section, Table
-from ablate.runner import run_plan
+from ablate.runner import run_plan, stale_line
 from ablate.store import Store, load_curves, load_results
 from ablate.suite import SuiteError
 
@@ -166,9 +165,12 @@ def main(args: argparse.Namespace) -> int:
     for claim in chosen:
         plan = claim.plan(args.scale)
         console.print(f"[bold]{claim.id}[/]: {claim.title} ({len(plan.runs)} runs)")
+        stale = stale_line(plan, results_root, rerun_stale=args.rerun_stale)
+        if stale:
+            console.print(f"  {stale}")
         try:
             summary = run_plan(plan, results_root, executor="process" if args.workers > 1 else "local",
-                               workers=args.workers, undecided=undecided_runs(claim))
+                               workers=args.workers, undecided=undecided_runs(claim), rerun_stale=args.rerun_stale)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130
@@ -212,5 +214,5 @@ def claim_section(claim: Claim, overall: str, verdicts: list[Verdict]) -> Sectio
 
 
 __all__ = ["Claim", "INCONCLUSIVE", "MEASURED", "NOT_REPRODUCED", "REPRODUCED", "all_claims", "claim_section",
-           "claims_dir", "digest_of", "find_claim", "judge", "learned_seeds", "load_claim", "main", "stale_digest",
+           "claims_dir", "digest_of", "find_claim", "is_claim_file", "judge", "load_claim", "main", "stale_digest",
            "undecided_runs"]

@@ -232,15 +232,29 @@ def all_claims() -> list[Claim]:
     return [load_claim(p) for p in sorted(claims_dir().glob("*.toml"))]
 
 
+def is_claim_file(path: Path) -> bool:
+    """Whether ``path`` is a TOML file with a ``[claim]`` table (a claim file, not a suite)."""
+    try:
+        return path.is_file() and path.suffix == ".toml" and "claim" in tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+        return False
+
+
 def find_claim(name: str) -> Claim:
-    """A shipped claim by id, or a claim file by path (``my_claim.toml``, anywhere)."""
-    path = Path(name)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise SuiteError(f"{name}: no such claim file")
+    """A shipped claim by id, or a claim file by path (``my_claim.toml``, anywhere).
+
+    Raises:
+        SuiteError: a name that is neither, with the nearest ids; a path that is not a claim file.
+    """
+    path = Path(name).expanduser()
+    if is_claim_file(path):
         return load_claim(path)
+    if path.is_file():
+        raise SuiteError(f"{name}: not a claim file (no [claim] table); a suite runs with 'ablate run {name}'")
+    if name.endswith(".toml"):
+        raise SuiteError(f"{name}: no such claim file")
     claims = {c.id: c for c in all_claims()}
     if name not in claims:
-        raise SuiteError(f"unknown claim {name!r}.{did_you_mean(name, claims)} Known claims: "
-                         f"{', '.join(sorted(claims))}; or give a claim file's path")
+        raise SuiteError(f"unknown claim {name!r}.{did_you_mean(name, claims, cutoff=0.5)} Known claims: "
+                         f"{', '.join(sorted(claims))}; or give the path of a claim file")
     return claims[name]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate import stats
+from ablate import fingerprint, stats
 from ablate.metrics import METRICS, higher_is_better
 from ablate.plots import (
     cost_curves,
@@ -80,6 +80,10 @@ def overview(ctx: Context) -> Section:
     for kind, group in df[df["metric"].notna()].groupby("kind", sort=False) if "kind" in df.columns else []:
         lengths = sorted(group["eval_length"].dropna().unique())
         items.append(f"{kind} metrics: {_join(pd.unique(group['metric']))} at lengths {_join(lengths)}")
+    items.append(fingerprint.describe(df))
+    shared = _not_held_out(df)
+    if shared:
+        items.append(shared)
     if ctx.metric:
         direction = "higher" if higher_is_better(ctx.metric, df) else "lower"
         items.append(f"Main metric: {ctx.metric} ({direction} is better), headline length {ctx.length}")
@@ -95,6 +99,20 @@ def overview(ctx: Context) -> Section:
         if len(commits) > 1:
             blocks.append(Paragraph(f"Warning: these results mix {len(commits)} git commits."))
     return Section("What was run", blocks)
+
+
+def _not_held_out(df: pd.DataFrame) -> str | None:
+    """One line naming the (task, length) pairs whose validation/test data were not held out, or None."""
+    if "metric" not in df.columns:
+        return None
+    rows = df[df["metric"].eq("held_out") & df["value"].eq(0.0)]
+    if rows.empty:
+        return None
+    task = rows["task"] if "task" in rows.columns else pd.Series("task", index=rows.index)
+    places = rows.assign(_task=task).drop_duplicates(["_task", "eval_length"]).sort_values(["_task", "eval_length"])
+    return "Not held out (too few distinct inputs; validation and test drawn from the training sequences): " + \
+        "; ".join(f"{t} at length {_plain(n)} ({str(note).removeprefix('not held out: ')})" for t, n, note in
+                  zip(places["_task"], places["eval_length"], places["note"]))
 
 
 def _run_status(df: pd.DataFrame) -> pd.Series:

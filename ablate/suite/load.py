@@ -170,9 +170,8 @@ def load_suite(path_or_name: str | Path, overrides: list[str] | tuple[str, ...] 
     path = resolve_suite_path(path_or_name)
     raw = read_with_extends(path)
     if "claim" in raw and "expect" in raw:
-        claim_id = raw["claim"].get("id", path.stem) if isinstance(raw["claim"], dict) else path.stem
         raise SuiteError(f"{path} is a claim file ([claim], [suite], [[expect]]), not a suite: "
-                         f"run it with 'ablate reproduce {claim_id}' (see 'ablate reproduce --list')")
+                         f"run it with 'ablate reproduce {path}'")
     if not set(raw) - {"name", "description"}:
         raise SuiteError(f"{path}: the suite is empty (it says nothing to run); give at least a task and a [grid], "
                          f"e.g. task = {{ name = \"parity\" }} and [grid] encoding = [\"rope\", \"alibi\"] "

@@ -11,6 +11,11 @@ every module of this package on first use, so a new task is one module:
 * :mod:`~ablate.tasks.sequence` — causal token-level ``copy``, ``reverse``, ``associative_recall``
 * :mod:`~ablate.tasks.text` — ``text_lm``, ``text_genre`` (Shakespeare), ``text_file``, ``csv_classification``
 * :mod:`~ablate.tasks.images` — ``digits`` (8x8 images as patches)
+
+Validation and test data never occur in training: generated tasks implement
+``draw`` and keep each split's own sequences by a hash of their tokens
+(:mod:`~ablate.tasks.heldout`, ``docs/held-out-data.md``); corpus tasks draw each
+split from its own documents.
 """
 
 from __future__ import annotations

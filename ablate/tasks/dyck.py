@@ -67,8 +67,8 @@ class Dyck(Task):
         self.vocab_size = 2 * types + 1
         self.num_classes = 2
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("dyck", batch_size, length, split, min_length=2)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("dyck", batch_size, length, min_length=2)
         pairs = length // 2
         label = torch.randint(2, (batch_size,), generator=generator)
         # Positives: a Dyck word; matched brackets share a kind.

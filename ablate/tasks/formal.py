@@ -37,8 +37,8 @@ class Parity(Task):
         self.vocab_size = vocab
         self.num_classes = 2
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("parity", batch_size, length, split)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("parity", batch_size, length)
         x = torch.randint(self.vocab, (batch_size, length), generator=generator)  # (B, L)
         label = torch.randint(2, (batch_size,), generator=generator)
         pos = torch.randint(length, (batch_size,), generator=generator)
@@ -69,8 +69,8 @@ class EvenPairs(Task):
         self.vocab_size = 2
         self.num_classes = 2
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("even_pairs", batch_size, length, split, min_length=2)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("even_pairs", batch_size, length, min_length=2)
         x = torch.randint(2, (batch_size, length), generator=generator)  # (B, L)
         return Batch(x, self.label(x))
 
@@ -100,11 +100,11 @@ class ModularArithmetic(Task):
         self.vocab_size = modulus + 4
         self.num_classes = modulus
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("modular_arithmetic", batch_size, length, split)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("modular_arithmetic", batch_size, length)
         size = length if length % 2 == 1 else length - 1
 
-        def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def candidates(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             digits = torch.randint(self.modulus, (n, size // 2 + 1), generator=generator)  # (n, K)
             ops = torch.randint(3, (n, size // 2), generator=generator)  # (n, K-1): 0 +, 1 -, 2 *
             x = torch.full((n, length), self.modulus + 3, dtype=torch.long)
@@ -112,7 +112,7 @@ class ModularArithmetic(Task):
             x[:, 1:size:2] = self.modulus + ops
             return x, evaluate_expression(digits, ops, self.modulus)
 
-        x, label = sample_balanced("modular_arithmetic", generator, batch_size, self.modulus, draw)
+        x, label = sample_balanced("modular_arithmetic", generator, batch_size, self.modulus, candidates)
         return Batch(x, label)
 
 
@@ -164,15 +164,15 @@ class CycleNavigation(Task):
         self.vocab_size = 3
         self.num_classes = cycle_length
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
         # 2L + 1 reachable sums must cover every residue.
-        check_request("cycle_navigation", batch_size, length, split, min_length=self.cycle_length // 2)
+        check_request("cycle_navigation", batch_size, length, min_length=self.cycle_length // 2)
 
-        def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def candidates(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             x = torch.randint(3, (n, length), generator=generator)
             return x, (x - 1).sum(1) % self.cycle_length
 
-        x, label = sample_balanced("cycle_navigation", generator, batch_size, self.cycle_length, draw)
+        x, label = sample_balanced("cycle_navigation", generator, batch_size, self.cycle_length, candidates)
         return Batch(x, label)
 
 
@@ -195,8 +195,8 @@ class MissingDuplicate(Task):
         self.vocab_size = vocab + 2
         self.num_classes = vocab
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("missing_duplicate", batch_size, length, split, min_length=2)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("missing_duplicate", batch_size, length, min_length=2)
         half = length // 2
         w = torch.randint(self.vocab, (batch_size, half), generator=generator)
         x = torch.full((batch_size, length), self.vocab + 1, dtype=torch.long)

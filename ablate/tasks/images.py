@@ -71,6 +71,7 @@ class Digits(Task):
 
     kind = "classification"
     input_kind = "patches"
+    splits = "corpus"
 
     def __init__(self, *, patch_size: int | str = 2) -> None:
         if patch_size not in PATCHES:

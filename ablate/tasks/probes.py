@@ -31,8 +31,8 @@ class Majority(Task):
         self.vocab_size = vocab
         self.num_classes = vocab
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("majority", batch_size, length, split)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("majority", batch_size, length)
         x = torch.randint(self.vocab, (batch_size, length), generator=generator)  # (B, L)
         label = torch.randint(self.vocab, (batch_size,), generator=generator)
         counts = torch.nn.functional.one_hot(x, self.vocab).sum(1)  # (B, V)
@@ -56,8 +56,8 @@ class FirstToken(Task):
         self.vocab_size = vocab
         self.num_classes = vocab
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("first_token", batch_size, length, split)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("first_token", batch_size, length)
         x = torch.randint(self.vocab, (batch_size, length), generator=generator)
         return Batch(x, x[:, 0].clone())
 
@@ -82,8 +82,8 @@ class Sorted(Task):
         self.vocab_size = vocab
         self.num_classes = 2
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("sorted", batch_size, length, split, min_length=2)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("sorted", batch_size, length, min_length=2)
         x = torch.randint(self.vocab, (batch_size, length), generator=generator).sort(dim=1).values  # (B, L)
         label = torch.randint(2, (batch_size,), generator=generator)
         boundary = x[:, 1:] > x[:, :-1]  # (B, L-1)
@@ -120,8 +120,8 @@ class Needle(Task):
         self.vocab_size = vocab + 1
         self.num_classes = 2
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("needle", batch_size, length, split)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("needle", batch_size, length)
         x = torch.randint(self.vocab, (batch_size, length), generator=generator)
         label = torch.randint(2, (batch_size,), generator=generator)
         pos = torch.randint(length, (batch_size,), generator=generator)
@@ -147,8 +147,8 @@ class Order(Task):
         self.vocab_size = vocab + 2
         self.num_classes = 2
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("order", batch_size, length, split, min_length=2)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("order", batch_size, length, min_length=2)
         x = torch.randint(self.vocab, (batch_size, length), generator=generator)
         a = torch.randint(length, (batch_size,), generator=generator)
         b = (a + torch.randint(1, length, (batch_size,), generator=generator)) % length  # uniform, != a

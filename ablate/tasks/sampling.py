@@ -10,21 +10,26 @@ from typing import Callable
 
 import torch
 
-from ablate.tasks.base import Batch
+from ablate.tasks.batch import Batch
 
 #: Target value that no loss counts (PyTorch's ``cross_entropy`` default ``ignore_index``).
 IGNORE_INDEX = -100
 SPLITS = ("train", "validation", "test")
 
 
-def check_request(task: str, batch_size: int, length: int, split: str, *, min_length: int = 1) -> None:
+def check_request(task: str, batch_size: int, length: int, split: str = "train", *, min_length: int = 1) -> None:
     """Raise ``ValueError`` for a batch request the task cannot serve."""
-    if split not in SPLITS:
-        raise ValueError(f"task {task!r}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    check_split(task, split)
     if batch_size < 1:
         raise ValueError(f"task {task!r}: batch_size must be at least 1, got {batch_size}")
     if length < min_length:
         raise ValueError(f"task {task!r} needs length >= {min_length}, got {length}")
+
+
+def check_split(task: str, split: str) -> None:
+    """Raise ``ValueError`` unless ``split`` is one of :data:`SPLITS`."""
+    if split not in SPLITS:
+        raise ValueError(f"task {task!r}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
 
 
 def check_at_least(task: str, name: str, value: int, minimum: int) -> None:
@@ -56,20 +61,68 @@ def random_subset_mask(generator: torch.Generator, candidates: torch.Tensor, cou
     return rank < counts.unsqueeze(1)
 
 
+def fill_by_label(
+    task: str,
+    wanted: torch.Tensor,
+    draw: Callable[[int], torch.Tensor],
+    round_size: int,
+    *,
+    drawn: torch.Tensor | None = None,
+    max_rounds: int = 64,
+) -> torch.Tensor:
+    """Fill each slot with the next unused candidate of its label, drawing candidates in rounds.
+
+    The candidates of one label are used in the order they were drawn, so each
+    slot gets an independent draw of the task's distribution conditioned on the
+    slot's label (and on whatever made a candidate acceptable).
+
+    Args:
+        task: the task's name, for the error message.
+        wanted: ``(B,)`` int64, the label of each slot.
+        draw: ``n -> (n,)`` int64 labels of ``n`` new candidates, ``-1`` for a rejected
+            one; the caller keeps the candidates themselves, in the order drawn.
+        round_size: candidates per call of ``draw``.
+        drawn: ``(M,)`` labels of candidates the caller drew before (they come first).
+
+    Returns:
+        ``(B,)`` int64: for each slot, its candidate's index in the drawing order.
+
+    Raises:
+        ValueError: ``max_rounds`` rounds did not give every slot a candidate.
+    """
+    classes = int(wanted.max()) + 1 if len(wanted) else 0
+    need = torch.bincount(wanted, minlength=classes)
+    labels = [drawn] if drawn is not None else []
+    have = torch.bincount(drawn[drawn >= 0], minlength=classes)[:classes] if drawn is not None else 0 * need
+    rounds = 0
+    while not bool((have >= need).all()):
+        if rounds == max_rounds:
+            missing = [c for c in range(classes) if have[c] < need[c]]
+            raise ValueError(f"task {task!r} cannot produce classes {missing} at this length; use a longer length")
+        new = draw(round_size)
+        labels.append(new)
+        have += torch.bincount(new[(new >= 0) & (new < classes)], minlength=classes)
+        rounds += 1
+    pool = torch.cat(labels)
+    index = torch.empty(len(wanted), dtype=torch.long)
+    for c in range(classes):
+        slots = (wanted == c).nonzero().squeeze(1)
+        index[slots] = (pool == c).nonzero().squeeze(1)[: len(slots)]
+    return index
+
+
 def sample_balanced(
     task: str,
     generator: torch.Generator,
     batch_size: int,
     num_classes: int,
     draw: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
-    *,
-    max_rounds: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch whose labels are uniform over ``num_classes``, by rejection from ``draw``.
 
     Labels are drawn uniformly first; each slot is then filled with the next
-    unused candidate of its class. The examples of one class therefore follow
-    the task's natural distribution conditioned on that label.
+    unused candidate of its class (:func:`fill_by_label`). The examples of one
+    class therefore follow the task's natural distribution conditioned on that label.
 
     Args:
         draw: ``n -> (inputs (n, ...), labels (n,))``; must use ``generator`` only.
@@ -78,26 +131,15 @@ def sample_balanced(
         ``inputs (B, ...)`` and ``labels (B,)`` int64.
     """
     wanted = torch.randint(num_classes, (batch_size,), generator=generator)
-    need = torch.bincount(wanted, minlength=num_classes)
-    pool_x: list[torch.Tensor] = []
-    pool_y: list[torch.Tensor] = []
-    have = torch.zeros(num_classes, dtype=torch.long)
-    for _ in range(max_rounds):
-        x, y = draw(2 * batch_size + 16)
-        pool_x.append(x)
-        pool_y.append(y)
-        have += torch.bincount(y, minlength=num_classes)
-        if bool((have >= need).all()):
-            break
-    else:
-        missing = [c for c in range(num_classes) if have[c] < need[c]]
-        raise ValueError(f"task {task!r} cannot produce classes {missing} at this length; use a longer length")
-    xs, ys = torch.cat(pool_x), torch.cat(pool_y)
-    out = xs.new_empty((batch_size, *xs.shape[1:]))
-    for c in range(num_classes):
-        slots = (wanted == c).nonzero().squeeze(1)
-        out[slots] = xs[(ys == c).nonzero().squeeze(1)[: len(slots)]]
-    return out, wanted
+    inputs: list[torch.Tensor] = []
+
+    def candidates(n: int) -> torch.Tensor:
+        x, y = draw(n)
+        inputs.append(x)
+        return y
+
+    index = fill_by_label(task, wanted, candidates, 2 * batch_size + 16)
+    return torch.cat(inputs)[index], wanted
 
 
 def next_token_batch(prompt: torch.Tensor, answer: torch.Tensor, length: int) -> Batch:

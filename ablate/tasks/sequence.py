@@ -36,8 +36,8 @@ class _Transduction(Task):
         """The answer for prompt ``x``: ``(B, n) -> (B, n)``."""
         raise NotImplementedError
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request(self.name, batch_size, length, split, min_length=2)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request(self.name, batch_size, length, min_length=2)
         x = torch.randint(self.vocab, (batch_size, length // 2), generator=generator)  # (B, n)
         prompt = torch.cat([x, torch.full((batch_size, 1), self.separator)], dim=1)
         return next_token_batch(prompt, self.transform(x), length)
@@ -95,8 +95,8 @@ class AssociativeRecall(Task):
         self.vocab_size = num_keys + num_values + 1
         self.num_classes = self.vocab_size
 
-    def sample(self, generator: torch.Generator, batch_size: int, length: int, *, split: str = "train") -> Batch:
-        check_request("associative_recall", batch_size, length, split, min_length=4)
+    def draw(self, generator: torch.Generator, batch_size: int, length: int) -> Batch:
+        check_request("associative_recall", batch_size, length, min_length=4)
         m = (length - 2) // 2
         table = self.num_keys + torch.randint(self.num_values, (batch_size, self.num_keys), generator=generator)
         keys = torch.randint(self.num_keys, (batch_size, m), generator=generator)  # (B, m)

@@ -61,6 +61,7 @@ class _CharacterLM(Task):
 
     kind = "lm"
     default_causal = True
+    splits = "corpus"
     vocabulary = VOCABULARY
     name = ""
     samplers: dict[str, WindowSampler]
@@ -119,6 +120,7 @@ class TextGenre(Task):
     """
 
     kind = "classification"
+    splits = "corpus"
     vocabulary = VOCABULARY
 
     def __init__(self, *, path: str | None = None, verify: bool = True) -> None:
@@ -212,6 +214,7 @@ class CsvClassification(Task):
     """
 
     kind = "classification"
+    splits = "corpus"
     vocabulary = VOCABULARY
 
     def __init__(self, *, path: str | None = None, text_column: str = "text", label_column: str = "label",
