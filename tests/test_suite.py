@@ -110,8 +110,8 @@ def test_cli_prints_user_errors_without_a_traceback(tmp_path: Path, capsys: pyte
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
     assert "stpes" in captured.err
-    assert main(["run", str(tmp_path / "missing.toml"), "--results", str(tmp_path)]) == 2
-    assert main(["run", str(path), "--set", "nokey", "--results", str(tmp_path)]) == 2
+    assert main(["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path)]) == 2
+    assert main(["run", str(path), "--set", "nokey", "--out", str(tmp_path)]) == 2
     assert not list(tmp_path.glob("s/results.sqlite")), "a bad suite must never start a partial run"
 
 

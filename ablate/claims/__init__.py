@@ -37,6 +37,7 @@ from ablate.claims.predicates import (
     REPRODUCED,
     Verdict,
 )
+from ablate.cli_args import execution
 from ablate.console import make_console
 from ablate.registry import UnknownNameError
 from ablate.report import write_report
@@ -217,8 +218,7 @@ def main(args: argparse.Namespace) -> int:
         plan = claim.plan(args.scale)
         console.print(f"[bold]{claim.id}[/]: {claim.title} ({len(plan.runs)} runs)")
         try:
-            summary = run_plan(plan, results_root, executor="process" if args.workers > 1 else "local",
-                               workers=args.workers, undecided=undecided_runs(claim))
+            summary = run_plan(plan, results_root, **execution(args).keywords(), undecided=undecided_runs(claim))
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130

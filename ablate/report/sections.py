@@ -80,6 +80,7 @@ def overview(ctx: Context) -> Section:
     for kind, group in df[df["metric"].notna()].groupby("kind", sort=False) if "kind" in df.columns else []:
         lengths = sorted(group["eval_length"].dropna().unique())
         items.append(f"{kind} metrics: {_join(pd.unique(group['metric']))} at lengths {_join(lengths)}")
+    items.append(_devices(df))
     if ctx.metric:
         direction = "higher" if higher_is_better(ctx.metric, df) else "lower"
         items.append(f"Main metric: {ctx.metric} ({direction} is better), headline length {ctx.length}")
@@ -95,6 +96,16 @@ def overview(ctx: Context) -> Section:
         if len(commits) > 1:
             blocks.append(Paragraph(f"Warning: these results mix {len(commits)} git commits."))
     return Section("What was run", blocks)
+
+
+def _devices(df: pd.DataFrame) -> str:
+    """``Device: cuda:0 (NVIDIA H100 ...)``: where the runs ran, as each recorded it (``auto`` resolved)."""
+    columns = [c for c in ("env.device", "env.device_name") if c in df.columns]
+    if not columns:
+        return "Device: not recorded (results stored before devices were)"
+    pairs = df[columns].dropna(how="all").drop_duplicates().astype(str).to_numpy().tolist()
+    named = [f"{pair[0]} ({pair[1]})" if len(pair) > 1 and pair[1] != pair[0] else pair[0] for pair in pairs]
+    return f"Device{'s' if len(named) > 1 else ''}: {', '.join(named) or 'not recorded'}"
 
 
 def _run_status(df: pd.DataFrame) -> pd.Series:

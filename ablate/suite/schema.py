@@ -103,7 +103,8 @@ class TrainSection(Section):
     warmup_steps: int = Field(0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0)
     dtype: Dtype = "float32"
-    device: str = "cpu"
+    #: ``auto`` (CUDA when this machine has it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; runs record the one used.
+    device: str = "auto"
     #: Stop and record ``diverged`` when the training loss exceeds this or is not finite.
     diverge_loss: float = Field(1e4, gt=0)
     #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.criterion`.
@@ -163,7 +164,8 @@ class MeasureSection(Section):
     batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [8], min_length=1)
     modes: list[Literal["forward", "train_step"]] = Field(default_factory=lambda: ["forward"])
     dtypes: list[Dtype] = Field(default_factory=lambda: ["float32"])
-    device: str = "cpu"
+    #: ``auto`` (CUDA when this machine has it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    device: str = "auto"
     threads: int | None = Field(None, ge=1)
     memory: bool = True
     min_run_time: float = Field(0.5, gt=0)
