@@ -8,6 +8,7 @@ from conftest_report import ENCODINGS, make_frame
 from matplotlib.figure import Figure
 
 from ablate import plots
+from ablate.encodings import ENCODINGS as ENCODINGS_REGISTRY
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,27 @@ def _legend_texts(ax) -> list[str]:
     return [t.get_text() for t in legend.get_texts()] if legend else []
 
 
-def test_styles_are_stable_and_distinct(frame):
-    styles = plots.encoding_styles(frame)
+def test_styles_are_keyed_by_value_and_distinct(frame):
+    styles = plots.value_styles(frame)
     assert list(styles) == ENCODINGS
     assert len({s.color for s in styles.values()}) == len(ENCODINGS)
-    assert plots.encoding_styles(ENCODINGS) == styles  # same order, same styles, whatever the source
-    many = plots.encoding_styles([f"e{i}" for i in range(24)])
-    assert len({(s.color, s.marker) for s in many.values()}) == 24
+    # a value's style is its own: not its order, not which other values the figure shows
+    assert plots.value_styles(list(reversed(ENCODINGS))) == styles
+    assert plots.value_styles(["rope"])["rope"] == styles["rope"]
+    assert plots.value_styles(["rope"], "pooling") != plots.value_styles(["rope"])  # per axis
+    registered = plots.value_styles(ENCODINGS_REGISTRY.names())
+    assert len({(s.color, s.marker) for s in registered.values()}) == len(registered) >= 11
+    assert len({s.color for s in registered.values()}) == len(registered)  # every encoding its own colour
+    many = plots.value_styles([f"e{i}" for i in range(40)])
+    assert len({(s.color, s.marker) for s in many.values()}) == 40
+
+
+def test_a_variant_of_an_encoding_keeps_its_colour_with_another_marker(frame):
+    styles = plots.value_styles(["rope", "rope + pi", "rope + yarn", "rope[scaling=pi,factor=4]", "alibi"], "curve")
+    kinds = [styles[v] for v in ("rope + pi", "rope + yarn", "rope[scaling=pi,factor=4]")]
+    assert {s.color for s in kinds} == {styles["rope"].color} and {s.linestyle for s in kinds} == {"--"}
+    assert len({s.marker for s in kinds} | {styles["rope"].marker}) == 4
+    assert plots.value_styles(["rope + pi"], "curve")["rope + pi"].color == styles["rope"].color
 
 
 def test_metric_labels_have_units():

@@ -192,3 +192,24 @@ def test_a_report_computes_the_cells_learned_status_once(monkeypatch, tmp_path):
     markdown = write_report(make_frame(), tmp_path)["markdown"].read_text(encoding="utf-8")
     assert "Decided: better than the baseline" in markdown and "Length extrapolation" in markdown
     assert len(calls) == 1
+
+
+def test_parameters_never_reached_lists_encodings_notes_not_stop_reasons(tmp_path):
+    frame = make_frame(measure=False)
+    runs = frame[frame["kind"].eq("train") & frame["metric"].eq("accuracy") & frame["eval_length"].eq(32)]
+    stops = runs.assign(metric="criterion_met", value=1.0, note="stopped: target", higher_is_better=True)
+    frame = pd.concat([frame, stops], ignore_index=True)
+    section = _section(write_report(frame, tmp_path)["markdown"].read_text(encoding="utf-8"), "Length extrapolation")
+    listed = section.split("Parameters that training never reached")[1]
+    assert "stopped" not in listed
+    assert "- learned at length 64: rows 32..63 of the learned table were never trained" in listed
+    assert "sinusoidal" not in listed and "rope" not in listed  # nothing of theirs is untrained
+
+
+def test_critical_difference_diagram_only_with_enough_blocks(report, tmp_path):
+    significance = _section(report["markdown"].read_text(encoding="utf-8"), "Significance")
+    assert "critical-difference.png" not in significance  # 5 seeds x 2 poolings, one alibi run failed: 9 blocks
+    assert "No critical-difference diagram: it would rest on N = 9 blocks, and is drawn only from N = 10 on" in significance
+    markdown = write_report(make_frame(seeds=6, measure=False), tmp_path)["markdown"].read_text(encoding="utf-8")
+    significance = _section(markdown, "Significance")
+    assert "figures/critical-difference.png" in significance and "over N = 11 blocks" in significance

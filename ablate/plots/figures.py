@@ -14,9 +14,9 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ablate.metrics import higher_is_better
+from ablate.plots.palette import Style, styles_for
 from ablate.plots.style import (
     MARKS,
-    Style,
     failed_points,
     format_number,
     length_axis,
@@ -25,7 +25,6 @@ from ablate.plots.style import (
     missing_legend,
     new_figure,
     slice_frame,
-    styles_for,
     title_with,
 )
 from ablate.stats import (
@@ -125,7 +124,8 @@ def extrapolation_curves(
     for value, group in cells[cells["n"] > 0].groupby(axis, sort=False):
         group = group.sort_values("eval_length")
         style = styles[value]
-        ax.plot(group["eval_length"], group["mean"] * scale, color=style.color, marker=style.marker, label=str(value))
+        ax.plot(group["eval_length"], group["mean"] * scale, color=style.color, marker=style.marker,
+                linestyle=style.linestyle, label=str(value))
         band = group[np.isfinite(group["ci_low"])]
         ax.fill_between(band["eval_length"], band["ci_low"] * scale, band["ci_high"] * scale, color=style.color,
                         alpha=0.15, linewidth=0)
@@ -173,7 +173,7 @@ def cost_curves(
             exponent = fits.get(value, np.nan)
             label = f"{value} (∝ L^{exponent:.2f})" if np.isfinite(exponent) else str(value)
             ax.plot(group["eval_length"], group["mean"] * scale, color=styles[value].color,
-                    marker=styles[value].marker, label=label)
+                    marker=styles[value].marker, linestyle=styles[value].linestyle, label=label)
         missing_legend(ax, data, axis, styles)
         if failed_points(ax, data, axis, styles, "oom", 0.97, "X"):
             ax.plot([], [], "X", color="0.3", label="out of memory")

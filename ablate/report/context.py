@@ -10,7 +10,7 @@ import pandas as pd
 
 from ablate import stats
 from ablate.feasibility import learned_threshold
-from ablate.plots import Style, encoding_styles
+from ablate.plots import Style, value_styles
 from ablate.stats.decisions import cell_status
 
 #: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).
@@ -72,7 +72,7 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
     cells = stats.summarize(df)
     comparisons = stats.paired_comparisons(df, metric=metric, baseline=base, alpha=alpha) if metric else None
     length = stats.in_distribution_length(df, metric) if metric else None
-    styles = encoding_styles(df, axes[0] if axes else "encoding")
+    styles = value_styles(df, axes[0] if axes else "encoding")
     threshold, status = None, None
     if metric:
         threshold = learned_threshold(metric, report_settings(df)["learned_threshold"])
