@@ -1,11 +1,10 @@
-"""The report's opening: what is decided, what is not (and what it would take), and how the runs learned.
+"""The report's opening: what is decided, what is not (and what it would take).
 
 * :func:`findings` - the sequential verdicts of :mod:`ablate.stats.decisions`:
   better / worse / equivalent within the margin, undecided with a rough count of
   further seeds, cells unable by construction (with the reason), cells that did
   not learn at the train length, the model's token-embedding convention, and the
   seeds each cell took under adaptive seeds.
-* :func:`learning_curves` - every run's validation curve (:func:`ablate.store.load_curves`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 import ablate.report.formatting as fmt
 from ablate.report.context import Context, report_settings
@@ -150,42 +148,3 @@ def extrapolation(ctx: Any) -> Section:
         f"{len(excluded)} cell(s) are left out of these curves because they did not learn the task at the train "
         "length or cannot by construction (see Findings): their longer-length numbers are not extrapolation results."))
     return section
-
-
-def learning_curves(df: pd.DataFrame, curves: pd.DataFrame | None, axes: list[str]) -> Section:
-    """Validation metric against optimiser steps, one line per run (``curves``: :func:`ablate.store.load_curves`),
-    with the steps each run of ``df`` used."""
-    if curves is None or curves.empty:
-        return Section("Learning curves", [Paragraph("No learning curves stored with these results.")], folded=True)
-    colour_by = axes[0] if axes and axes[0] in curves.columns else "encoding"
-    panel_by = next((a for a in axes[1:] if a in curves.columns), None)
-    used = df[df["metric"].eq("steps_used")] if "metric" in df.columns else df.iloc[:0]
-    met = df[df["metric"].eq("criterion_met")]
-    text = (f"{curves['run_id'].nunique()} runs; each checked its validation {', '.join(pd.unique(curves['metric']))} "
-            f"on held-out batches at the train length. Optimiser steps used: median "
-            f"{fmt.number(used['value'].median(), 0) if len(used) else 'n/a'}; criterion met by "
-            f"{int(met['value'].sum()) if len(met) else 0} of {len(met)} runs.")
-    return Section("Learning curves", [Paragraph(text), Image("learning-curves", "Validation metric against "
-                   f"optimiser steps, one line per run, coloured by {colour_by}"
-                   + (f", one panel per {panel_by}." if panel_by else "."), _plot(curves, colour_by, panel_by))],
-                   folded=True)
-
-
-def _plot(curves: pd.DataFrame, colour_by: str, panel_by: str | None) -> Figure:
-    panels = list(pd.unique(curves[panel_by].astype(str))) if panel_by else [None]
-    fig = Figure(figsize=(4.2 * len(panels), 3.2), constrained_layout=True)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    values = list(pd.unique(curves[colour_by].astype(str)))
-    colours = {v: f"C{i % 10}" for i, v in enumerate(values)}
-    for ax, panel in zip(axes, panels):
-        rows = curves if panel is None else curves[curves[panel_by].astype(str).eq(panel)]
-        for (run, value), run_rows in rows.groupby(["run_id", rows[colour_by].astype(str)], sort=False):
-            ax.plot(run_rows["step"], run_rows["value"], color=colours[value], alpha=0.7, linewidth=1.2)
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel(str(curves["metric"].iloc[0]))
-        if panel is not None:
-            ax.set_title(f"{panel_by} = {panel}", fontsize=10)
-    for value, colour in colours.items():
-        axes[-1].plot([], [], color=colour, label=value)
-    axes[-1].legend(fontsize=8, title=colour_by, title_fontsize=8)
-    return fig
