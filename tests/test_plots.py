@@ -112,3 +112,26 @@ def test_save_figure_is_reproducible(frame, tmp_path):
     assert [p.suffix for p in first] == [".png", ".svg"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_pareto_front_keeps_what_nothing_beats_on_both_axes():
+    cost = [1.0, 2.0, 3.0, 2.0, 4.0]
+    quality = [0.5, 0.7, 0.6, 0.8, 0.9]
+    assert plots.pareto_front(cost, quality) == [0, 3, 4]  # 1 and 2 cost as much or more for less
+    assert plots.pareto_front(cost, [-q for q in quality], higher_is_better=False) == [0, 3, 4]
+    assert plots.pareto_front([1.0, 1.0], [0.5, 0.5]) == [0]  # a tie keeps the first
+    assert plots.pareto_front([1.0, float("nan")], [0.5, 0.9]) == [0]
+
+
+def test_quality_cost_draws_a_point_per_value_with_its_intervals():
+    points = pd.DataFrame({"encoding": ["rope", "alibi"], "quality": [0.9, 0.8], "quality_low": [0.85, 0.7],
+                           "quality_high": [0.95, 0.9], "time_median_s": [2.0, 1.0], "time_median_s_low": [1.8, 0.9],
+                           "time_median_s_high": [2.2, 1.1]})
+    fig = plots.quality_cost(points, axis="encoding", quality="quality", costs=["time_median_s"], higher_is_better=True)
+    ax = fig.axes[0]
+    styles = plots.value_styles(["rope", "alibi"])
+    drawn = {line.get_marker(): line.get_color() for line in ax.lines if line.get_linestyle() == "None"}
+    assert drawn[styles["rope"].marker] == styles["rope"].color
+    assert ax.get_xlabel() == "median step time (s)"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["rope", "alibi", "Pareto front"]

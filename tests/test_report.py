@@ -39,7 +39,7 @@ def test_report_files_and_sections(report):
     markdown = report["markdown"].read_text(encoding="utf-8")
     titles = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
     assert titles == ["Findings", "What was run", "Main results", "Significance", "Length extrapolation", "Cost",
-                      "Learning curves", "Failures, unsupported and OOM runs"]
+                      "Quality against cost", "Learning curves", "Failures, unsupported and OOM runs"]
     assert markdown.count("<details>") == 4  # the full tables (and the curves) follow the findings, folded
     for image in re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", markdown):
         assert (report["markdown"].parent / image).is_file()
@@ -213,3 +213,13 @@ def test_critical_difference_diagram_only_with_enough_blocks(report, tmp_path):
     markdown = write_report(make_frame(seeds=6, measure=False), tmp_path)["markdown"].read_text(encoding="utf-8")
     significance = _section(markdown, "Significance")
     assert "figures/critical-difference.png" in significance and "over N = 11 blocks" in significance
+
+
+def test_quality_against_cost_holds_the_other_axes_where_most_values_have_both(report):
+    section = _section(report["markdown"].read_text(encoding="utf-8"), "Quality against cost")
+    # only pooling=mean was measured; there alibi cannot learn by construction and learned is unsupported at 128
+    assert "accuracy at the longest evaluation length (128;" in section and "pooling=mean" in section
+    assert "forward cost at L=512" in section  # alibi ran out of memory at 2048
+    assert (report["figures"] / "quality-cost.png").is_file()
+    markdown = write_report(make_frame(measure=False), report["figures"].parent / "bare")["markdown"]
+    assert "No quality-against-cost figure" in _section(markdown.read_text(encoding="utf-8"), "Quality against cost")

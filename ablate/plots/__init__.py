@@ -15,7 +15,9 @@ from ablate.plots.figures import (
     heatmap,
     seed_strip,
 )
+from ablate.plots.curves import learning_curves
 from ablate.plots.palette import MARKERS, PALETTE, Style, value_styles
+from ablate.plots.pareto import pareto_front, quality_cost
 from ablate.plots.style import metric_label, metric_scale, save_figure
 
 __all__ = [
@@ -26,8 +28,11 @@ __all__ = [
     "critical_difference_diagram",
     "extrapolation_curves",
     "heatmap",
+    "learning_curves",
     "metric_label",
     "metric_scale",
+    "pareto_front",
+    "quality_cost",
     "save_figure",
     "seed_strip",
     "value_styles",

@@ -16,6 +16,7 @@ import ablate.report.context as context
 import ablate.report.findings as findings
 import ablate.report.learning as learning
 import ablate.report.sections as sections
+import ablate.report.tradeoffs as tradeoffs
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import render
 from ablate.report.tables import write_tables
@@ -57,7 +58,7 @@ def write_report(
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
     parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx),
-             sections.cost(ctx), learning.learning_curves(df, curves, ctx.axes, ctx.styles), sections.failures(ctx)]
+             sections.cost(ctx), tradeoffs.quality_cost(ctx), learning.learning_curves(df, curves, ctx.axes, ctx.styles), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}
 

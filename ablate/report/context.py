@@ -79,3 +79,26 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
         train = df[df["kind"].eq("train")] if "kind" in df.columns else df
         status = cell_status(train, metric, threshold)  # once: the findings and the extrapolation share it
     return Context(df, axes, base, metric, length, cells, comparisons, styles, alpha, threshold, status)
+
+
+def excluded_cells(ctx: Context) -> tuple[pd.DataFrame, list[str]]:
+    """The cells whose numbers past the train length are no extrapolation result, and the keys naming a cell.
+
+    A cell is excluded when it cannot solve the task by construction or did not learn it
+    at the train length (:attr:`Context.cell_status`); none without a status.
+    """
+    status = ctx.cell_status
+    if status is None or status.empty:
+        return pd.DataFrame(), []
+    keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable")]
+    return status[status["unable"].notna() | ~status["learned"]], keys
+
+
+def learned_rows(ctx: Context) -> pd.DataFrame:
+    """``ctx.df`` without the training rows of :func:`excluded_cells` (measurements stay)."""
+    excluded, keys = excluded_cells(ctx)
+    if excluded.empty or not keys or "kind" not in ctx.df.columns:
+        return ctx.df
+    marks = set(map(tuple, excluded[keys].astype(str).to_numpy()))
+    drop = ctx.df["kind"].eq("train") & ctx.df[keys].astype(str).apply(tuple, axis=1).isin(marks)
+    return ctx.df[~drop]

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 import ablate.report.formatting as fmt
-from ablate.report.context import Context, report_settings
+from ablate.report.context import Context, excluded_cells, learned_rows, report_settings
 from ablate.report.sections import extrapolation as curves_section
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
 from ablate.stats.decisions import NOT_JUDGED, sequential_comparisons
@@ -132,8 +132,7 @@ def extrapolation(ctx: Any) -> Section:
     df, metric, status = ctx.df, ctx.metric, ctx.cell_status
     if metric is None or status is None or "kind" not in df.columns:
         return curves_section(ctx)
-    keys = [c for c in status.columns if c not in ("train_mean", "learned", "unable")]
-    excluded = status[status["unable"].notna() | ~status["learned"]]
+    excluded, keys = excluded_cells(ctx)
     if excluded.empty or not keys:
         return curves_section(ctx)
     if len(excluded) == len(status):
@@ -141,9 +140,7 @@ def extrapolation(ctx: Any) -> Section:
             "No cell learned the task at the train length (see Findings), so no length-extrapolation result "
             "is shown: numbers past the train length of a model that never learned the task say nothing "
             "about positions.")])
-    marks = set(map(tuple, excluded[keys].astype(str).to_numpy()))
-    drop = df["kind"].eq("train") & df[keys].astype(str).apply(tuple, axis=1).isin(marks)
-    section = curves_section(dataclasses.replace(ctx, df=df[~drop]))
+    section = curves_section(dataclasses.replace(ctx, df=learned_rows(ctx)))
     section.blocks.insert(0, Paragraph(
         f"{len(excluded)} cell(s) are left out of these curves because they did not learn the task at the train "
         "length or cannot by construction (see Findings): their longer-length numbers are not extrapolation results."))
