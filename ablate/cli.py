@@ -137,6 +137,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- report / compare
 def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dict[str, str] | None) -> None:
+    from ablate.positions.frame import load_positions
     from ablate.report import write_report
     from ablate.store import load_curves, load_results
 
@@ -146,7 +147,7 @@ def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dic
         return
     check_report_options(frame, main_metric, baseline)
     paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None,
-                         curves=load_curves(results_dir))
+                         curves=load_curves(results_dir), positions=load_positions(results_dir))
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
 

@@ -3,7 +3,8 @@
 ``results/<suite>/results.sqlite`` holds a ``runs`` table (one row per run:
 status, reason, resolved config, environment, timings), a ``metrics`` table
 (one row per run x metric x evaluation length) and a ``curves`` table (one row
-per run x validation check: step, training loss, validation metric). Each run is written in a single
+per run x validation check: step, training loss, validation metric), and a
+``position_metrics`` table for token-level tasks (:mod:`ablate.positions`). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
 Only the driver process writes (executors send records back to it).
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ablate.metrics import METRICS
 from ablate.suite.components import label
+import ablate.positions.table as position_table
 import ablate.variants.table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
@@ -60,7 +62,7 @@ CREATE TABLE IF NOT EXISTS curves (
     value REAL,
     PRIMARY KEY (run_id, step)
 );
-""" + variant_table.SCHEMA
+""" + variant_table.SCHEMA + position_table.SCHEMA
 
 
 @dataclass
@@ -94,6 +96,8 @@ class Record:
     work_s: float | None = None
     #: The learning curve (:class:`ablate.criterion.CurvePoint`: step, train_loss, metric, value).
     curve: list[Any] = field(default_factory=list)
+    #: Loss and accuracy by token position (:class:`ablate.positions.PositionRow`), token-level tasks only.
+    positions: list[Any] = field(default_factory=list)
     #: The trained model (:func:`ablate.checkpoints.serialize`); the driver writes it before the record.
     checkpoint: bytes | None = field(default=None, repr=False)
 
@@ -185,6 +189,7 @@ class Store:
                 [(record.run_id, int(p.step), _finite_or_none(p.train_loss), p.metric, _finite_or_none(p.value))
                  for p in record.curve],
             )
+            self._db.executemany(position_table.INSERT, position_table.values(record.run_id, record.positions))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Suite-level facts (grid axes, baseline, resolved suite) for reports."""
@@ -229,7 +234,8 @@ def config_columns(config: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _database(path: str | Path) -> Path:
+def database_of(path: str | Path) -> Path:
+    """The ``results.sqlite`` of a results folder (or the file itself); ``ValueError`` if there is none."""
     path = Path(path)
     candidate = path / "results.sqlite" if path.is_dir() else path
     if not candidate.is_file():
@@ -239,7 +245,7 @@ def _database(path: str | Path) -> Path:
 
 def load_runs(path: str | Path) -> pd.DataFrame:
     """One row per run: ``run_id, kind, status, reason, wall_s, attempts`` and the flattened config."""
-    with sqlite3.connect(_database(path)) as db:
+    with sqlite3.connect(database_of(path)) as db:
         rows = db.execute("SELECT run_id, suite, kind, status, reason, config, env, wall_s, attempts FROM runs").fetchall()
     records = []
     for run_id, suite, kind, status, reason, config, env, wall_s, attempts in rows:
@@ -264,7 +270,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     variants were stored (:mod:`ablate.variants`), their rows follow their run's, and a
     ``variant`` column tells them apart (``base``: the trained model's own evaluation).
     """
-    database = _database(path)
+    database = database_of(path)
     with sqlite3.connect(database) as db:
         runs = db.execute("SELECT run_id, suite, kind, status, reason, config, env FROM runs ORDER BY rowid").fetchall()
         metrics = db.execute(
@@ -308,7 +314,7 @@ def load_curves(path: str | Path) -> pd.DataFrame:
     flattened config (``task, encoding, pooling, seed, ...``); empty (with those
     columns) for results stored before curves existed.
     """
-    with sqlite3.connect(_database(path)) as db:
+    with sqlite3.connect(database_of(path)) as db:
         has_table = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='curves'").fetchone()
         points = db.execute("SELECT run_id, step, train_loss, metric, value FROM curves ORDER BY run_id, step"
                             ).fetchall() if has_table else []

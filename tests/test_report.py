@@ -38,8 +38,8 @@ def test_report_files_and_sections(report):
     assert report["html"].is_file() and report["markdown"].is_file()
     markdown = report["markdown"].read_text(encoding="utf-8")
     titles = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
-    assert titles == ["Findings", "What was run", "Main results", "Significance", "Length extrapolation", "Cost",
-                      "Quality against cost", "Learning curves", "Failures, unsupported and OOM runs"]
+    assert titles == ["Findings", "What was run", "Main results", "Significance", "Length extrapolation", "By position",
+                      "Cost", "Quality against cost", "Learning curves", "Failures, unsupported and OOM runs"]
     assert markdown.count("<details>") == 4  # the full tables (and the curves) follow the findings, folded
     for image in re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", markdown):
         assert (report["markdown"].parent / image).is_file()

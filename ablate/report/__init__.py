@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+import ablate.report.by_position as by_position
 import ablate.report.context as context
 import ablate.report.findings as findings
 import ablate.report.learning as learning
@@ -31,6 +32,7 @@ def write_report(
     baseline: Mapping[str, Any] | None = None,
     alpha: float = 0.05,
     curves: pd.DataFrame | None = None,
+    positions: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
@@ -42,6 +44,7 @@ def write_report(
         baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
         alpha: significance level.
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
+        positions: loss and accuracy by token position (:func:`ablate.positions.frame.load_positions`).
 
     Returns:
         ``{"html": path, "markdown": path, "figures": folder, "summary table": path, "comparisons table": path}``.
@@ -57,8 +60,9 @@ def write_report(
     tables = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx)]
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
-    parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx),
-             sections.cost(ctx), tradeoffs.quality_cost(ctx), learning.learning_curves(df, curves, ctx.axes, ctx.styles), sections.failures(ctx)]
+    parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx), by_position.by_position(ctx, positions),
+             sections.cost(ctx), tradeoffs.quality_cost(ctx), learning.learning_curves(df, curves, ctx.axes, ctx.styles),
+             sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}
 

@@ -94,11 +94,12 @@ def excluded_cells(ctx: Context) -> tuple[pd.DataFrame, list[str]]:
     return status[status["unable"].notna() | ~status["learned"]], keys
 
 
-def learned_rows(ctx: Context) -> pd.DataFrame:
-    """``ctx.df`` without the training rows of :func:`excluded_cells` (measurements stay)."""
+def learned_rows(ctx: Context, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` (default ``ctx.df``) without the training rows of :func:`excluded_cells` (measurements stay)."""
+    frame = ctx.df if frame is None else frame
     excluded, keys = excluded_cells(ctx)
-    if excluded.empty or not keys or "kind" not in ctx.df.columns:
-        return ctx.df
+    if excluded.empty or not keys or "kind" not in frame.columns or not set(keys) <= set(frame.columns):
+        return frame
     marks = set(map(tuple, excluded[keys].astype(str).to_numpy()))
-    drop = ctx.df["kind"].eq("train") & ctx.df[keys].astype(str).apply(tuple, axis=1).isin(marks)
-    return ctx.df[~drop]
+    drop = frame["kind"].eq("train") & frame[keys].astype(str).apply(tuple, axis=1).isin(marks)
+    return frame[~drop]
