@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -12,18 +12,20 @@ from ablate.plots.palette import Style, styles_for
 from ablate.plots.style import metric_label, new_grid
 
 def learning_curves(curves: pd.DataFrame, *, colour_by: str = "encoding", panel_by: str | None = None,
-                    styles: Mapping[Any, Style] | None = None) -> Figure:
+                    panel_order: Sequence[str] | None = None, styles: Mapping[Any, Style] | None = None) -> Figure:
     """Every run's validation curve (:func:`ablate.store.load_curves`), coloured by ``colour_by``.
 
     Args:
         curves: one row per run x check: ``run_id, step, metric, value`` and config columns.
         colour_by: the column whose value fixes a line's style (:mod:`ablate.plots.palette`).
         panel_by: a column with one panel per value, or ``None`` for one panel.
+        panel_order: the panels' values in order (default: as they appear); others follow.
         styles: the report's styles; the same rules apply without them.
     """
     curves = curves.assign(**{colour_by: curves[colour_by].astype(str)})
     styles = styles_for(curves, colour_by, {str(k): v for k, v in (styles or {}).items()} or None)
-    panels = list(pd.unique(curves[panel_by].astype(str))) if panel_by else [None]
+    present = list(pd.unique(curves[panel_by].astype(str))) if panel_by else [None]
+    panels = [p for p in panel_order or [] if p in present] + [p for p in present if p not in (panel_order or [])]
     fig, axes = new_grid(len(panels), panel_height=3.0)
     metric = str(curves["metric"].iloc[0])
     for ax, panel in zip(axes, panels):

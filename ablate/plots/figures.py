@@ -24,6 +24,8 @@ from ablate.plots.style import (
     metric_scale,
     missing_legend,
     new_figure,
+    new_grid,
+    plain_log_labels,
     slice_frame,
     title_with,
 )
@@ -120,7 +122,7 @@ def extrapolation_curves(
     data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
     cells = summarize(data)
     scale = metric_scale(metric)
-    fig, (ax,) = new_figure(7.5, 4.2)
+    fig, (ax,) = new_figure(7.0, 3.8)
     for value, group in cells[cells["n"] > 0].groupby(axis, sort=False):
         group = group.sort_values("eval_length")
         style = styles[value]
@@ -162,7 +164,7 @@ def cost_curves(
     present = [m for m in metrics if df["metric"].eq(m).any()]
     if not present:
         raise ValueError(f"no cost metrics to plot: none of {list(metrics)} is in the results")
-    fig, axes = new_figure(5.2 * len(present), 5.0, ncols=len(present))
+    fig, axes = new_grid(len(present), panel_height=3.3, columns=1)  # one above the other: legends stay legible
     for ax, metric in zip(axes, present):
         data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
         cells = summarize(data)
@@ -180,13 +182,14 @@ def cost_curves(
         if failed_points(ax, data, axis, styles, None, 0.03, "x"):
             ax.plot([], [], "x", color="0.3", label="unsupported / failed", markeredgewidth=2)
         ax.set_yscale("log")
+        plain_log_labels(ax.yaxis)
         ax.margins(y=0.12)  # keep the failure marks at the edges clear of the lines
         length_axis(ax, data["eval_length"])
         ax.set_xlabel("sequence length (tokens)")
         ax.set_ylabel(metric_label(metric))
         ax.set_title(title_with(metric_label(metric), fixed), fontsize=10)
-        # below the panel: a legend inside would hide the lines it explains
-        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        # beside the panel: a legend inside would hide the lines it explains
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -217,7 +220,7 @@ def critical_difference_diagram(
     half = (k + 1) // 2
     cliques = result.cliques()
     top = -0.3 - 0.2 * len(cliques)  # label lines start below the clique bars
-    fig, (ax,) = new_figure(7.5, 1.3 + 0.3 * half + 0.15 * len(cliques))
+    fig, (ax,) = new_figure(7.0, 1.3 + 0.3 * half + 0.15 * len(cliques))
     ax.grid(False)
     ax.set_axis_off()
     ax.set_xlim(0.2 - 0.15 * k, k + 0.8 + 0.15 * k)
@@ -273,9 +276,11 @@ def seed_strip(
         for _, seed_rows in ok.groupby("seed", sort=True):
             seed_rows = seed_rows.sort_values(axis, key=lambda s: s.map(position))
             ax.plot(seed_rows[axis].map(position), seed_rows["shown"], color="0.75", linewidth=0.8, zorder=1)
-    palette = {str(k): v.color for k, v in styles.items()}
-    sns.stripplot(data=ok, x=axis, y="shown", hue=axis, order=order, hue_order=order, palette=palette,
-                  jitter=False, size=6, legend=False, ax=ax, zorder=2)
+    by_label = {str(k): v for k, v in styles.items()}
+    for i, value in enumerate(order):
+        shown = ok.loc[ok[axis].eq(value), "shown"]
+        ax.scatter([i] * len(shown), shown, color=by_label[value].color, marker=by_label[value].marker, s=36, zorder=2)
+    ax.set_xticks(range(len(order)), order)
     cells = summarize(data).assign(**{axis: lambda c: c[axis].astype(str)}).set_index(axis)
     for i, value in enumerate(order):
         cell = cells.loc[value]

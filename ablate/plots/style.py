@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import LogFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from ablate.metrics import METRICS
@@ -86,6 +86,19 @@ def new_grid(count: int, *, panel_height: float, columns: int = MAX_COLUMNS,
     for ax in axes[count:]:
         ax.set_visible(False)
     return fig, axes[:count]
+
+
+class _PlainLogFormatter(LogFormatter):
+    """Matplotlib's choice of which log ticks to label, written as plain numbers (``3``, ``20,000``)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return format_number(x)
+
+
+def plain_log_labels(axis: Any) -> None:
+    """Plain numbers instead of ``3 x 10^0`` on a log axis; minor ticks labelled only where few decades show."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def slice_frame(

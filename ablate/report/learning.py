@@ -33,7 +33,8 @@ def learning_curves(df: pd.DataFrame, curves: pd.DataFrame | None, axes: list[st
             f"on held-out batches at the train length. Optimiser steps used: median "
             f"{fmt.number(used['value'].median(), 0) if len(used) else 'n/a'}; criterion met by "
             f"{int(met['value'].sum()) if len(met) else 0} of {len(met)} runs.")
-    figure = curves_figure(curves, colour_by=colour_by, panel_by=panel_by, styles=styles)
+    order = [str(v) for v in pd.unique(df[panel_by].dropna())] if panel_by in df.columns else None
+    figure = curves_figure(curves, colour_by=colour_by, panel_by=panel_by, panel_order=order, styles=styles)
     caption = (f"Validation metric against optimiser steps, one line per run, coloured by {colour_by}"
                + (f", one panel per {panel_by}." if panel_by else "."))
     return Section("Learning curves", [Paragraph(text), Image("learning-curves", caption, figure)], folded=True)
