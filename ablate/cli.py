@@ -213,12 +213,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ablate.encodings import ENCODINGS
     from ablate.pooling import POOLINGS
     from ablate.runner import EXECUTORS
-    from ablate.suite import suites_dir
+    from ablate.suite.load import suite_folders
     from ablate.tasks import TASKS
 
     for title, names in (("encodings", ENCODINGS.names()), ("poolings", POOLINGS.names()), ("tasks", TASKS.names()),
                          ("executors", EXECUTORS.names() + (["ray"] if "ray" not in EXECUTORS else [])),
-                         ("suites", sorted(p.stem for p in suites_dir().glob("*.toml")))):
+                         ("suites", sorted({p.stem for folder in suite_folders() for p in folder.glob("*.toml")}))):
         console.print(f"[bold]{title}[/]: {', '.join(names)}")
     return 0
 
