@@ -60,7 +60,7 @@ class ModelSection(Section):
     embedding_path: str | None = MODEL_DEFAULTS["embedding_path"]
     #: Keep loaded embeddings fixed during training.
     freeze_embeddings: bool = MODEL_DEFAULTS["freeze_embeddings"]
-    #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (README).
+    #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (docs/conventions.md).
     embedding_scale: Union[Literal["sqrt_d"], float] = MODEL_DEFAULTS["embedding_scale"]
     #: Normal standard deviation of the token embedding's initialisation, the same for every encoding.
     embedding_init_std: float = Field(MODEL_DEFAULTS["embedding_init_std"], gt=0)
