@@ -92,7 +92,8 @@ def heatmap(
         if len(match):
             text += " " + MARKS.get(match["verdict"].iloc[0], "")
         labels[i, j] = text
-    fig, (ax,) = new_figure(1.6 + 1.5 * len(col_order), 1.2 + 0.55 * len(row_order))
+    width = max(3.6, 1.6 + 1.5 * len(col_order))
+    fig, (ax,) = new_figure(width, 1.2 + 0.55 * len(row_order))
     cmap = "viridis" if higher_is_better(metric, df) else "viridis_r"  # brighter is always better
     sns.heatmap(means * scale, annot=labels, fmt="", cmap=cmap, ax=ax, linewidths=0.5,
                 cbar_kws={"label": metric_label(metric)}, annot_kws={"fontsize": 8})
@@ -100,8 +101,8 @@ def heatmap(
     ax.set_ylabel(rows)
     ax.tick_params(axis="y", rotation=0)
     base = baseline_of(df, grid_axes(df) or [rows], baseline).get(rows)
-    ax.set_title(title_with(f"{metric_label(metric)} at length {length}; ▲▼ vs {base} (Holm α={alpha})", fixed),
-                 fontsize=9)
+    fig.suptitle(title_with(f"{metric_label(metric)} at length {length}; ▲▼ vs {base} (Holm α={alpha})", fixed,
+                            width=width), fontsize=9)
     return fig
 
 
@@ -270,7 +271,8 @@ def seed_strip(
     ok["shown"] = ok["value"] * scale
     ok[axis] = ok[axis].astype(str)
     order = list(dict.fromkeys(ok[axis]))
-    fig, (ax,) = new_figure(1.8 + 0.9 * len(order), 4.0)
+    width = max(3.6, 1.8 + 0.9 * len(order))
+    fig, (ax,) = new_figure(width, 4.0)
     if "seed" in ok.columns:
         position = {v: i for i, v in enumerate(order)}
         for _, seed_rows in ok.groupby("seed", sort=True):
@@ -290,5 +292,6 @@ def seed_strip(
                     [(high - cell["mean"]) * scale]], fmt="_", color="black", capsize=3, markersize=10, zorder=3)
     ax.set_xlabel(axis)
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(title_with(f"Per-seed {metric_label(metric)} at length {length}", fixed), fontsize=9)
+    ax.set_title(title_with(f"Per-seed {metric_label(metric)} at length {length}", fixed, width=width - 0.8),
+                 fontsize=9)
     return fig

@@ -8,6 +8,7 @@ value where the baseline was not run) and the title says so.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,13 @@ def slice_frame(
     return rows, fixed
 
 
-def title_with(text: str, fixed: Mapping[str, Any]) -> str:
-    return f"{text}\n({describe(fixed)})" if fixed else text
+def title_with(text: str, fixed: Mapping[str, Any], width: float | None = None, fontsize: float = 9) -> str:
+    """``text``, then what is held fixed in brackets; wrapped to ``width`` inches when given, so it is never cut."""
+    title = f"{text}\n({describe(fixed)})" if fixed else text
+    if width is None:
+        return title
+    characters = max(20, int(width * 72 / (0.6 * fontsize)))  # a DejaVu Sans character is about 0.6 em wide
+    return "\n".join(textwrap.fill(line, characters) for line in title.splitlines())
 
 
 def length_axis(ax: Any, lengths: Iterable[float]) -> None:
@@ -159,6 +165,6 @@ def format_number(value: float) -> str:
     """Compact number for annotations: 3 significant digits, thousands separators for large values."""
     if not np.isfinite(value):
         return "n/a"
-    if abs(value) >= 1e4:
+    if abs(value) >= 1e3:  # never 1e+03
         return f"{value:,.0f}"
     return f"{value:.3g}" if abs(value) >= 1 else f"{value:.3f}"
