@@ -218,7 +218,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for title, names in (("encodings", ENCODINGS.names()), ("poolings", POOLINGS.names()), ("tasks", TASKS.names()),
                          ("executors", EXECUTORS.names() + (["ray"] if "ray" not in EXECUTORS else [])),
-                         ("suites", sorted({p.stem for folder in suite_folders() for p in folder.glob("*.toml")}))):
+                         ("suites", sorted({p.stem for d in suite_folders() for p in d.glob("*.toml")}))):
         console.print(f"[bold]{title}[/]: {', '.join(names)}")
     return 0
 
@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (default: every claim)")
     reproduce.add_argument("--list", action="store_true", help="list the claims, their sources and scales; run nothing")
     reproduce.add_argument("--scale", default="small", help="the claim's scale: small (default) or one of its [scales]")
-    add_out(reproduce, "results/claims", "where results go: PATH/<claim>/ and PATH/verdicts.md (default: results/claims)",
+    add_out(reproduce, "results/claims",
+            "where results go: PATH/<claim>/ and PATH/verdicts.md (default: results/claims)",
          dest="results", old="--results")
     add_execution_arguments(reproduce)
     reproduce.set_defaults(handler=cmd_reproduce)

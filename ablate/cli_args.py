@@ -108,7 +108,8 @@ def execution(args: argparse.Namespace) -> Execution:
     if executor == "ray" and workers is not None:
         raise UserError("--workers does not apply to --executor ray: Ray runs as many runs as the cluster's free "
                         "resources allow; size each run with --num-cpus / --num-gpus")
-    options: dict[str, Any] = {name: getattr(args, name) for name in RAY_FLAGS.values() if getattr(args, name) is not None}
+    options: dict[str, Any] = {name: getattr(args, name) for name in RAY_FLAGS.values()
+                               if getattr(args, name) is not None}
     if args.threads is not None:
         options["threads"] = args.threads
     return Execution(executor, workers or 1, options)

@@ -180,7 +180,8 @@ def test_workers_choose_the_executor_the_same_way_for_run_and_reproduce(command,
 
 
 def test_ray_flags_reach_the_ray_executor():
-    args = build_parser().parse_args(["run", "--executor", "ray", "--address", "auto", "--num-gpus", "0.5", "--threads", "2"])
+    args = build_parser().parse_args(["run", "--executor", "ray", "--address", "auto", "--num-gpus", "0.5",
+                                      "--threads", "2"])
     assert execution(args).executor_options == {"address": "auto", "num_gpus": 0.5, "threads": 2}
 
 
@@ -188,7 +189,8 @@ def test_one_name_for_the_output_folder_and_old_names_still_act(capsys):
     parser = build_parser()
     for command in (["run"], ["bench", "cost"], ["report", "r"], ["compare", "a", "b"], ["export", "r"],
                     ["reproduce"], ["clean", "r"]):
-        options = {o for a in parser._subparsers._group_actions[0].choices[command[0]]._actions for o in a.option_strings}
+        subparser = parser._subparsers._group_actions[0].choices[command[0]]
+        options = {o for a in subparser._actions for o in a.option_strings}
         assert {"-o", "--out"} <= options, command
     args = parser.parse_args(["run", "--results", "elsewhere"])
     assert args.results == "elsewhere" and "--results is now --out" in capsys.readouterr().err

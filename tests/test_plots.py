@@ -135,3 +135,14 @@ def test_quality_cost_draws_a_point_per_value_with_its_intervals():
     assert ax.get_xlabel() == "median step time (s)"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["rope", "alibi", "Pareto front"]
+
+
+def test_styles_do_not_depend_on_the_order_encodings_were_imported():
+    import subprocess
+    import sys
+
+    script = ("import ablate.encodings.rotary, ablate.encodings.alibi\n"  # registered before discovery, as in a worker
+              "from ablate.plots import value_styles\n"
+              "print(value_styles(['rope', 'alibi', 'sinusoidal'])['rope'])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(plots.value_styles(["rope"])["rope"])

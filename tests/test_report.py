@@ -209,7 +209,7 @@ def test_parameters_never_reached_lists_encodings_notes_not_stop_reasons(tmp_pat
 def test_critical_difference_diagram_only_with_enough_blocks(report, tmp_path):
     significance = _section(report["markdown"].read_text(encoding="utf-8"), "Significance")
     assert "critical-difference.png" not in significance  # 5 seeds x 2 poolings, one alibi run failed: 9 blocks
-    assert "No critical-difference diagram: it would rest on N = 9 blocks, and is drawn only from N = 10 on" in significance
+    assert "No critical-difference diagram: it would rest on N = 9 blocks, and is drawn only from N = 10" in significance
     markdown = write_report(make_frame(seeds=6, measure=False), tmp_path)["markdown"].read_text(encoding="utf-8")
     significance = _section(markdown, "Significance")
     assert "figures/critical-difference.png" in significance and "over N = 11 blocks" in significance

@@ -1,7 +1,7 @@
 """One colour and marker per value, the same in every figure of every report.
 
-A registered encoding (or pooling) keeps the style of its place in its registry,
-whatever else a figure shows, so ``rope`` looks the same in the extrapolation
+A registered encoding (or pooling) keeps the style of its place in its registry
+(by module and line, :func:`stable_order`), whatever else a figure shows, so ``rope`` looks the same in the extrapolation
 curves, the cost curves, the learning curves and the next report. A label built
 on a registered name (``rope[scaling=pi]``, the variant curve ``rope + pi``)
 keeps its base's colour with another marker and a dashed line, so it reads as a
@@ -11,6 +11,7 @@ styles after the registered ones, in sorted order of the values of the figure se
 
 from __future__ import annotations
 
+import inspect
 import re
 import zlib
 from collections.abc import Iterable, Mapping
@@ -49,6 +50,23 @@ def style_at(index: int) -> Style:
     return Style(PALETTE[index % n], MARKERS[(index + index // n) % len(MARKERS)])
 
 
+def stable_order(registry: Registry[Any]) -> list[str]:
+    """A registry's names by where they are defined (module, then line), the same in every process.
+
+    Registration order is not: a process that imports ``ablate.encodings.rotary`` (to
+    build a model) before the registry discovers its package registers ``rope`` first.
+    """
+    def where(item: tuple[str, Any]) -> tuple[str, int, str]:
+        name, factory = item
+        try:
+            line = inspect.getsourcelines(factory)[1]
+        except (OSError, TypeError):  # no source (a frozen or dynamic entry): after its module's others
+            line = 1 << 30
+        return getattr(factory, "__module__", ""), line, name
+
+    return [name for name, _ in sorted(registry.items(), key=where)]
+
+
 def base_name(value: Any) -> str:
     """``rope`` of ``rope``, ``rope[scaling=pi]`` and ``rope + pi``."""
     return re.split(r"\[| \+ ", str(value), maxsplit=1)[0]
@@ -69,7 +87,7 @@ def value_styles(values: pd.DataFrame | Iterable[Any], axis: str = "encoding") -
         values = values[axis].dropna() if axis in values.columns else []
     ordered = list(dict.fromkeys(values))
     registry = AXIS_REGISTRIES.get(axis)
-    known = {name: i for i, name in enumerate(registry.names())} if registry is not None else {}
+    known = {name: i for i, name in enumerate(stable_order(registry))} if registry is not None else {}
     styles: dict[Any, Style] = {v: style_at(known[str(v)]) for v in ordered if str(v) in known}
     derived = sorted((v for v in ordered if v not in styles and base_name(v) in known), key=str)
     taken = {(s.color, s.marker) for s in styles.values()}

@@ -13,7 +13,7 @@ from ablate.plots.palette import Style, styles_for
 from ablate.plots.style import new_figure
 
 #: Positions are pooled into at most this many bins of equal width, so long windows stay legible.
-MAX_BINS = 64
+MAX_BINS = 32
 LABELS = {"loss": "loss (nats per token)", "accuracy": "next-token accuracy"}
 
 

@@ -61,8 +61,8 @@ def write_report(
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
     parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx), by_position.by_position(ctx, positions),
-             sections.cost(ctx), tradeoffs.quality_cost(ctx), learning.learning_curves(df, curves, ctx.axes, ctx.styles),
-             sections.failures(ctx)]
+             sections.cost(ctx), tradeoffs.quality_cost(ctx),
+             learning.learning_curves(df, curves, ctx.axes, ctx.styles), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}
 
