@@ -20,7 +20,7 @@ import pandas as pd
 import ablate.report.formatting as fmt
 from ablate.report.context import Context, excluded_cells, learned_rows, report_settings
 from ablate.report.sections import extrapolation as curves_section
-from ablate.report.document import Bullets, Image, Paragraph, Section, Table
+from ablate.report.document import Bullets, Paragraph, Section, Table
 from ablate.stats.decisions import NOT_JUDGED, sequential_comparisons
 from ablate.stats.sequential import BETTER, EQUIVALENT, UNDECIDED, WORSE
 
