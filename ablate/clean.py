@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ablate import checkpoints
+from ablate.cli_args import add_out
 from ablate.errors import CheckpointError, UserError
 from ablate.suite import load_suite
 
@@ -80,9 +81,11 @@ def main(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The ``clean`` subcommand."""
-    clean = sub.add_parser("clean", help="delete stored checkpoints, or forget runs whose checkpoint is gone")
+    what = "delete stored checkpoints, or forget runs whose checkpoint is gone"
+    clean = sub.add_parser("clean", help=what, description=what)
     clean.add_argument("target", help="a results folder, or a suite file / built-in name")
-    clean.add_argument("--results", default="results", help="results root for a suite name (default: results/)")
+    add_out(clean, "results", "results root of a suite name, as 'ablate run --out' (default: results/)",
+            dest="results", old="--results")
     clean.add_argument("--checkpoints", action="store_true", help="delete checkpoints (all, or those of --runs)")
     clean.add_argument("--runs", nargs="+", default=None, metavar="RUN_ID", help="only these runs' checkpoints")
     clean.add_argument("--retrain-missing", action="store_true",

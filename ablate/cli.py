@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate import __version__
-from ablate.cli_args import check_report_options, fraction, positive_int
+from ablate.cli_args import add_execution_arguments, add_out, check_report_options, execution, fraction
 from ablate.console import make_console
 from ablate.errors import UserError
 from ablate.export import FORMATS, require_results
@@ -36,21 +36,18 @@ err = make_console(stderr=True)
 def cmd_run(args: argparse.Namespace) -> int:
     from ablate.runner import run_plan, stale_line
 
+    how = execution(args)
     plan = load_plan(args.suite, args.set)
     kinds = ("train", "measure") if (plan.suite.measure and plan.suite.measure.with_run) else ("train",)
     selected = [r for r in plan.runs if r.kind in kinds]
-    err.print(f"[bold]{plan.name}[/]: {len(selected)} runs -> {Path(args.results) / plan.name}")
+    workers = f" on {how.workers} workers" if how.executor == "process" else ""
+    err.print(f"[bold]{plan.name}[/]: {len(selected)} runs ({how.executor} executor{workers}) "
+              f"-> {Path(args.results) / plan.name}")
     stale = stale_line(plan, args.results, kinds=kinds, rerun_stale=args.rerun_stale)
     if stale:
         err.print(stale)
-    options: dict[str, Any] = {}
-    if args.executor == "ray":
-        options = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
-    if args.threads is not None:
-        options["threads"] = args.threads
     try:
-        summary = run_plan(plan, args.results, executor=args.executor, workers=args.workers,
-                           rerun_failed=args.rerun_failed, kinds=kinds, executor_options=options,
+        summary = run_plan(plan, args.results, rerun_failed=args.rerun_failed, kinds=kinds, **how.keywords(),
                            rerun_stale=args.rerun_stale)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: finished runs are stored; run the same command again to resume")
@@ -154,6 +151,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- report / compare
 def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dict[str, str] | None) -> None:
+    from ablate.positions.frame import load_positions
     from ablate.report import write_report
     from ablate.store import load_curves, load_results
 
@@ -163,7 +161,7 @@ def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dic
         return
     check_report_options(frame, main_metric, baseline)
     paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None,
-                         curves=load_curves(results_dir))
+                         curves=load_curves(results_dir), positions=load_positions(results_dir))
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
 
@@ -215,6 +213,7 @@ def _key_value(text: str, flag: str) -> tuple[str, str]:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from ablate import claims
 
+    execution(args)  # a flag that would do nothing stops here, before any claim runs
     return claims.main(args)
 
 
@@ -228,12 +227,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ablate.encodings import ENCODINGS
     from ablate.pooling import POOLINGS
     from ablate.runner import EXECUTORS
-    from ablate.suite import suites_dir
+    from ablate.suite.load import suite_folders
     from ablate.tasks import TASKS
 
     for title, names in (("encodings", ENCODINGS.names()), ("poolings", POOLINGS.names()), ("tasks", TASKS.names()),
                          ("executors", EXECUTORS.names() + (["ray"] if "ray" not in EXECUTORS else [])),
-                         ("suites", sorted(p.stem for p in suites_dir().glob("*.toml")))):
+                         ("suites", sorted({p.stem for d in suite_folders() for p in d.glob("*.toml")}))):
         console.print(f"[bold]{title}[/]: {', '.join(names)}")
     return 0
 
@@ -247,12 +246,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ablate`` parser; every argument has a help line (``tests/test_cli.py`` walks it)."""
     parser = _Parser(prog="ablate", description="Ablations of positional encodings and pooling.")
     parser.add_argument("--version", action="version", version=_version_text())
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    results_root = "where results go: PATH/<suite>/ (default: results/)"
 
     def suite_command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str, *, optional: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text)
         if optional:
             p.add_argument("suite", nargs="?", default=DEFAULT_SUITE, help=f"suite file or built-in name (default: {DEFAULT_SUITE})")
         else:
@@ -262,74 +263,81 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     run = suite_command("run", cmd_run, "train and evaluate every run of a suite (resumable)", optional=True)
-    run.add_argument("--executor", default="local", choices=["local", "process", "ray"])
-    run.add_argument("--workers", type=positive_int, default=1, help="processes for --executor process")
-    run.add_argument("--threads", type=positive_int, default=None,
-                     help="torch threads per worker (default: the cores divided among the workers)")
-    run.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:port)")
-    run.add_argument("--num-cpus", type=float, default=1.0, help="Ray: CPUs per run")
-    run.add_argument("--num-gpus", type=float, default=0.0, help="Ray: GPUs per run")
-    run.add_argument("--results", default="results", help="results root (default: results/)")
+    add_execution_arguments(run)
+    add_out(run, "results", results_root, dest="results", old="--results")
     run.add_argument("--rerun-failed", action="store_true", help="retry runs stored as failed or oom")
     run.add_argument("--rerun-stale", action="store_true",
                      help="re-run stored runs that other code produced (another code fingerprint)")
     run.add_argument("--no-report", action="store_true", help="skip writing the report afterwards")
 
     bench = suite_command("bench", cmd_bench, "run only a suite's [measure] section (throughput, memory)")
-    bench.add_argument("--results", default="results")
-    bench.add_argument("--rerun-failed", action="store_true")
+    add_out(bench, "results", results_root, dest="results", old="--results")
+    bench.add_argument("--rerun-failed", action="store_true", help="measure again the points stored as failed or oom")
 
     plan = suite_command("plan", cmd_plan, "print the expanded runs without running anything")
-    plan.add_argument("--all", action="store_true", help="list every run")
+    plan.add_argument("--all", action="store_true", help="list every run (default: the first 50)")
 
-    validate = sub.add_parser("validate", help="check suite files and claim files")
-    validate.add_argument("suites", nargs="+")
-    validate.add_argument("--set", action="append", default=[])
+    validate = sub.add_parser("validate", help="check suite files and claim files",
+                              description="check suite files and claim files, before any training")
+    validate.add_argument("suites", nargs="+", metavar="SUITE", help="suite files, built-in names or claim files")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a suite value (TOML syntax) before checking")
     validate.set_defaults(handler=cmd_validate)
 
-    report = sub.add_parser("report", help="statistics, plots and HTML/Markdown report of stored results")
-    report.add_argument("results_dir")
-    report.add_argument("--out", default=None, help="output folder (default: RESULTS_DIR/report)")
-    report.add_argument("--main-metric", default=None)
-    report.add_argument("--baseline", action="append", default=[], metavar="AXIS=VALUE")
+    report = sub.add_parser("report", help="statistics, plots and HTML/Markdown report of stored results",
+                            description="statistics, plots and HTML/Markdown report of stored results")
+    report.add_argument("results_dir", metavar="RESULTS_DIR", help="a suite's results folder (results/<suite>)")
+    add_out(report, None, "report folder (default: RESULTS_DIR/report)")
+    report.add_argument("--main-metric", default=None, metavar="METRIC",
+                        help="headline metric (default: the suite's [report] main_metric, else accuracy-like)")
+    report.add_argument("--baseline", action="append", default=[], metavar="AXIS=VALUE",
+                        help="compare against this value of an axis (default: each axis' first value); repeatable")
     report.set_defaults(handler=cmd_report)
 
-    compare = sub.add_parser("compare", help="compare two result folders of the same suite")
-    compare.add_argument("a")
-    compare.add_argument("b")
-    compare.add_argument("--out", default="results/compare")
-    compare.add_argument("--labels", nargs=2, default=None,
+    compare = sub.add_parser("compare", help="compare two result folders of the same suite",
+                             description="compare two result folders of the same suite")
+    compare.add_argument("a", metavar="A", help="the first results folder (the reference)")
+    compare.add_argument("b", metavar="B", help="the second results folder, compared with A")
+    add_out(compare, "results/compare", "comparison folder (default: results/compare)")
+    compare.add_argument("--labels", nargs=2, default=None, metavar=("A", "B"),
                          help="names of A and B (default: from the folders, else their commits or machines)")
     compare.set_defaults(handler=cmd_compare)
 
-    export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)")
-    export.add_argument("results_dir", nargs="+",
-                        help="results folder(s); several make one table, each row tagged with its folder")
-    export.add_argument("--format", default="csv", choices=list(FORMATS))
-    export.add_argument("-o", "--output", default=None,
-                        help="file for the results table (default for one folder: RESULTS_DIR/export/results.<ext>; "
-                             "'-' for stdout)")
+    export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)",
+                            description="stored results as CSV, Parquet or JSON (tidy table, plus curves)")
+    export.add_argument("results_dir", nargs="+", metavar="RESULTS_DIR",
+                        help="results folder(s) (results/<suite>); several make one table, each row tagged with "
+                             "its folder")
+    export.add_argument("--format", default="csv", choices=list(FORMATS), help="file format (default: csv)")
+    add_out(export, None, "file for the results table (default for one folder: RESULTS_DIR/export/results.<ext>; "
+            "'-' for stdout)", dest="output", old="--output")
     export.set_defaults(handler=cmd_export)
 
-    reproduce = sub.add_parser("reproduce", help="reproduce published length-extrapolation claims")
-    reproduce.add_argument("claims", nargs="*", help="shipped claim ids or paths of claim files (default: every shipped claim)")
-    reproduce.add_argument("--list", action="store_true")
-    reproduce.add_argument("--scale", default="small")
-    reproduce.add_argument("--results", default="results/claims")
-    reproduce.add_argument("--workers", type=positive_int, default=1)
+    reproduce = sub.add_parser("reproduce", help="reproduce published length-extrapolation claims",
+                               description="reproduce published length-extrapolation claims")
+    reproduce.add_argument("claims", nargs="*", metavar="CLAIM",
+                           help="shipped claim ids or paths of claim files (default: every shipped claim)")
+    reproduce.add_argument("--list", action="store_true", help="list the claims, their sources and scales; run nothing")
+    reproduce.add_argument("--scale", default="small", help="the claim's scale: small (default) or one of its [scales]")
+    add_out(reproduce, "results/claims",
+            "where results go: PATH/<claim>/ and PATH/verdicts.md (default: results/claims)",
+            dest="results", old="--results")
+    add_execution_arguments(reproduce)
     reproduce.add_argument("--rerun-stale", action="store_true",
                            help="re-run stored runs that other code produced (another code fingerprint)")
     reproduce.set_defaults(handler=cmd_reproduce)
 
-    nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish")
-    nightly.add_argument("--quick", action="store_true")
+    nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish",
+                             description="the nightly asv job: run, compare, publish")
+    nightly.add_argument("--quick", action="store_true", help="run every benchmark once; nothing is saved")
     nightly.add_argument("--threshold", type=float, default=1.2, help="regression factor of time and memory")
     nightly.add_argument("--accuracy-drop", type=fraction, default=DEFAULT_MAX_DROP,
                          help="regression of accuracy in absolute terms (default 0.03: 3 points)")
     nightly.add_argument("--existing", action="store_true", help="use the current environment (no rebuild)")
     nightly.set_defaults(handler=cmd_nightly)
 
-    listing = sub.add_parser("list", help="registered encodings, poolings, tasks and built-in suites")
+    listing = sub.add_parser("list", help="registered encodings, poolings, tasks and built-in suites",
+                             description="registered encodings, poolings, tasks and built-in suites")
     listing.set_defaults(handler=cmd_list)
 
     from ablate.clean import add_parser as add_clean_parser

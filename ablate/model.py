@@ -50,7 +50,7 @@ class ModelConfig:
         embedding_scale: multiplier of the input embedding (tokens or patches) before the
             encoding's ``embed`` hook: ``"sqrt_d"`` (``sqrt(d_model)``, the original
             Transformer's convention) or a number (``1.0``: BERT/GPT-2's). The same for every
-            encoding, so a comparison of encodings never differs in it (README: "Token
+            encoding, so a comparison of encodings never differs in it (docs/conventions.md: "Token
             embedding convention").
         embedding_init_std: normal std of the input embedding's initialisation.
     """

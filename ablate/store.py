@@ -3,7 +3,8 @@
 ``results/<suite>/results.sqlite`` holds a ``runs`` table (one row per run:
 status, reason, resolved config, environment, timings, code fingerprint), a ``metrics`` table
 (one row per run x metric x evaluation length) and a ``curves`` table (one row
-per run x validation check: step, training loss, validation metric). Each run is written in a single
+per run x validation check: step, training loss, validation metric), and a
+``position_metrics`` table for token-level tasks (:mod:`ablate.positions`). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
 Only the driver process writes (executors send records back to it). The schema
@@ -27,6 +28,7 @@ import pandas as pd
 from ablate import store_schema
 from ablate.metrics import METRICS
 from ablate.suite.components import label
+import ablate.positions.table as position_table
 import ablate.variants.table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
@@ -62,6 +64,8 @@ class Record:
     work_s: float | None = None
     #: The learning curve (:class:`ablate.criterion.CurvePoint`: step, train_loss, metric, value).
     curve: list[Any] = field(default_factory=list)
+    #: Loss and accuracy by token position (:class:`ablate.positions.PositionRow`), token-level tasks only.
+    positions: list[Any] = field(default_factory=list)
     #: The trained model (:func:`ablate.checkpoints.serialize`); the driver writes it before the record.
     checkpoint: bytes | None = field(default=None, repr=False)
 
@@ -156,6 +160,7 @@ class Store:
                 [(record.run_id, int(p.step), _finite_or_none(p.train_loss), p.metric, _finite_or_none(p.value))
                  for p in record.curve],
             )
+            self._db.executemany(position_table.INSERT, position_table.values(record.run_id, record.positions))
 
     def set_meta(self, key: str, value: Any) -> None:
         """Suite-level facts (grid axes, baseline, resolved suite) for reports."""
@@ -208,7 +213,7 @@ def config_columns(config: dict[str, Any]) -> dict[str, Any]:
 ResultsPaths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 
-def _database(path: str | os.PathLike[str]) -> Path:
+def database_of(path: str | os.PathLike[str]) -> Path:
     """The ``results.sqlite`` of a results folder (or the file itself), checked readable by this ablate."""
     path = Path(path)
     candidate = path / "results.sqlite" if path.is_dir() else path
@@ -226,7 +231,7 @@ def _read(paths: ResultsPaths, read_one: Callable[[Path], pd.DataFrame]) -> pd.D
         raise ValueError("no results folder given")
     frames = []
     for path in listed:
-        database = _database(path)
+        database = database_of(path)
         frame = read_one(database)
         frames.append(frame.assign(results_dir=str(database.parent)))
     if len(frames) == 1:

@@ -23,6 +23,7 @@ from ablate.environment import environment
 from ablate.errors import Diverged, SuiteError, UnsupportedLengthError, UnsupportedRun, short_reason
 from ablate.measure.run import run_measurement
 from ablate.model import TransformerModel
+from ablate.positions.tally import PositionRow, PositionTally
 from ablate.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
 from ablate.store import MetricRow, Record
 from ablate.suite.run_config import MeasureRun, TrainRun, parse_run
@@ -96,11 +97,13 @@ def eval_seed(seed: int, length: int) -> int:
 
 
 def evaluate(model: TransformerModel, task: Task, config: TrainRun, device: torch.device, *,
-             at_length: Callable[[int], ContextManager[Any]] | None = None) -> list[MetricRow]:
+             at_length: Callable[[int], ContextManager[Any]] | None = None,
+             positions: list[PositionRow] | None = None) -> list[MetricRow]:
     """Metrics at every evaluation length, with ``unsupported``/``oom`` rows where they apply.
 
     ``at_length(L)``, when given, is entered around the scoring at length ``L``
     (evaluation-time variants that depend on the length, e.g. RoPE scaling factors).
+    ``positions``, when given, receives loss and accuracy by token position (:mod:`ablate.positions`).
     """
     model.eval()
     evaluation, train = config.eval, config.train
@@ -110,6 +113,7 @@ def evaluate(model: TransformerModel, task: Task, config: TrainRun, device: torc
     lm_batches = _lm_batches(task, config, max(lengths)) if task.kind == "lm" else None
     for length in lengths:
         note = model.encoding.untrained_note(train.length, length)
+        tally = PositionTally(task.kind) if positions is not None else None
         try:
             model.check_length(length)
             if lm_batches is not None:
@@ -120,7 +124,7 @@ def evaluate(model: TransformerModel, task: Task, config: TrainRun, device: torc
                 batches = [task.sample(generator, evaluation.batch_size, length, split="test")
                            for _ in range(evaluation.batches)]
             with at_length(length) if at_length is not None else contextlib.nullcontext():
-                values = _score(model, task, batches, device, train.dtype)
+                values = _score(model, task, batches, device, train.dtype, tally)
         except UnsupportedLengthError as error:
             rows += [MetricRow(n, length, math.nan, "unsupported", str(error), note) for n in names]
             continue
@@ -131,6 +135,8 @@ def evaluate(model: TransformerModel, task: Task, config: TrainRun, device: torc
             rows += [MetricRow(n, length, math.nan, "oom", short_reason(error), note) for n in names]
             continue
         rows += [MetricRow(n, length, values[n], "ok", None, note) for n in names]
+        if tally is not None and positions is not None:
+            positions += tally.rows(length)
     return rows
 
 
@@ -151,13 +157,16 @@ def _crop_lm(batch: Batch, length: int, score_last: int) -> Batch:
 
 
 @torch.inference_mode()
-def _score(model: TransformerModel, task: Task, batches: list[Batch], device: torch.device, dtype: str) -> dict[str, float]:
+def _score(model: TransformerModel, task: Task, batches: list[Batch], device: torch.device, dtype: str,
+           tally: PositionTally | None = None) -> dict[str, float]:
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0, "exact": 0.0, "sequences": 0.0, "nll_sum": 0.0}
     for batch in batches:
         batch = batch.to(device)
         with autocast(device, dtype):
             logits = model(batch.inputs, batch.padding_mask)
         loss, counts = loss_and_counts(logits, batch, task.kind)
+        if tally is not None:
+            tally.add(logits, batch)
         totals["loss_sum"] += loss.item() * (counts["count"] if task.kind != "classification" else counts["sequences"])
         for key in ("correct", "count", "exact", "sequences", "nll_sum"):
             totals[key] += counts.get(key, 0.0)
@@ -211,7 +220,7 @@ def train_evaluate_curve(config: TrainRun, keep: dict[str, Any] | None = None
         return "diverged", str(error), [], monitor.curve
     train_time = time.perf_counter() - started
     started = time.perf_counter()
-    rows = evaluate(model, task, config, device)
+    rows = evaluate(model, task, config, device, positions=None if keep is None else keep.setdefault("positions", []))
     eval_time = time.perf_counter() - started
     if keep is not None:
         keep["checkpoint"] = serialize(model, keep.get("run_id"), config.to_dict())
@@ -257,4 +266,5 @@ def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: di
     work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
     return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,
                   metrics=rows, curve=curve, env=environment(config), started_at=started_at, wall_s=wall,
-                  work_s=work or wall, checkpoint=keep.get("checkpoint") if status == "ok" else None)
+                  work_s=work or wall, checkpoint=keep.get("checkpoint") if status == "ok" else None,
+                  positions=keep.get("positions", []) if status == "ok" else [])

@@ -72,7 +72,7 @@ def test_reproduce_runs_a_claim_file_from_a_path(claim_file: Path, tmp_path: Pat
     reports: list[Path] = []
     monkeypatch.setattr(claims, "write_report", lambda frame, out, **_: reports.append(out))  # the report has its own tests
     results = tmp_path / "results"
-    assert main(["reproduce", str(claim_file), "--results", str(results)]) == 0
+    assert main(["reproduce", str(claim_file), "--out", str(results)]) == 0
     frame = load_results(results / "tiny-parity")
     assert frame["run_id"].nunique() == 3 and set(frame["seed"]) == {0, 1, 2}
     assert reports == [results / "tiny-parity" / "report"]
@@ -96,7 +96,7 @@ def test_validate_checks_a_claim_file_and_expands_its_suite(claim_file: Path, ca
 def test_reproduce_names_what_it_expected(claim_file: Path, tmp_path: Path, capsys) -> None:
     suite = tmp_path / "suite.toml"
     suite.write_text('task = { name = "parity" }\n[grid]\nencoding = ["none"]\n')
-    results = ["--results", str(tmp_path / "results")]
+    results = ["--out", str(tmp_path / "results")]
     assert "not a claim file" in _error_line(capsys, ["reproduce", str(suite), *results])
     assert "no such claim file" in _error_line(capsys, ["reproduce", str(tmp_path / "missing.toml"), *results])
     line = _error_line(capsys, ["reproduce", "alibi-lmm", *results])

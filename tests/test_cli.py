@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 from tiny_suite import tiny_suite
 
 from ablate import __version__
-from ablate.cli import main
+from ablate.cli import build_parser, main
+from ablate.cli_args import RenamedFlag, execution
 from ablate.export import read_export
 from ablate.store import load_results
 
@@ -20,7 +22,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
     suite = root / "det.toml"
     suite.write_text(tiny_suite("det", header='description = "tiny <b>suite</b> & co"\n'))
-    assert main(["run", str(suite), "--results", str(root / "results"), "--no-report"]) == 0
+    assert main(["run", str(suite), "--out", str(root / "results"), "--no-report"]) == 0
     return root / "results" / "det"
 
 
@@ -54,6 +56,11 @@ def test_version(capsys):
     (["run", "quickstart", "--threads", "-2"], "--threads: expected a whole number >= 1, got -2"),
     (["reproduce", "alibi-lm", "--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
     (["run", "quickstart", "--executor", "slurm"], "invalid choice: 'slurm'"),
+    (["run", "quickstart", "--num-gpus", "1"], "--num-gpus is a Ray option: add --executor ray"),
+    (["run", "quickstart", "--address", "auto", "--executor", "process"], "--address is a Ray option"),
+    (["reproduce", "alibi-lm", "--num-cpus", "2"], "--num-cpus is a Ray option"),
+    (["run", "quickstart", "--executor", "local", "--workers", "4"], "--workers 4 needs a process pool"),
+    (["run", "quickstart", "--executor", "ray", "--workers", "2"], "--workers does not apply to --executor ray"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["nightly", "--accuracy-drop", "5"], "--accuracy-drop: expected a fraction between 0 and 1"),
     (["plan", "quickstart", "--set", "train.stepz=3"], "unknown key 'train.stepz'. Did you mean 'train.steps'"),
@@ -134,3 +141,57 @@ def test_tables_printed_to_a_pipe_are_whole(capsys):
     out = capsys.readouterr().out
     assert "…" not in out and "eval lengths" in out and "32,64,128" in out and "measure" in out
     assert max(len(line) for line in out.splitlines()) > 80  # wider than the 80 columns rich assumed before
+
+
+def _arguments(parser: argparse.ArgumentParser, prog: str = "ablate"):
+    """``(command, action)`` of every argument of ``parser`` and its subcommands, and each subcommand's entry."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                yield f"{prog} {choice.dest}", choice
+            for name, child in action.choices.items():
+                yield from _arguments(child, f"{prog} {name}")
+        else:
+            yield prog, action
+
+
+def test_every_argument_has_a_help_line():
+    arguments = list(_arguments(build_parser()))
+    assert len(arguments) > 60 and any(command == "ablate clean" for command, _ in arguments)  # really walked
+    missing = [f"{command} {'/'.join(a.option_strings) or a.dest}" for command, a in arguments
+               if not (a.help and a.help.strip()) and not isinstance(a, RenamedFlag)]
+    assert missing == [], "arguments without a help line"
+    hidden = [a for _, a in arguments if a.help == argparse.SUPPRESS]
+    assert all(isinstance(a, RenamedFlag) for a in hidden)  # only an old name of a flag is hidden
+
+
+@pytest.mark.parametrize("command", ["run", "reproduce"])
+@pytest.mark.parametrize("flags, executor, workers", [
+    ([], "local", 1),
+    (["--workers", "1"], "local", 1),
+    (["--workers", "3"], "process", 3),  # more than one worker is a process pool, with or without --executor
+    (["--executor", "process"], "process", 1),
+    (["--executor", "process", "--workers", "2"], "process", 2),
+])
+def test_workers_choose_the_executor_the_same_way_for_run_and_reproduce(command, flags, executor, workers):
+    how = execution(build_parser().parse_args([command, *flags]))
+    assert (how.executor, how.workers) == (executor, workers)
+    assert how.executor_options == {}
+
+
+def test_ray_flags_reach_the_ray_executor():
+    args = build_parser().parse_args(["run", "--executor", "ray", "--address", "auto", "--num-gpus", "0.5",
+                                      "--threads", "2"])
+    assert execution(args).executor_options == {"address": "auto", "num_gpus": 0.5, "threads": 2}
+
+
+def test_one_name_for_the_output_folder_and_old_names_still_act(capsys):
+    parser = build_parser()
+    for command in (["run"], ["bench", "cost"], ["report", "r"], ["compare", "a", "b"], ["export", "r"],
+                    ["reproduce"], ["clean", "r"]):
+        subparser = parser._subparsers._group_actions[0].choices[command[0]]
+        options = {o for a in subparser._actions for o in a.option_strings}
+        assert {"-o", "--out"} <= options, command
+    args = parser.parse_args(["run", "--results", "elsewhere"])
+    assert args.results == "elsewhere" and "--results is now --out" in capsys.readouterr().err
+    assert parser.parse_args(["export", "r", "--output", "x.csv"]).output == "x.csv"

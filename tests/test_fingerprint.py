@@ -100,7 +100,7 @@ def test_fingerprints_and_stale_runs_of_a_frame() -> None:
 def test_a_stale_run_is_detected_and_rerun_with_rerun_stale(tmp_path: Path, monkeypatch, capsys) -> None:
     suite, results = tmp_path / "stale.toml", tmp_path / "results"
     suite.write_text(tiny_suite("stale", encodings='"none"'))
-    run = ["run", str(suite), "--results", str(results), "--no-report"]
+    run = ["run", str(suite), "--out", str(results), "--no-report"]
     monkeypatch.setattr(fingerprint, "current", lambda: "0.1.0+before")
     assert main(run) == 0
     frame = load_results(results / "stale")

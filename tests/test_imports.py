@@ -145,7 +145,7 @@ LAYERS = [
     ["ablate.criterion"],
     ["ablate.measure"],
     ["ablate.step"],
-    ["ablate.suite", "ablate.store"],
+    ["ablate.suite", "ablate.store", "ablate.positions.frame"],
     ["ablate.report"],
     ["ablate.plots", "ablate.variants.frame"],
     ["ablate.stats"],
@@ -156,7 +156,8 @@ LAYERS = [
      "ablate.relative_blocks", "ablate.relative_regions", "ablate.block_masks"],
     ["ablate.encodings", "ablate.pooling"],
     ["ablate.tasks", "ablate.devices", "ablate.dims", "ablate.registry", "ablate.errors", "ablate.environment",
-     "ablate.checkpoints", "ablate.variants.table", "ablate.variants.schema", "ablate.console"],
+     "ablate.checkpoints", "ablate.variants.table", "ablate.variants.schema", "ablate.console",
+     "ablate.positions.table", "ablate.positions.tally"],
 ]
 
 

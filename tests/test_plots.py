@@ -8,6 +8,7 @@ from conftest_report import ENCODINGS, make_frame
 from matplotlib.figure import Figure
 
 from ablate import plots
+from ablate.encodings import ENCODINGS as ENCODINGS_REGISTRY
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,27 @@ def _legend_texts(ax) -> list[str]:
     return [t.get_text() for t in legend.get_texts()] if legend else []
 
 
-def test_styles_are_stable_and_distinct(frame):
-    styles = plots.encoding_styles(frame)
+def test_styles_are_keyed_by_value_and_distinct(frame):
+    styles = plots.value_styles(frame)
     assert list(styles) == ENCODINGS
     assert len({s.color for s in styles.values()}) == len(ENCODINGS)
-    assert plots.encoding_styles(ENCODINGS) == styles  # same order, same styles, whatever the source
-    many = plots.encoding_styles([f"e{i}" for i in range(24)])
-    assert len({(s.color, s.marker) for s in many.values()}) == 24
+    # a value's style is its own: not its order, not which other values the figure shows
+    assert plots.value_styles(list(reversed(ENCODINGS))) == styles
+    assert plots.value_styles(["rope"])["rope"] == styles["rope"]
+    assert plots.value_styles(["rope"], "pooling") != plots.value_styles(["rope"])  # per axis
+    registered = plots.value_styles(ENCODINGS_REGISTRY.names())
+    assert len({(s.color, s.marker) for s in registered.values()}) == len(registered) >= 11
+    assert len({s.color for s in registered.values()}) == len(registered)  # every encoding its own colour
+    many = plots.value_styles([f"e{i}" for i in range(40)])
+    assert len({(s.color, s.marker) for s in many.values()}) == 40
+
+
+def test_a_variant_of_an_encoding_keeps_its_colour_with_another_marker(frame):
+    styles = plots.value_styles(["rope", "rope + pi", "rope + yarn", "rope[scaling=pi,factor=4]", "alibi"], "curve")
+    kinds = [styles[v] for v in ("rope + pi", "rope + yarn", "rope[scaling=pi,factor=4]")]
+    assert {s.color for s in kinds} == {styles["rope"].color} and {s.linestyle for s in kinds} == {"--"}
+    assert len({s.marker for s in kinds} | {styles["rope"].marker}) == 4
+    assert plots.value_styles(["rope + pi"], "curve")["rope + pi"].color == styles["rope"].color
 
 
 def test_metric_labels_have_units():
@@ -97,3 +112,37 @@ def test_save_figure_is_reproducible(frame, tmp_path):
     assert [p.suffix for p in first] == [".png", ".svg"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_pareto_front_keeps_what_nothing_beats_on_both_axes():
+    cost = [1.0, 2.0, 3.0, 2.0, 4.0]
+    quality = [0.5, 0.7, 0.6, 0.8, 0.9]
+    assert plots.pareto_front(cost, quality) == [0, 3, 4]  # 1 and 2 cost as much or more for less
+    assert plots.pareto_front(cost, [-q for q in quality], higher_is_better=False) == [0, 3, 4]
+    assert plots.pareto_front([1.0, 1.0], [0.5, 0.5]) == [0]  # a tie keeps the first
+    assert plots.pareto_front([1.0, float("nan")], [0.5, 0.9]) == [0]
+
+
+def test_quality_cost_draws_a_point_per_value_with_its_intervals():
+    points = pd.DataFrame({"encoding": ["rope", "alibi"], "quality": [0.9, 0.8], "quality_low": [0.85, 0.7],
+                           "quality_high": [0.95, 0.9], "time_median_s": [2.0, 1.0], "time_median_s_low": [1.8, 0.9],
+                           "time_median_s_high": [2.2, 1.1]})
+    fig = plots.quality_cost(points, axis="encoding", quality="quality", costs=["time_median_s"], higher_is_better=True)
+    ax = fig.axes[0]
+    styles = plots.value_styles(["rope", "alibi"])
+    drawn = {line.get_marker(): line.get_color() for line in ax.lines if line.get_linestyle() == "None"}
+    assert drawn[styles["rope"].marker] == styles["rope"].color
+    assert ax.get_xlabel() == "median step time (s)"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["rope", "alibi", "Pareto front"]
+
+
+def test_styles_do_not_depend_on_the_order_encodings_were_imported():
+    import subprocess
+    import sys
+
+    script = ("import ablate.encodings.rotary, ablate.encodings.alibi\n"  # registered before discovery, as in a worker
+              "from ablate.plots import value_styles\n"
+              "print(value_styles(['rope', 'alibi', 'sinusoidal'])['rope'])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(plots.value_styles(["rope"])["rope"])

@@ -56,7 +56,7 @@ def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path, monkeypatch,
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(ImportError, match=re.escape('pip install "ablate[ray]"')):
         create_executor("ray")
-    code = main(["run", str(suite_file(tmp_path)), "--executor", "ray", "--results", str(tmp_path / "r"), "--no-report"])
+    code = main(["run", str(suite_file(tmp_path)), "--executor", "ray", "--out", str(tmp_path / "r"), "--no-report"])
     assert code == 2 and "needs Ray, which is not installed: pip install" in capsys.readouterr().err
 
 

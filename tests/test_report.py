@@ -38,8 +38,8 @@ def test_report_files_and_sections(report):
     assert report["html"].is_file() and report["markdown"].is_file()
     markdown = report["markdown"].read_text(encoding="utf-8")
     titles = re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE)
-    assert titles == ["Findings", "What was run", "Main results", "Significance", "Length extrapolation", "Cost",
-                      "Learning curves", "Failures, unsupported and OOM runs"]
+    assert titles == ["Findings", "What was run", "Main results", "Significance", "Length extrapolation", "By position",
+                      "Cost", "Quality against cost", "Learning curves", "Failures, unsupported and OOM runs"]
     # the undecided comparisons, the full tables and the curves follow the findings, folded
     assert markdown.count("<details>") == 5
     for image in re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", markdown):
@@ -201,3 +201,35 @@ def test_a_report_computes_its_verdicts_once(monkeypatch, tmp_path):
     markdown = write_report(make_frame(), tmp_path)["markdown"].read_text(encoding="utf-8")
     assert "*Decided:" in markdown and "Length extrapolation" in markdown
     assert len(calls) == 1  # every section reads the one table
+
+
+def test_parameters_never_reached_lists_encodings_notes_not_stop_reasons(tmp_path):
+    frame = make_frame(measure=False)
+    runs = frame[frame["kind"].eq("train") & frame["metric"].eq("accuracy") & frame["eval_length"].eq(32)]
+    stops = runs.assign(metric="criterion_met", value=1.0, note="stopped: target", higher_is_better=True)
+    frame = pd.concat([frame, stops], ignore_index=True)
+    section = _section(write_report(frame, tmp_path)["markdown"].read_text(encoding="utf-8"), "Length extrapolation")
+    listed = section.split("Parameters that training never reached")[1]
+    assert "stopped" not in listed
+    assert "- learned at length 64: rows 32..63 of the learned table were never trained" in listed
+    assert "sinusoidal" not in listed and "rope" not in listed  # nothing of theirs is untrained
+
+
+def test_critical_difference_diagram_only_with_enough_blocks(tmp_path):
+    markdown = write_report(make_frame(seeds=5, measure=False), tmp_path / "five")["markdown"].read_text(encoding="utf-8")
+    significance = _section(markdown, "Significance")
+    assert "critical-difference.png" not in significance  # 5 seeds x 2 poolings, one alibi run failed: 9 blocks
+    assert "No critical-difference diagram: it would rest on N = 9 blocks, and is drawn only from N = 10" in significance
+    markdown = write_report(make_frame(seeds=6, measure=False), tmp_path)["markdown"].read_text(encoding="utf-8")
+    significance = _section(markdown, "Significance")
+    assert "figures/critical-difference.png" in significance and "over N = 11 blocks" in significance
+
+
+def test_quality_against_cost_holds_the_other_axes_where_most_values_have_both(report):
+    section = _section(report["markdown"].read_text(encoding="utf-8"), "Quality against cost")
+    # only pooling=mean was measured; there alibi cannot learn by construction and learned is unsupported at 128
+    assert "accuracy at the longest evaluation length (128;" in section and "pooling=mean" in section
+    assert "forward cost at L=512" in section  # alibi ran out of memory at 2048
+    assert (report["figures"] / "quality-cost.png").is_file()
+    markdown = write_report(make_frame(measure=False), report["figures"].parent / "bare")["markdown"]
+    assert "No quality-against-cost figure" in _section(markdown.read_text(encoding="utf-8"), "Quality against cost")

@@ -14,20 +14,20 @@ from ablate.train import execute
 
 #: ``ablate plan suites/quickstart.toml``: reading the config through typed objects must never move
 #: these ids. A new setting in the schema does move them (every run's config gains its default);
-#: re-pin them then, in the same commit (last: ``until.min_steps``).
+#: re-pin them then, in the same commit (last: ``train.device`` and ``measure.device`` default to ``auto``).
 QUICKSTART_IDS = [
-    "e03d963543dcd37d", "11cb0de8e9af27ac", "5ec6bd6bcb902b91", "f78856d96eaf4713", "f42dbd163baec9c9",
-    "47d17e1507babd01", "968a354de0a20a54", "0f052e8af48262b9", "b798874deab5884f", "9da367d52d20c311",
-    "0221ee91927945cd", "73ba817337135a2a", "cb883feb497945ee", "549084f8df223bb8", "2eeb7e7b91015086",
-    "919a2541a242308d", "da1925530da18618", "11a2002658b86fe3", "7d237aa923825bd9", "c26e5e3f05213673",
-    "a882017f592fdad8", "74281820284c45d8", "69fb87b8f7feddb6", "cf673d1059a4693b", "27a21c4a6c8db366",
-    "9125bd647bcde08d", "bd75e350dd23073c", "643a9d2c906bf086", "c676958a8022ed07", "e7d10e5d35ca240a",
-    "5592d75b40fe182d", "d17a91e0a63014fb", "056b7b0a747b64d3", "76f1e3f735f4c28f", "db4b66ec84399b71",
-    "29c94fb78c707b12", "763bcc39e01a48ab", "ca6a7678671fb5b9", "e67fb91d2a25ebbd", "e8b434c8a51d36a3",
-    "2a22da1fef261243", "c64eff27e1a48efe", "6dab2f9d4b7f015e", "8ee3822e8c8fdf1a", "81c72fcd00111bed",
-    "9cce30f4835d903f", "898531ec1ddd2b84", "18682d6d9d3cfb55", "eccf391b32e8b0cf", "847d56774e5b6837",
-    "71cc5c2b32da40dc", "af4507a789f4901b", "3c666fbd30e80bcb", "7950656f914ee284", "903db53a3fe9af58",
-    "359680c3ce3b0cc1",
+    "f2133476819f57e9", "8bc8caf2b33862ce", "a3d01181dbc73bb4", "9a3417eb50dd7269", "c98e52f31d5adc88",
+    "24d281d1a8b649f7", "1952b89762365781", "d3b0f6b05d7584ab", "c462565430b3dc2a", "e8e6bd545f8ec0a0",
+    "c32044c9648668c5", "8c57ee6e43b76b03", "39b5727f9772f914", "2762b726a67aeda3", "84c5a83e7435659d",
+    "725b74f70a7221db", "276104aadef9670e", "5587b75484254d25", "80646127c88e4141", "533cafa40a6e84e6",
+    "9c31b8dc1f6e4057", "fc270a923a915231", "56c9f1b849363f5d", "f43ce1195d2897ab", "3b365c0196817d13",
+    "ce51caddf7330b95", "9091b7d22a53abad", "a639fca90825c875", "5921d968d98f2beb", "aa5adfbc8fd2e1f4",
+    "24582e465828b685", "98ab97fa91cef332", "bdb69e2c298757c3", "420240714e432127", "ae3f2cbca91f0146",
+    "d3fe6e007b160e4a", "f8b4aa82887a85a7", "1a5161301941ebaa", "547860fda1be9352", "ffadbb239d11b2af",
+    "af4aa7bba7eed3b5", "039248c62a083b3c", "0da03aaaef80f53b", "b687ac919182d0c8", "56716ef1b0a70298",
+    "fe3698e13301f3d4", "9b1a4393166faeac", "bb139dd7f9a8c310", "f2aa2ae09303e7e4", "d86478ace15901f3",
+    "78fd5f3fe6df738e", "3fcb47ff1572209e", "ff111397f9f00e77", "05ea1f1b3f3fc1fa", "40df936877681857",
+    "b8295268788e3ab4",
 ]
 
 

@@ -76,7 +76,7 @@ def test_sigkill_leaves_no_corrupt_file_and_resume_completes(tmp_path: Path) -> 
     path = suite_file(tmp_path, steps=40)
     database = tmp_path / "results" / "tiny" / "results.sqlite"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ablate.cli", "run", str(path), "--results", str(tmp_path / "results"), "--no-report"],
+        [sys.executable, "-m", "ablate.cli", "run", str(path), "--out", str(tmp_path / "results"), "--no-report"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     deadline = time.time() + 120
@@ -101,7 +101,7 @@ def test_sigkill_leaves_no_corrupt_file_and_resume_completes(tmp_path: Path) -> 
 def test_failures_are_recorded_and_set_the_exit_code(tmp_path: Path) -> None:
     extra = '\n[[include]]\nencoding = "none"\npooling = "max"\n"model.embedding_path" = "missing-vectors.txt"\n'
     path = suite_file(tmp_path, extra=extra)
-    code = main(["run", str(path), "--results", str(tmp_path / "results"), "--no-report"])
+    code = main(["run", str(path), "--out", str(tmp_path / "results"), "--no-report"])
     runs = load_runs(tmp_path / "results" / "tiny")
     failed = runs[runs.status == "failed"]
     assert code == 1 and len(failed) == 2  # both seeds of the bad include
@@ -145,11 +145,11 @@ def test_threads_per_worker_are_set_and_recorded(tmp_path: Path) -> None:
     assert threads_per_worker(4, cores=2) == 1  # never below one
     path = suite_file(tmp_path)
     code = main(["run", str(path), "--executor", "process", "--workers", "1", "--threads", "1",
-                 "--results", str(tmp_path / "results"), "--no-report"])
+                 "--out", str(tmp_path / "results"), "--no-report"])
     assert code == 0
     frame = load_results(tmp_path / "results" / "tiny")
     assert set(frame["env.threads"]) == {1}
-    assert main(["run", str(path), "--threads", "0", "--results", str(tmp_path / "results")]) == 2
+    assert main(["run", str(path), "--threads", "0", "--out", str(tmp_path / "results")]) == 2
 
 
 def test_a_new_database_appears_with_its_tables_and_an_existing_one_is_kept(tmp_path: Path) -> None:

@@ -110,8 +110,8 @@ def test_cli_prints_user_errors_without_a_traceback(tmp_path: Path, capsys: pyte
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
     assert "stpes" in captured.err
-    assert main(["run", str(tmp_path / "missing.toml"), "--results", str(tmp_path)]) == 2
-    assert main(["run", str(path), "--set", "nokey", "--results", str(tmp_path)]) == 2
+    assert main(["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path)]) == 2
+    assert main(["run", str(path), "--set", "nokey", "--out", str(tmp_path)]) == 2
     assert not list(tmp_path.glob("s/results.sqlite")), "a bad suite must never start a partial run"
 
 
@@ -156,3 +156,15 @@ def test_measure_repeats_are_seeds_run_round_robin(tmp_path: Path) -> None:
     # repeats = 1 keeps the run ids (and so the stored history) of a suite without it.
     assert [r.run_id for r in runs[:models]] == [r.run_id for r in once.measure_runs()]
     assert len({r.run_id for r in runs}) == len(runs)
+
+
+def test_a_suite_name_is_looked_up_in_ablate_suites_before_the_built_in_ones(tmp_path, monkeypatch):
+    from ablate.suite import suites_dir
+    from ablate.suite.load import resolve_suite_path
+
+    (tmp_path / "quickstart.toml").write_text('name = "quickstart"\ntask = { name = "parity" }\n')
+    monkeypatch.setenv("ABLATE_SUITES", str(tmp_path))
+    assert resolve_suite_path("quickstart") == tmp_path / "quickstart.toml"
+    assert resolve_suite_path("cost") == suites_dir() / "cost.toml"  # what the folder lacks comes from the built-ins
+    monkeypatch.delenv("ABLATE_SUITES")
+    assert resolve_suite_path("quickstart") == suites_dir() / "quickstart.toml"

@@ -197,7 +197,7 @@ def test_randomized_eval_positions_variant_is_reproducible(tmp_path):
 def test_cli_says_how_many_variant_evaluations_ran(tmp_path, capsys):
     results = tmp_path / "r"
     run(write_suite(tmp_path), results)
-    assert main(["run", str(write_suite(tmp_path, PI)), "--results", str(results), "--no-report"]) == 0
+    assert main(["run", str(write_suite(tmp_path, PI)), "--out", str(results), "--no-report"]) == 0
     assert "1 variant evaluation(s) from checkpoints" in " ".join(capsys.readouterr().err.split())
 
 
@@ -209,7 +209,7 @@ def test_missing_checkpoint_is_a_clear_error_before_anything_runs(tmp_path, monk
     path = write_suite(tmp_path, PI)
     with pytest.raises(CheckpointError, match="has no checkpoint.*--retrain-missing"):
         run(path, results)
-    assert main(["run", str(path), "--results", str(results), "--no-report"]) == 2
+    assert main(["run", str(path), "--out", str(results), "--no-report"]) == 2
     err = capsys.readouterr().err
     assert "has no checkpoint" in err and "Traceback" not in err
 
@@ -221,7 +221,7 @@ def test_corrupt_checkpoint_is_a_clear_error_never_a_retrain(tmp_path, monkeypat
     target.write_bytes(b"not a checkpoint")
     forbid_training(monkeypatch)
     path = write_suite(tmp_path, PI)
-    assert main(["run", str(path), "--results", str(results), "--no-report"]) == 2
+    assert main(["run", str(path), "--out", str(results), "--no-report"]) == 2
     err = capsys.readouterr().err
     assert "cannot be loaded" in err and "Traceback" not in err
     assert "variant" not in load_results(summary.results_dir).columns  # nothing was stored
@@ -243,7 +243,7 @@ def test_clean_deletes_only_when_asked_and_retrain_missing_retrains(tmp_path, ca
     assert main(["clean", directory]) == 0
     assert len(checkpoints.stored(summary.results_dir)) == 2  # nothing deleted without a flag
     rope_id = load_runs(summary.results_dir).query("encoding == 'rope'")["run_id"].item()
-    assert main(["clean", str(path), "--results", str(results), "--checkpoints", "--runs", rope_id]) == 0
+    assert main(["clean", str(path), "--out", str(results), "--checkpoints", "--runs", rope_id]) == 0
     assert checkpoints.stored(summary.results_dir) == set(load_runs(summary.results_dir)["run_id"]) - {rope_id}
     assert main(["clean", directory, "--retrain-missing"]) == 0
     assert list(load_runs(summary.results_dir)["run_id"]) != [] and rope_id not in set(load_runs(directory)["run_id"])

@@ -22,7 +22,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
-from rich.table import Table
+from rich.table import Table as RichTable
 
 from ablate.claims.load import Claim, all_claims, claims_dir, digest_of, find_claim, is_claim_file, load_claim
 from ablate.claims.predicates import (
@@ -35,6 +35,7 @@ from ablate.claims.predicates import (
     cells_of,
     decisions_of,
 )
+from ablate.cli_args import execution
 from ablate.console import make_console
 from ablate.report import write_report
 from ablate.report.document import Paragraph, Section, Table
@@ -146,7 +147,7 @@ def _claims_for(args: argparse.Namespace) -> list[Claim]:
 
 
 def _print_list(console: Any) -> None:
-    table = Table(title="claims")
+    table = RichTable(title="claims")
     for column in ("id", "source", "claim", "scales"):
         table.add_column(column)
     for claim in all_claims():
@@ -169,8 +170,8 @@ def main(args: argparse.Namespace) -> int:
         if stale:
             console.print(f"  {stale}")
         try:
-            summary = run_plan(plan, results_root, executor="process" if args.workers > 1 else "local",
-                               workers=args.workers, undecided=undecided_runs(claim), rerun_stale=args.rerun_stale)
+            summary = run_plan(plan, results_root, **execution(args).keywords(), undecided=undecided_runs(claim),
+                               rerun_stale=args.rerun_stale)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished runs are stored; run again to resume")
             return 130

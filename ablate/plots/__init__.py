@@ -3,7 +3,8 @@
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot): no
 global figure registry to leak, no GUI backend, and rendering through Agg.
 
-- :mod:`~ablate.plots.style`: styles per encoding, metric labels and scales, slicing, saving.
+- :mod:`~ablate.plots.palette`: one style per value, the same in every figure and report.
+- :mod:`~ablate.plots.style`: metric labels and scales, slicing, saving.
 - :mod:`~ablate.plots.figures`: the figures.
 """
 
@@ -14,19 +15,25 @@ from ablate.plots.figures import (
     heatmap,
     seed_strip,
 )
-from ablate.plots.style import MARKERS, OKABE_ITO, Style, encoding_styles, metric_label, metric_scale, save_figure
+from ablate.plots.curves import learning_curves
+from ablate.plots.palette import MARKERS, PALETTE, Style, value_styles
+from ablate.plots.pareto import pareto_front, quality_cost
+from ablate.plots.style import metric_label, metric_scale, save_figure
 
 __all__ = [
     "MARKERS",
-    "OKABE_ITO",
+    "PALETTE",
     "Style",
     "cost_curves",
     "critical_difference_diagram",
-    "encoding_styles",
     "extrapolation_curves",
     "heatmap",
+    "learning_curves",
     "metric_label",
     "metric_scale",
+    "pareto_front",
+    "quality_cost",
     "save_figure",
     "seed_strip",
+    "value_styles",
 ]

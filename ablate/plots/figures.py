@@ -15,10 +15,10 @@ from matplotlib.figure import Figure
 
 from ablate.feasibility import learned_threshold
 from ablate.metrics import higher_is_better
+from ablate.plots.palette import Style, styles_for
 from ablate.stats.decisions import comparisons as comparisons_table
 from ablate.plots.style import (
     MARKS,
-    Style,
     failed_points,
     format_number,
     length_axis,
@@ -26,8 +26,9 @@ from ablate.plots.style import (
     metric_scale,
     missing_legend,
     new_figure,
+    new_grid,
+    plain_log_labels,
     slice_frame,
-    styles_for,
     title_with,
 )
 from ablate.stats import (
@@ -91,7 +92,8 @@ def heatmap(
         if len(match):
             text += " " + MARKS.get(match["verdict"].iloc[0], "")
         labels[i, j] = text
-    fig, (ax,) = new_figure(1.6 + 1.5 * len(col_order), 1.2 + 0.55 * len(row_order))
+    width = max(3.6, 1.6 + 1.5 * len(col_order))
+    fig, (ax,) = new_figure(width, 1.2 + 0.55 * len(row_order))
     cmap = "viridis" if higher_is_better(metric, df) else "viridis_r"  # brighter is always better
     sns.heatmap(means * scale, annot=labels, fmt="", cmap=cmap, ax=ax, linewidths=0.5,
                 cbar_kws={"label": metric_label(metric)}, annot_kws={"fontsize": 8})
@@ -100,8 +102,8 @@ def heatmap(
     ax.tick_params(axis="y", rotation=0)
     base = baseline_of(df, grid_axes(df) or [rows], baseline).get(rows)
     alpha = comparisons.attrs.get("alpha", 0.05)
-    ax.set_title(title_with(f"{metric_label(metric)} at length {length}; ▲▼ verdict vs {base} (family α={alpha:g})",
-                            fixed), fontsize=9)
+    fig.suptitle(title_with(f"{metric_label(metric)} at length {length}; ▲▼ verdict vs {base} (family α={alpha:g})",
+                            fixed, width=width), fontsize=9)
     return fig
 
 
@@ -130,11 +132,12 @@ def extrapolation_curves(
     data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
     cells = summarize(data)
     scale = metric_scale(metric)
-    fig, (ax,) = new_figure(7.5, 4.2)
+    fig, (ax,) = new_figure(7.0, 3.8)
     for value, group in cells[cells["n"] > 0].groupby(axis, sort=False):
         group = group.sort_values("eval_length")
         style = styles[value]
-        ax.plot(group["eval_length"], group["mean"] * scale, color=style.color, marker=style.marker, label=str(value))
+        ax.plot(group["eval_length"], group["mean"] * scale, color=style.color, marker=style.marker,
+                linestyle=style.linestyle, label=str(value))
         band = group[np.isfinite(group["ci_low"])]
         ax.fill_between(band["eval_length"], band["ci_low"] * scale, band["ci_high"] * scale, color=style.color,
                         alpha=0.15, linewidth=0)
@@ -171,7 +174,7 @@ def cost_curves(
     present = [m for m in metrics if df["metric"].eq(m).any()]
     if not present:
         raise ValueError(f"no cost metrics to plot: none of {list(metrics)} is in the results")
-    fig, axes = new_figure(5.2 * len(present), 5.0, ncols=len(present))
+    fig, axes = new_grid(len(present), panel_height=3.3, columns=1)  # one above the other: legends stay legible
     for ax, metric in zip(axes, present):
         data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
         cells = summarize(data)
@@ -182,20 +185,21 @@ def cost_curves(
             exponent = fits.get(value, np.nan)
             label = f"{value} (∝ L^{exponent:.2f})" if np.isfinite(exponent) else str(value)
             ax.plot(group["eval_length"], group["mean"] * scale, color=styles[value].color,
-                    marker=styles[value].marker, label=label)
+                    marker=styles[value].marker, linestyle=styles[value].linestyle, label=label)
         missing_legend(ax, data, axis, styles)
         if failed_points(ax, data, axis, styles, "oom", 0.97, "X"):
             ax.plot([], [], "X", color="0.3", label="out of memory")
         if failed_points(ax, data, axis, styles, None, 0.03, "x"):
             ax.plot([], [], "x", color="0.3", label="unsupported / failed", markeredgewidth=2)
         ax.set_yscale("log")
+        plain_log_labels(ax.yaxis)
         ax.margins(y=0.12)  # keep the failure marks at the edges clear of the lines
         length_axis(ax, data["eval_length"])
         ax.set_xlabel("sequence length (tokens)")
         ax.set_ylabel(metric_label(metric))
         ax.set_title(title_with(metric_label(metric), fixed), fontsize=10)
-        # below the panel: a legend inside would hide the lines it explains
-        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        # beside the panel: a legend inside would hide the lines it explains
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -226,7 +230,7 @@ def critical_difference_diagram(
     half = (k + 1) // 2
     cliques = result.cliques()
     top = -0.3 - 0.2 * len(cliques)  # label lines start below the clique bars
-    fig, (ax,) = new_figure(7.5, 1.3 + 0.3 * half + 0.15 * len(cliques))
+    fig, (ax,) = new_figure(7.0, 1.3 + 0.3 * half + 0.15 * len(cliques))
     ax.grid(False)
     ax.set_axis_off()
     ax.set_xlim(0.2 - 0.15 * k, k + 0.8 + 0.15 * k)
@@ -276,15 +280,18 @@ def seed_strip(
     ok["shown"] = ok["value"] * scale
     ok[axis] = ok[axis].astype(str)
     order = list(dict.fromkeys(ok[axis]))
-    fig, (ax,) = new_figure(1.8 + 0.9 * len(order), 4.0)
+    width = max(3.6, 1.8 + 0.9 * len(order))
+    fig, (ax,) = new_figure(width, 4.0)
     if "seed" in ok.columns:
         position = {v: i for i, v in enumerate(order)}
         for _, seed_rows in ok.groupby("seed", sort=True):
             seed_rows = seed_rows.sort_values(axis, key=lambda s: s.map(position))
             ax.plot(seed_rows[axis].map(position), seed_rows["shown"], color="0.75", linewidth=0.8, zorder=1)
-    palette = {str(k): v.color for k, v in styles.items()}
-    sns.stripplot(data=ok, x=axis, y="shown", hue=axis, order=order, hue_order=order, palette=palette,
-                  jitter=False, size=6, legend=False, ax=ax, zorder=2)
+    by_label = {str(k): v for k, v in styles.items()}
+    for i, value in enumerate(order):
+        shown = ok.loc[ok[axis].eq(value), "shown"]
+        ax.scatter([i] * len(shown), shown, color=by_label[value].color, marker=by_label[value].marker, s=36, zorder=2)
+    ax.set_xticks(range(len(order)), order)
     cells = summarize(data).assign(**{axis: lambda c: c[axis].astype(str)}).set_index(axis)
     for i, value in enumerate(order):
         cell = cells.loc[value]
@@ -294,5 +301,6 @@ def seed_strip(
                     [(high - cell["mean"]) * scale]], fmt="_", color="black", capsize=3, markersize=10, zorder=3)
     ax.set_xlabel(axis)
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(title_with(f"Per-seed {metric_label(metric)} at length {length}", fixed), fontsize=9)
+    ax.set_title(title_with(f"Per-seed {metric_label(metric)} at length {length}", fixed, width=width - 0.8),
+                 fontsize=9)
     return fig

@@ -1,15 +1,15 @@
-"""What every figure shares: one colour and marker per encoding, metric labels, slicing, saving.
+"""What every figure shares: metric labels, slicing, failure marks, saving.
 
-One colour and marker per encoding (:func:`encoding_styles`, Okabe-Ito colours,
-safe for the common colour-vision deficiencies) is shared by every figure of a
-frame. Where a figure shows one axis, every other axis is fixed at its baseline
-value (or its first value where the baseline was not run) and the title says so.
+Styles (one colour and marker per value) are :mod:`ablate.plots.palette`'s. Where a
+figure shows one axis, every other axis is fixed at its baseline value (or its first
+value where the baseline was not run) and the title says so.
 """
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +18,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import LogFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
 from ablate.metrics import METRICS
+from ablate.plots.palette import Style
 from ablate.stats import describe, hold_fixed, select
 
 
-#: Okabe & Ito (2008) colours, distinguishable with the common colour-vision deficiencies.
-OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
-#: Markers cycle with a different period than colours, so 24 encodings still get distinct styles.
-MARKERS = ["o", "s", "^", "D", "v", "P"]
 MARKS = {"better": "▲", "worse": "▼"}
 _STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
-
-
-@dataclass(frozen=True)
-class Style:
-    """How one encoding (or other axis value) is drawn in every figure."""
-
-    color: str
-    marker: str
-
-
-def encoding_styles(values: pd.DataFrame | Iterable[Any], axis: str = "encoding") -> dict[Any, Style]:
-    """Stable style per value: the i-th distinct value (in order of appearance) gets the i-th style.
-
-    Args:
-        values: a results frame (its ``axis`` column is used) or the values themselves.
-        axis: the column to read from a frame.
-    """
-    if isinstance(values, pd.DataFrame):
-        values = values[axis].dropna() if axis in values.columns else []
-    ordered = list(dict.fromkeys(values))
-    return {v: Style(OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]) for i, v in enumerate(ordered)}
 
 
 def metric_scale(metric: str) -> float:
@@ -93,6 +69,39 @@ def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, lis
     return fig, axes
 
 
+#: A figure's width in inches: at the report's 110 dpi it fills a 1280 px page's column and
+#: shrinks to at most 0.85x in an 800 px window, so 8-point text stays readable.
+PAGE_WIDTH = 7.0
+#: Panels side by side at most; more wrap onto further rows, so a figure never outgrows the page.
+MAX_COLUMNS = 2
+
+
+def new_grid(count: int, *, panel_height: float, columns: int = MAX_COLUMNS,
+             width: float = PAGE_WIDTH) -> tuple[Figure, list[Any]]:
+    """``count`` panels in rows of at most ``columns``, ``width`` inches wide; unused panels are hidden."""
+    ncols = max(1, min(count, columns))
+    nrows = max(1, math.ceil(count / ncols))
+    fig = Figure(figsize=(width, panel_height * nrows + 0.6), layout="constrained")
+    with sns.axes_style("whitegrid", _STYLE):
+        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(nrows * ncols)]
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
+class _PlainLogFormatter(LogFormatter):
+    """Matplotlib's choice of which log ticks to label, written as plain numbers (``3``, ``20,000``)."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return format_number(x)
+
+
+def plain_log_labels(axis: Any) -> None:
+    """Plain numbers instead of ``3 x 10^0`` on a log axis; minor ticks labelled only where few decades show."""
+    axis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
 def slice_frame(
     df: pd.DataFrame, metric: str, keep: Sequence[str], where: Mapping[str, Any] | None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -108,8 +117,13 @@ def slice_frame(
     return rows, fixed
 
 
-def title_with(text: str, fixed: Mapping[str, Any]) -> str:
-    return f"{text}\n({describe(fixed)})" if fixed else text
+def title_with(text: str, fixed: Mapping[str, Any], width: float | None = None, fontsize: float = 9) -> str:
+    """``text``, then what is held fixed in brackets; wrapped to ``width`` inches when given, so it is never cut."""
+    title = f"{text}\n({describe(fixed)})" if fixed else text
+    if width is None:
+        return title
+    characters = max(20, int(width * 72 / (0.6 * fontsize)))  # a DejaVu Sans character is about 0.6 em wide
+    return "\n".join(textwrap.fill(line, characters) for line in title.splitlines())
 
 
 def length_axis(ax: Any, lengths: Iterable[float]) -> None:
@@ -147,14 +161,10 @@ def missing_legend(ax: Any, rows: pd.DataFrame, axis: str, styles: Mapping[Any, 
                     label=f"{value} (no ok result)")
 
 
-def styles_for(df: pd.DataFrame, axis: str, styles: Mapping[Any, Style] | None) -> Mapping[Any, Style]:
-    return styles if styles is not None else encoding_styles(df, axis)
-
-
 def format_number(value: float) -> str:
     """Compact number for annotations: 3 significant digits, thousands separators for large values."""
     if not np.isfinite(value):
         return "n/a"
-    if abs(value) >= 1e4:
+    if abs(value) >= 1e3:  # never 1e+03
         return f"{value:,.0f}"
     return f"{value:.3g}" if abs(value) >= 1 else f"{value:.3f}"

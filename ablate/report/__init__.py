@@ -12,9 +12,12 @@ from typing import Any
 
 import pandas as pd
 
+import ablate.report.by_position as by_position
 import ablate.report.context as context
 import ablate.report.findings as findings
+import ablate.report.learning as learning
 import ablate.report.sections as sections
+import ablate.report.tradeoffs as tradeoffs
 from ablate.report.compare import compare_results, write_comparison
 from ablate.report.document import Section, render
 from ablate.report.tables import write_tables
@@ -29,6 +32,7 @@ def write_report(
     baseline: Mapping[str, Any] | None = None,
     alpha: float | None = None,
     curves: pd.DataFrame | None = None,
+    positions: pd.DataFrame | None = None,
     preface: Section | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
@@ -41,6 +45,7 @@ def write_report(
         baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
         alpha: family-wise error rate of the verdicts; default the suite's ``[report] alpha``.
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
+        positions: loss and accuracy by token position (:func:`ablate.positions.frame.load_positions`).
         preface: a section to open the report with (a claim's verdict and predicates).
 
     Returns:
@@ -58,7 +63,8 @@ def write_report(
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
     parts = [*([preface] if preface is not None else []), findings.findings(ctx), *tables, findings.extrapolation(ctx),
-             sections.cost(ctx), findings.learning_curves(df, curves, ctx.axes), sections.failures(ctx)]
+             by_position.by_position(ctx, positions), sections.cost(ctx), tradeoffs.quality_cost(ctx),
+             learning.learning_curves(df, curves, ctx.axes, ctx.styles), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}
 

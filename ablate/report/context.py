@@ -10,8 +10,8 @@ import pandas as pd
 
 from ablate import stats
 from ablate.feasibility import learned_threshold
-from ablate.plots import Style, encoding_styles
-from ablate.stats.decisions import comparisons, learn_status
+from ablate.plots import Style, value_styles
+from ablate.stats.decisions import LEARN_COLUMNS, comparisons, learn_status, learned_by_seed
 
 #: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).
 PREFERRED_METRICS = ("accuracy", "exact_match", "token_accuracy", "bits_per_char", "loss", "perplexity")
@@ -78,7 +78,7 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
     base = stats.baseline_of(df, axes, baseline)
     cells = stats.summarize(df)
     length = stats.in_distribution_length(df, metric) if metric else None
-    styles = encoding_styles(df, axes[0] if axes else "encoding")
+    styles = value_styles(df, axes[0] if axes else "encoding")
     threshold, status, table = None, None, None
     if metric:
         threshold = learned_threshold(metric, settings["learned_threshold"])
@@ -87,3 +87,27 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
                             status=status)
     return Context(df, axes, base, metric, length, cells, table, styles, alpha, threshold, status,
                    settings["margins"])
+
+
+def dropped_runs(ctx: Context) -> set[str]:
+    """Training runs whose numbers past the train length are no extrapolation result: the seeds that did
+    not learn the task at the train length, and every run of a cell that cannot by construction."""
+    status = ctx.cell_status
+    if ctx.metric is None or status is None or status.empty or "kind" not in ctx.df.columns:
+        return set()
+    keys = [c for c in status.columns if c not in LEARN_COLUMNS]
+    seeds = learned_by_seed(ctx.df, ctx.metric, ctx.threshold)
+    unable = set(map(tuple, status.loc[status["unable"].notna(), keys].astype(str).to_numpy()))
+    cells = map(tuple, seeds[keys].astype(str).to_numpy())
+    return {run for run, learned, cell in zip(seeds["run_id"], seeds["learned"], cells) if not learned or cell in unable}
+
+
+def learned_rows(ctx: Context, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` (default ``ctx.df``) without the training rows of :func:`dropped_runs` (measurements stay)."""
+    frame = ctx.df if frame is None else frame
+    dropped = dropped_runs(ctx)
+    if not dropped or "kind" not in frame.columns or "run_id" not in frame.columns:
+        return frame
+    kept = frame[~(frame["kind"].eq("train") & frame["run_id"].isin(dropped))]
+    kept.attrs = {**frame.attrs, "axes": ctx.axes}  # the whole grid's axes, even where a slice no longer varies
+    return kept

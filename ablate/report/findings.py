@@ -7,7 +7,6 @@
   cell's learn rate; the seeds each cell has in the store; the token-embedding
   convention.
 * :func:`extrapolation` - the length-extrapolation curves over the seeds that learned.
-* :func:`learning_curves` - every run's validation curve (:func:`ablate.store.load_curves`).
 """
 
 from __future__ import annotations
@@ -18,14 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 import ablate.report.formatting as fmt
 from ablate.plots.forest import forest_plot, judged, row_label
-from ablate.report.context import Context
+from ablate.report.context import Context, dropped_runs, learned_rows
 from ablate.report.document import Image, Paragraph, Section, Table
 from ablate.report.sections import extrapolation as curves_section
-from ablate.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds, learned_by_seed
+from ablate.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds
 from ablate.stats.verdict import UNDECIDED
 
 #: Where the statistics are explained at length.
@@ -182,70 +180,20 @@ def _seeds_account(df: pd.DataFrame, table: pd.DataFrame, status: pd.DataFrame) 
                           f"{len(status) * cap} for a fixed design at the maximum of {cap} seeds per cell.")]
 
 
-def extrapolation(ctx: Any) -> Section:
+def extrapolation(ctx: Context) -> Section:
     """The length-extrapolation section over the seeds that learned the task at the train length."""
-    df, metric, status = ctx.df, ctx.metric, ctx.cell_status
-    if metric is None or status is None or ctx.threshold is None or "kind" not in df.columns:
+    dropped = dropped_runs(ctx)
+    if not dropped:
         return curves_section(ctx)
-    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
-                                                   "train_mean", "unable")]
-    seeds = learned_by_seed(df, metric, ctx.threshold)
-    unable = set(map(tuple, status.loc[status["unable"].notna(), keys].astype(str).to_numpy()))
-    dropped_runs = set(seeds.loc[~seeds["learned"], "run_id"])
-    dropped_runs |= {r for r, key in zip(seeds["run_id"], map(tuple, seeds[keys].astype(str).to_numpy()))
-                     if key in unable}
-    if not dropped_runs:
-        return curves_section(ctx)
-    if len(dropped_runs) == seeds["run_id"].nunique():
+    trained = ctx.df.loc[ctx.df["kind"].eq("train"), "run_id"].nunique()
+    if len(dropped) >= trained:
         return Section(curves_section(ctx).title, [Paragraph(
             "No seed learned the task at the train length (see Findings), so no length-extrapolation result "
             "is shown: numbers past the train length of a model that never learned the task say nothing "
             "about positions.")])
-    drop = df["kind"].eq("train") & df["run_id"].isin(dropped_runs)
-    kept = df[~drop]
-    kept.attrs = {**df.attrs, "axes": ctx.axes}  # the axes of the whole grid, even where a slice no longer varies
-    section = curves_section(dataclasses.replace(ctx, df=kept))
+    section = curves_section(dataclasses.replace(ctx, df=learned_rows(ctx)))
     section.blocks.insert(0, Paragraph(
-        f"These curves use the {seeds['run_id'].nunique() - len(dropped_runs)} training runs that learned the task "
-        f"at the train length; {len(dropped_runs)} run(s) that did not learn, or whose cell cannot by construction, "
-        "are left out: their longer-length numbers are not extrapolation results."))
+        f"These curves use the {trained - len(dropped)} training runs that learned the task at the train length; "
+        f"{len(dropped)} run(s) that did not learn, or whose cell cannot by construction, are left out: their "
+        "longer-length numbers are not extrapolation results."))
     return section
-
-
-def learning_curves(df: pd.DataFrame, curves: pd.DataFrame | None, axes: list[str]) -> Section:
-    """Validation metric against optimiser steps, one line per run (``curves``: :func:`ablate.store.load_curves`),
-    with the steps each run of ``df`` used."""
-    if curves is None or curves.empty:
-        return Section("Learning curves", [Paragraph("No learning curves stored with these results.")], folded=True)
-    colour_by = axes[0] if axes and axes[0] in curves.columns else "encoding"
-    panel_by = next((a for a in axes[1:] if a in curves.columns), None)
-    used = df[df["metric"].eq("steps_used")] if "metric" in df.columns else df.iloc[:0]
-    met = df[df["metric"].eq("criterion_met")]
-    text = (f"{curves['run_id'].nunique()} runs; each checked its validation {', '.join(pd.unique(curves['metric']))} "
-            f"on held-out batches at the train length. Optimiser steps used: median "
-            f"{fmt.number(used['value'].median(), 0) if len(used) else 'n/a'}; criterion met by "
-            f"{int(met['value'].sum()) if len(met) else 0} of {len(met)} runs.")
-    return Section("Learning curves", [Paragraph(text), Image("learning-curves", "Validation metric against "
-                   f"optimiser steps, one line per run, coloured by {colour_by}"
-                   + (f", one panel per {panel_by}." if panel_by else "."), _plot(curves, colour_by, panel_by))],
-                   folded=True)
-
-
-def _plot(curves: pd.DataFrame, colour_by: str, panel_by: str | None) -> Figure:
-    panels = list(pd.unique(curves[panel_by].astype(str))) if panel_by else [None]
-    fig = Figure(figsize=(4.2 * len(panels), 3.2), constrained_layout=True)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    values = list(pd.unique(curves[colour_by].astype(str)))
-    colours = {v: f"C{i % 10}" for i, v in enumerate(values)}
-    for ax, panel in zip(axes, panels):
-        rows = curves if panel is None else curves[curves[panel_by].astype(str).eq(panel)]
-        for (run, value), run_rows in rows.groupby(["run_id", rows[colour_by].astype(str)], sort=False):
-            ax.plot(run_rows["step"], run_rows["value"], color=colours[value], alpha=0.7, linewidth=1.2)
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel(str(curves["metric"].iloc[0]))
-        if panel is not None:
-            ax.set_title(f"{panel_by} = {panel}", fontsize=10)
-    for value, colour in colours.items():
-        axes[-1].plot([], [], color=colour, label=value)
-    axes[-1].legend(fontsize=8, title=colour_by, title_fontsize=8)
-    return fig

@@ -27,6 +27,11 @@ from ablate.report.document import Bullets, Image, Paragraph, Section, Table
 from ablate.report.context import PREFERRED_METRICS, Context
 from ablate.variants.frame import variant_curves
 
+#: Blocks (seeds x tasks x other axes) a critical-difference diagram needs before it is drawn: Demšar
+#: (2006) advises N > 10 for the Friedman chi-square approximation the diagram rests on.
+MIN_CD_BLOCKS = 10
+#: A run's bookkeeping rows, not evaluations: their notes say why training stopped.
+BOOKKEEPING = ("steps_used", "criterion_met")
 #: Cost metrics of measurement runs, in the order the cost section shows them.
 COST_METRICS = ("tokens_per_s", "time_median_s", "peak_memory_bytes", "peak_reserved_bytes")
 _CI_TEXT = (f"95% confidence interval over seeds: Student-t below {stats.BOOTSTRAP_MIN_N} seeds, "
@@ -84,6 +89,7 @@ def overview(ctx: Context) -> Section:
     shared = _not_held_out(df)
     if shared:
         items.append(shared)
+    items.append(_devices(df))
     if ctx.metric:
         direction = "higher" if higher_is_better(ctx.metric, df) else "lower"
         items.append(f"Main metric: {ctx.metric} ({direction} is better), headline length {ctx.length}")
@@ -113,6 +119,16 @@ def _not_held_out(df: pd.DataFrame) -> str | None:
     return "Not held out (too few distinct inputs; validation and test drawn from the training sequences): " + \
         "; ".join(f"{t} at length {_plain(n)} ({str(note).removeprefix('not held out: ')})" for t, n, note in
                   zip(places["_task"], places["eval_length"], places["note"]))
+
+
+def _devices(df: pd.DataFrame) -> str:
+    """``Device: cuda:0 (NVIDIA H100 ...)``: where the runs ran, as each recorded it (``auto`` resolved)."""
+    columns = [c for c in ("env.device", "env.device_name") if c in df.columns]
+    if not columns:
+        return "Device: not recorded (results stored before devices were)"
+    pairs = df[columns].dropna(how="all").drop_duplicates().astype(str).to_numpy().tolist()
+    named = [f"{pair[0]} ({pair[1]})" if len(pair) > 1 and pair[1] != pair[0] else pair[0] for pair in pairs]
+    return f"Device{'s' if len(named) > 1 else ''}: {', '.join(named) or 'not recorded'}"
 
 
 def _run_status(df: pd.DataFrame) -> pd.Series:
@@ -226,11 +242,16 @@ def _ranks(ctx: Context) -> list[Any]:
     significant = result.pairwise[result.pairwise["significant"]] if len(result.pairwise) else result.pairwise
     pairs = ", ".join(f"{a} > {b}" for a, b in zip(significant["a"], significant["b"])) if len(significant) else "none"
     rows = [[str(name), fmt.number(rank)] for name, rank in result.ranks.items()]
+    blocks = [Paragraph(text), Table([axis, "average rank"], rows, numeric=[False, True]),
+              Paragraph(f"Significantly different pairs (Nemenyi, better > worse): {pairs}.")]
+    if result.n_blocks < MIN_CD_BLOCKS:
+        return blocks + [Paragraph(
+            f"No critical-difference diagram: it would rest on N = {result.n_blocks} blocks, and is drawn only from "
+            f"N = {MIN_CD_BLOCKS} on (below that the Friedman and Nemenyi approximations it draws are unreliable, "
+            "Demšar 2006); the paired comparisons above are the verdicts.")]
     fig = critical_difference_diagram(ctx.df, ctx.metric, axis=axis, result=result, styles=ctx.styles)
-    return [Paragraph(text), Table([axis, "average rank"], rows, numeric=[False, True]),
-            Paragraph(f"Significantly different pairs (Nemenyi, better > worse): {pairs}."),
-            Image("critical-difference", f"Critical-difference diagram of {axis} by {ctx.metric}: thick bars join "
-                  "values not significantly different.", fig)]
+    return blocks + [Image("critical-difference", f"Critical-difference diagram of {axis} by {ctx.metric} over "
+                           f"N = {result.n_blocks} blocks: thick bars join values not significantly different.", fig)]
 
 
 def extrapolation(ctx: Context) -> Section:
@@ -254,13 +275,27 @@ def extrapolation(ctx: Context) -> Section:
                             f"{axis}; dashed line: train length; x: no ok result at that length.", fig))
     if not blocks:
         return Section("Length extrapolation", [Paragraph("Not evaluated at more than one length.")])
-    notes = train[train["note"].notna()] if "note" in train.columns else train.iloc[:0]
-    if len(notes):
-        items = [f"{_plain(value)}: {note} (length {_join(sorted(group['eval_length'].unique()))})"
-                 for (value, note), group in notes.groupby([axis, "note"], sort=False)]
-        blocks += [Paragraph("Parameters that training never reached (results at these lengths rely on them):"),
-                   Bullets(items)]
+    blocks += _untrained(train, axis)
     return Section("Length extrapolation", blocks)
+
+
+def _untrained(train: pd.DataFrame, axis: str) -> list[Any]:
+    """What an encoding says it used past the train length that training never reached (its ``untrained_note``).
+
+    Only rows of evaluation metrics past the train length carry such a note; a run's
+    bookkeeping rows (``criterion_met``: why training stopped) carry other notes.
+    """
+    if "note" not in train.columns or axis not in train.columns:
+        return []
+    evaluated = train["metric"].isin([m for m in pd.unique(train["metric"].dropna()) if m not in BOOKKEEPING])
+    past = train["eval_length"] > train["train_length"] if "train_length" in train.columns else True
+    notes = train[evaluated & past & train["note"].notna()]
+    if notes.empty:
+        return []
+    items = [f"{_plain(value)} at length {_join(sorted(group['eval_length'].unique()))}: {note}"
+             for (value, note), group in notes.groupby([axis, "note"], sort=False)]
+    return [Paragraph("Parameters that training never reached (results at these lengths rely on them):"),
+            Bullets(items)]
 
 
 def cost(ctx: Context) -> Section:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -38,15 +39,26 @@ def suites_dir() -> Path:
     return resources
 
 
+#: Folders (separated by ``os.pathsep``) searched for a suite name before the built-in suites.
+SUITES_VARIABLE = "ABLATE_SUITES"
+
+
+def suite_folders() -> list[Path]:
+    """Where a suite name is looked up, in order: the folders of ``$ABLATE_SUITES``, then the built-in suites."""
+    extra = [Path(p) for p in os.environ.get(SUITES_VARIABLE, "").split(os.pathsep) if p]
+    return [*extra, suites_dir()]
+
+
 def resolve_suite_path(name_or_path: str | Path) -> Path:
-    """A path as given, or a built-in suite name (``quickstart`` -> ``suites/quickstart.toml``)."""
+    """A path as given, or a suite name (``quickstart`` -> ``suites/quickstart.toml``) from :func:`suite_folders`."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for candidate in (suites_dir() / f"{name_or_path}.toml", suites_dir() / str(name_or_path)):
-        if candidate.is_file():
-            return candidate
-    known = sorted(p.stem for p in suites_dir().glob("*.toml")) if suites_dir().is_dir() else []
+    for folder in suite_folders():
+        for candidate in (folder / f"{name_or_path}.toml", folder / str(name_or_path)):
+            if candidate.is_file():
+                return candidate
+    known = sorted({p.stem for folder in suite_folders() if folder.is_dir() for p in folder.glob("*.toml")})
     hint = did_you_mean(path.stem, known, sep=", ")
     raise SuiteError(f"{name_or_path}: no such suite file.{hint} Built-in suites: {', '.join(known) or 'none'}")
 

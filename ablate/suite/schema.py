@@ -35,21 +35,34 @@ class Section(BaseModel):
 class ModelSection(Section):
     """Model sizes and the two components under study."""
 
+    #: Width of the model.
     d_model: int = Field(MODEL_DEFAULTS["d_model"], ge=1)
+    #: Attention heads; must divide `d_model`.
     num_heads: int = Field(MODEL_DEFAULTS["num_heads"], ge=1)
+    #: Transformer blocks.
     num_layers: int = Field(MODEL_DEFAULTS["num_layers"], ge=1)
+    #: Feed-forward width (unset: `4 * d_model`).
     d_ff: int | None = Field(MODEL_DEFAULTS["d_ff"], ge=1)
+    #: Dropout on embeddings, attention output and feed-forward output.
     dropout: float = Field(MODEL_DEFAULTS["dropout"], ge=0.0, lt=1.0)
     #: ``"auto"`` takes the task's default (causal decoder for token-level tasks).
     causal: bool | Literal["auto"] = "auto"
+    #: Pre-LayerNorm (GPT-2, nanoGPT) when true, post-LayerNorm (original Transformer, BERT) when false.
     norm_first: bool = MODEL_DEFAULTS["norm_first"]
+    #: The positional encoding: a registered name or `{ name = ..., params }` (`ablate list`).
     encoding: Component = MODEL_DEFAULTS["encoding"]
+    #: The pooling: a registered name or `{ name = ..., params }`; `"mean+max"` concatenates;
+    #: `none` keeps per-token outputs.
     pooling: Component = MODEL_DEFAULTS["pooling"]
+    #: `auto` (FlexAttention for bias encodings on CUDA, SDPA otherwise), or force `sdpa` / `flex`.
     attention_backend: Literal["auto", "sdpa", "flex"] = MODEL_DEFAULTS["attention_backend"]
+    #: Optional word2vec/GloVe text file initialising the token embedding.
     embedding_path: str | None = MODEL_DEFAULTS["embedding_path"]
+    #: Keep loaded embeddings fixed during training.
     freeze_embeddings: bool = MODEL_DEFAULTS["freeze_embeddings"]
-    #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (README).
+    #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (docs/conventions.md).
     embedding_scale: Union[Literal["sqrt_d"], float] = MODEL_DEFAULTS["embedding_scale"]
+    #: Normal standard deviation of the token embedding's initialisation, the same for every encoding.
     embedding_init_std: float = Field(MODEL_DEFAULTS["embedding_init_std"], gt=0)
 
     @field_validator("embedding_scale")
@@ -69,12 +82,19 @@ class UntilSection(Section):
     """Training to a criterion (:mod:`ablate.criterion`): check every ``every`` steps, stop at ``target``
     or after ``patience`` checks without improvement; ``train.steps`` stays the cap."""
 
+    #: Validation metric checked (unset: the task's accuracy, or loss for language models).
     metric: str | None = None
+    #: Stop as soon as the metric reaches this (unset: no target).
     target: float | None = None
+    #: Stop after this many checks without improvement (unset: never).
     patience: int | None = Field(None, ge=1)
+    #: No stop for lack of improvement before this step.
     min_steps: int = Field(0, ge=0)
+    #: Steps between checks (unset: `steps / 10`).
     every: int | None = Field(None, ge=1)
+    #: Held-out batches per check, the same batches every time.
     batches: int = Field(2, ge=1)
+    #: An improvement must exceed this to count.
     min_delta: float = Field(0.0, ge=0.0)
 
     @field_validator("metric")
@@ -88,22 +108,35 @@ class UntilSection(Section):
 class TrainSection(Section):
     """Training: steps, batches, optimiser, schedule, precision and device."""
 
+    #: The cap on optimiser steps (training may stop earlier with `until`).
     steps: int = Field(200, ge=0)
+    #: Sequences per training step.
     batch_size: int = Field(32, ge=1)
     #: The train length (sequence length seen in training); alias axis ``train_length``.
     length: int = Field(32, ge=1)
     #: Train on lengths drawn uniformly from ``[min_length, length]`` each step.
     min_length: int | None = Field(None, ge=1)
+    #: The optimiser, the same for every encoding.
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    #: Peak learning rate.
     lr: float = Field(1e-3, gt=0)
+    #: Decoupled weight decay (AdamW, SGD).
     weight_decay: float = Field(0.01, ge=0)
+    #: Adam's betas.
     betas: tuple[float, float] = (0.9, 0.98)
+    #: SGD's momentum.
     momentum: float = Field(0.9, ge=0)
+    #: Learning-rate schedule after warm-up.
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    #: Linear warm-up steps.
     warmup_steps: int = Field(0, ge=0)
+    #: Gradient-norm clip (unset: none).
     grad_clip: float | None = Field(1.0, gt=0)
+    #: `float32`, or mixed precision with float32 parameters (`float16` on CUDA only).
     dtype: Dtype = "float32"
-    device: str = "cpu"
+    #: ``auto`` (CUDA when this machine has it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
+    #: each run records the one it used.
+    device: str = "auto"
     #: Stop and record ``diverged`` when the training loss exceeds this or is not finite.
     diverge_loss: float = Field(1e4, gt=0)
     #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.criterion`.
@@ -136,10 +169,15 @@ class EvalSection(Section):
     positions is separated from the benefit of longer context.
     """
 
+    #: Evaluation lengths in tokens (give this or `multiples`).
     lengths: list[int] | None = None
+    #: Evaluation lengths as multiples of the train length (default `[1, 2, 4]`).
     multiples: list[float] | None = None
+    #: Evaluation batches per length.
     batches: int = Field(4, ge=1)
+    #: Sequences per evaluation batch.
     batch_size: int = Field(64, ge=1)
+    #: Language models: the final tokens scored at every length (unset: the train length).
     score_last: int | None = Field(None, ge=1)
 
     @field_validator("lengths", "multiples")
@@ -159,13 +197,21 @@ class EvalSection(Section):
 class MeasureSection(Section):
     """Throughput and peak-memory measurements (``ablate bench``)."""
 
+    #: Sequence lengths measured.
     lengths: list[PositiveInt] = Field(default_factory=lambda: [128, 512], min_length=1)
+    #: Batch sizes measured.
     batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [8], min_length=1)
+    #: `forward` (inference) and/or `train_step` (forward, backward and optimiser step).
     modes: list[Literal["forward", "train_step"]] = Field(default_factory=lambda: ["forward"])
+    #: Precisions measured.
     dtypes: list[Dtype] = Field(default_factory=lambda: ["float32"])
-    device: str = "cpu"
+    #: ``auto`` (CUDA when this machine has it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    device: str = "auto"
+    #: Torch threads while measuring (unset: torch's default).
     threads: int | None = Field(None, ge=1)
+    #: Also measure peak memory.
     memory: bool = True
+    #: Seconds of timed repetitions per point, at least.
     min_run_time: float = Field(0.5, gt=0)
 
     @field_validator("device")
@@ -183,7 +229,9 @@ class MeasureSection(Section):
 class ReportSection(Section):
     """Defaults for ``ablate report`` and the decisions of adaptive seeds."""
 
+    #: Headline metric of the report (unset: accuracy-like, else loss-like).
     main_metric: str | None = None
+    #: `{ axis = value }`: what every comparison is against (default: each axis' first value).
     baseline: dict[str, Any] = Field(default_factory=dict)
     #: Family-wise error rate of the comparisons (Bonferroni over the family of judged comparisons).
     alpha: float = Field(0.05, gt=0, lt=1)
@@ -208,8 +256,11 @@ class ReportSection(Section):
 class SeedRange(Section):
     """Adaptive seeds: ``min`` for every cell, then ``step`` more at a time for undecided cells, up to ``max``."""
 
+    #: Seeds every cell runs.
     min: int = Field(3, ge=2)
+    #: Seeds a cell may reach.
     max: int = Field(12, ge=2)
+    #: Seeds added at a time to cells in undecided comparisons (unset: `min`).
     step: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
@@ -227,19 +278,31 @@ def seed_values(seeds: "list[int] | SeedRange") -> list[int]:
 class SuiteFile(Section):
     """A whole suite file after ``extends`` is merged and ``--set`` applied."""
 
+    #: The suite's name: its results go to `results/<name>/`.
     name: str
+    #: One line shown at the top of the report.
     description: str = ""
+    #: Another suite file (relative to this one) whose keys this file overrides.
     extends: str | None = None
     #: A list of seeds, or ``{min = 3, max = 12, step = 3}`` for adaptive seeds (:mod:`ablate.adaptive`).
     seeds: Union[list[int], SeedRange] = Field(default_factory=lambda: [0])
+    #: The task: a registered name or `{ name = ..., params }` (`ablate list` shows the tasks).
     task: Component = "parity"
+    #: Model sizes and the components under study.
     model: ModelSection = Field(default_factory=ModelSection)
+    #: Training budget, optimiser and device.
     train: TrainSection = Field(default_factory=TrainSection)
+    #: Evaluation lengths and sample sizes.
     eval: EvalSection = Field(default_factory=EvalSection)
+    #: Axes to vary: a config path (or short name) -> list of values; every combination is a run.
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    #: Extra combinations added to the grid (each a table of path -> value).
     include: list[dict[str, Any]] = Field(default_factory=list)
+    #: Combinations removed from the grid (each a table of path -> value; all must match).
     exclude: list[dict[str, Any]] = Field(default_factory=list)
+    #: Throughput and peak-memory measurements (`ablate bench`, or with `ablate run` when `with_run`).
     measure: MeasureSection | None = None
+    #: Defaults for the report and for the verdicts of adaptive seeds.
     report: ReportSection = Field(default_factory=ReportSection)
     #: Evaluation-only variants of every trained model (:mod:`ablate.variants`); not part of run ids.
     variants: dict[str, Variant] = Field(default_factory=dict)

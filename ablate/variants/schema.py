@@ -40,7 +40,9 @@ class RopeScaling(_Section):
     - (factor - 1)``), so its factor is a number (default 1).
     """
 
+    #: The extension method.
     method: Literal["pi", "ntk", "dynamic", "yarn"]
+    #: A fixed factor (>= 1), or `per_length`: `max(1, L / train length)` at each length.
     factor: Union[float, Literal["per_length"], None] = None
 
     @field_validator("factor")
@@ -60,19 +62,26 @@ class RopeScaling(_Section):
 class Finetune(_Section):
     """Short fine-tuning from the checkpoint at a longer length (Chen et al. 2023), before evaluation."""
 
+    #: Fine-tuning length in tokens.
     length: int = Field(..., ge=1)
+    #: Fine-tuning steps.
     steps: int = Field(..., ge=1)
-    #: Defaults to the run's ``train.lr`` / ``train.batch_size``.
+    #: Fine-tuning learning rate (unset: the run's ``train.lr``).
     lr: float | None = Field(None, gt=0)
+    #: Sequences per fine-tuning step (unset: the run's `train.batch_size`).
     batch_size: int | None = Field(None, ge=1)
+    #: Linear warm-up steps of the fine-tune.
     warmup_steps: int = Field(0, ge=0)
 
 
 class Variant(_Section):
     """One evaluation-only setting of a trained model; at least one key must be given."""
 
+    #: RoPE context extension at evaluation (PI, NTK, dynamic NTK, YaRN).
     rope_scaling: RopeScaling | None = None
+    #: Randomized positions' evaluation mode: `ordinary` (`0..L-1`) or `random`.
     eval_positions: Literal["ordinary", "random"] | None = None
+    #: A short fine-tune from the checkpoint at a longer length before evaluating.
     finetune: Finetune | None = None
 
     @model_validator(mode="after")
