@@ -18,10 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ablate.attention import AttentionPlan, attend, choose_backend, plan_attention
+from ablate.attention import TUNING, AttentionPlan, MaskCache, Tuning, attend, choose_backend, plan_attention
 from ablate.dims import head_dim
 from ablate.encodings import PositionalEncoding, create_encoding
-from ablate.mask_cache import MaskCache
 from ablate.pooling import Pooling, create_pooling, token_rank
 
 
@@ -46,7 +45,9 @@ class ModelConfig:
             unless ``vocabulary`` maps words to ids.
         vocabulary: token strings by id, used to match ``embedding_path`` rows.
         freeze_embeddings: keep loaded embeddings fixed during training.
-        attention_backend: ``auto``, ``sdpa`` or ``flex`` (see :mod:`ablate.attention`).
+        attention_backend: ``auto``, ``sdpa``, ``flex`` or ``reference`` (the plain path every fast
+            one is checked against; the environment variable ``ABLATE_ATTENTION`` overrides this
+            for every model of a process). See docs/attention.md.
         embedding_scale: multiplier of the input embedding (tokens or patches) before the
             encoding's ``embed`` hook: ``"sqrt_d"`` (``sqrt(d_model)``, the original
             Transformer's convention) or a number (``1.0``: BERT/GPT-2's). The same for every
@@ -110,7 +111,7 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
         q, k = encoding.rotate(q, k, plan.positions)
-        y = attend(q, k, v, plan, encoding)  # (B, H, L, Dh)
+        y = attend(q, k, v, plan)  # (B, H, L, Dh)
         y = y.transpose(1, 2).reshape(batch, length, dim)  # (B, L, D)
         return self.dropout(self.out(y))
 
@@ -143,13 +144,15 @@ class TransformerModel(nn.Module):
     ``forward(inputs, padding_mask)``: inputs ``(B, L)`` int64 token ids (or
     ``(B, L, P)`` patches), padding mask ``(B, L)`` bool with ``True`` at real
     tokens (or ``None``). Returns logits ``(B, num_classes)``, or
-    ``(B, L, num_classes)`` for token-level pooling ``"none"``.
+    ``(B, L, num_classes)`` for token-level pooling ``"none"``. ``tuning`` sets the attention
+    planner's numbers (:class:`~ablate.attention.Tuning`; tests pass others to reach every path).
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, tuning: Tuning = TUNING) -> None:
         super().__init__()
         head_dim(config.d_model, config.num_heads)
         self.config = config
+        self.attention_tuning = tuning
         self.encoding = create_encoding(
             config.encoding, d_model=config.d_model, num_heads=config.num_heads, causal=config.causal
         )
@@ -218,7 +221,7 @@ class TransformerModel(nn.Module):
         backend = choose_backend(self.config.attention_backend, x.device, self.encoding)
         plan = plan_attention(
             self.encoding, positions, padding_mask, causal=self.config.causal, backend=backend, dtype=x.dtype,
-            cache=self.mask_cache,
+            cache=self.mask_cache, tuning=self.attention_tuning,
         )
         for block in self.blocks:
             x = block(x, plan, self.encoding)

@@ -45,7 +45,7 @@ class ModelSection(Section):
     norm_first: bool = MODEL_DEFAULTS["norm_first"]
     encoding: Component = MODEL_DEFAULTS["encoding"]
     pooling: Component = MODEL_DEFAULTS["pooling"]
-    attention_backend: Literal["auto", "sdpa", "flex"] = MODEL_DEFAULTS["attention_backend"]
+    attention_backend: Literal["auto", "sdpa", "flex", "reference"] = MODEL_DEFAULTS["attention_backend"]
     embedding_path: str | None = MODEL_DEFAULTS["embedding_path"]
     freeze_embeddings: bool = MODEL_DEFAULTS["freeze_embeddings"]
     #: Input-embedding multiplier, the same for every encoding: ``"sqrt_d"`` or a number (README).
