@@ -44,6 +44,7 @@ class ALiBi(DistanceBias):
     """
 
     family = "bias"
+    direction_blind = True
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)

@@ -88,6 +88,10 @@ class PositionalEncoding(nn.Module):
     #: queries) or ``wrapper`` (delegates to another encoding). Every
     #: registered class states its own.
     family: ClassVar[str] = "none"
+    #: Whether the bidirectional (encoder) form sees positions only through ``|i - j|``, or not at all,
+    #: so it cannot tell a sequence from its reversal (ALiBi's and KERPLE's encoder form; NoPE).
+    #: ``ablate.feasibility`` reasons with it and ``tests/test_feasibility.py`` proves it.
+    direction_blind: ClassVar[bool] = False
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__()

@@ -27,6 +27,7 @@ class KerpleLog(DistanceBias):
     """
 
     family = "bias"
+    direction_blind = True
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False, eps: float = 1e-2) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)

@@ -35,6 +35,8 @@ class RandomizedPositions(PositionalEncoding):
     """
 
     family = "wrapper"
+    #: Parameters that are themselves encoding specs (checked as such when a suite is loaded).
+    component_parameters = ("base",)
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ablate.errors import UserError
-from ablate.executors.base import execute_spec
+from ablate.executors.base import Executor, execute_spec
 from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec
@@ -70,7 +70,7 @@ def _run_on_worker(function: Callable[[RunSpec], Record], spec: RunSpec, threads
 
 
 @EXECUTORS.register("ray")
-class RayExecutor:
+class RayExecutor(Executor):
     """Each run is a Ray task reserving ``num_cpus`` CPUs and ``num_gpus`` GPUs.
 
     Args:

@@ -23,6 +23,7 @@ class ThrowawaySlopes(DistanceBias):
     """``bias[h, i, j] = slope_h * (j - i)`` (causal) or ``-slope_h * |j - i|``, with learned slopes."""
 
     family = "bias"
+    direction_blind = True  # the encoder form -slope * |j - i| cannot tell left from right
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
