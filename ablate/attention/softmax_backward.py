@@ -39,6 +39,11 @@ def attention_with_logsumexp(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None
 
 
+def batch_summed(grad_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The gradient of a mask broadcast over the batch (``(1, H, ...)``) sums over it."""
+    return grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
+
+
 class SoftmaxBackward:
     """The ``q``, ``k``, ``v`` gradients of softmax attention, built up block by block of query rows.
 

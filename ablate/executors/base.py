@@ -1,4 +1,4 @@
-"""What an executor is, and the one function every executor runs for a spec."""
+"""What an executor is; the one function every executor runs for a spec is :func:`ablate.executors.worker.execute_spec`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Iterator
 
 from ablate.store import Record
 from ablate.suite import RunSpec
-from ablate.train import execute
 
 
 class Executor(ABC):
@@ -19,11 +18,6 @@ class Executor(ABC):
 
     def close(self) -> None:  # noqa: B027 - nothing outstanding by default
         """Cancel outstanding work (Ctrl-C); finished records were already yielded."""
-
-
-def execute_spec(spec: RunSpec) -> Record:
-    """Run one spec in this process and return its record (never raises for a problem of the run)."""
-    return execute(spec.run_id, spec.suite, spec.kind, spec.config, spec.axes)
 
 
 def crashed(spec: RunSpec, error: BaseException) -> Record:

@@ -6,7 +6,8 @@ from typing import Iterator
 
 import torch
 
-from ablate.executors.base import Executor, execute_spec
+from ablate.executors.base import Executor
+from ablate.executors.worker import execute_spec
 from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec

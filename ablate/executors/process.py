@@ -9,7 +9,8 @@ from typing import Iterator
 
 import torch
 
-from ablate.executors.base import Executor, crashed, execute_spec
+from ablate.executors.base import Executor, crashed
+from ablate.executors.worker import execute_spec
 from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec

@@ -25,7 +25,7 @@ from ablate.plots import (
 import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
 from ablate.report.context import PREFERRED_METRICS, Context
-from ablate.variants.frame import variant_curves
+from ablate.report.variant_curves import variant_curves
 
 #: Cost metrics of measurement runs, in the order the cost section shows them.
 COST_METRICS = ("tokens_per_s", "time_median_s", "peak_memory_bytes", "peak_reserved_bytes")

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.registry import Registry
+from ablate.registry import Registry, split_spec
 
 #: Constructor arguments the harness supplies itself; a suite must not set them.
 SUPPLIED = {"d_model", "num_heads", "causal", "self"}
 
 
 def normalize(spec: Any) -> dict[str, Any]:
-    """``"rope"`` -> ``{"name": "rope"}``; tables are copied with ``name`` first."""
-    if isinstance(spec, str):
-        return {"name": spec}
-    if isinstance(spec, dict):
-        if "name" not in spec:
-            raise ValueError(f"a component table needs a 'name' key, got {spec!r}")
-        return {"name": spec["name"], **{k: v for k, v in sorted(spec.items()) if k != "name"}}
-    raise ValueError(f"expected a name or a table with 'name', got {spec!r}")
+    """``"rope"`` -> ``{"name": "rope"}``; tables (and typed specs) are copied with ``name`` first, then sorted."""
+    name, params = split_spec(spec)
+    return {"name": name, **dict(sorted(params.items()))}
 
 
 def label(spec: Any) -> str:

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 from ablate.devices import check_device_name
 from ablate.dims import head_dim
 from ablate.metrics import metric
-from ablate.model import ModelConfig
-from ablate.variants.schema import Variant, check_names
+from ablate.model_config import ModelConfig
+from ablate.variant_schema import Variant, check_names
 
 #: The model's own defaults: a suite's ``[model]`` section defaults to what ``ModelConfig`` does.
 MODEL_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig)}

@@ -18,10 +18,9 @@ import torch
 from torch.nn import functional as F
 
 from ablate.attention.kernels.registry import Kernel, register_kernel
-from ablate.attention.kernels.static_bias_blocks import batch_summed
 from ablate.attention.masks import allowed_keys
 from ablate.attention.plan import AttentionPlan
-from ablate.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp
+from ablate.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp, batch_summed
 from ablate.attention.traits import TUNING, Case, Traits, Tuning
 
 

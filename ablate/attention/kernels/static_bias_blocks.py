@@ -23,13 +23,8 @@ from ablate.attention.kernels.registry import Kernel, register_kernel
 from ablate.attention.masks import block_ranges, static_block_mask
 from ablate.attention.plan import AttentionPlan
 from ablate.attention.private_ops import flash_attention_backward
-from ablate.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp
+from ablate.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp, batch_summed
 from ablate.attention.traits import Case, Traits, Tuning, over_blocks
-
-
-def batch_summed(grad_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The gradient of a mask broadcast over the batch (``(1, H, ...)``) sums over it."""
-    return grad_logits.sum(0, keepdim=True) if mask.shape[0] == 1 else grad_logits
 
 
 class StaticBiasBlocks(torch.autograd.Function):
