@@ -145,12 +145,12 @@ def over_blocks(traits: Traits, case: Case, tuning: Tuning) -> bool:
 
 
 def traits_of(encoding: PositionalEncoding) -> Traits:
-    """An encoding's :class:`Traits`, from its contract."""
+    """An encoding's :class:`Traits`, from its contract (``mixes_values`` is derived from ``clipped_relative``)."""
     relative = encoding.clipped_relative()
     return Traits(
         has_bias=encoding.has_bias,
         bias_needs_query=encoding.bias_needs_query,
-        mixes_values=encoding.mixes_values,
+        mixes_values=relative is not None and relative.values is not None,
         learned_bias=any(p.requires_grad for p in encoding.parameters()),
         clipped_distance=None if relative is None else relative.max_distance,
         clipped_vectors_only=relative is not None and relative.table is None and relative.keys is not None,

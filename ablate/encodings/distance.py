@@ -44,12 +44,29 @@ class DistanceBias(PositionalEncoding):
     def score_mod(
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
     ) -> ScoreMod:
-        """FlexAttention form of :meth:`bias`."""
+        """FlexAttention form of :meth:`bias`: a per-head table of every distance the positions reach.
+
+        The table ``(H, R)`` is computed here, so the score modification only reads a
+        captured tensor by index (compiled FlexAttention scatters its gradient there and
+        autograd carries it to the parameters); interpolated (float) positions evaluate
+        :meth:`distance_bias` at each pair instead.
+        """
         self.project_parameters()
-        values = self.distance_bias
+        if q_positions.dtype.is_floating_point or k_positions.dtype.is_floating_point:
+            values = self.distance_bias
+
+            def interpolated(score, b, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
+                distance = gather_positions(k_positions, b, kv_idx) - gather_positions(q_positions, b, q_idx)
+                return score + values(distance, h).to(score.dtype)
+
+            return interpolated
+        low = int(k_positions.min()) - int(q_positions.max())
+        distances = torch.arange(low, int(k_positions.max()) - int(q_positions.min()) + 1, device=q_positions.device)
+        heads = torch.arange(self.num_heads, device=q_positions.device)
+        table = self.distance_bias(distances, heads.view(-1, 1))  # (H, R): [h, d - low]
 
         def score_mod(score, b, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
             distance = gather_positions(k_positions, b, kv_idx) - gather_positions(q_positions, b, q_idx)
-            return score + values(distance, h).to(score.dtype)
+            return score + table[h, distance - low].to(score.dtype)
 
         return score_mod
