@@ -9,6 +9,8 @@ with shared positions; encoder and causal).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -145,3 +147,11 @@ def test_every_built_in_path_with_a_bias_equals_the_reference(path: str, spec: d
 
     for layout, causal in cases_where(BUILT_IN[path], spec):
         check_against_the_reference(run, spec, layout, causal)
+
+
+def test_docs_attention_names_every_registered_kernel_and_its_order() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "attention.md").read_text()
+    for kernel in kernels():
+        assert f"`{kernel.name}` (`{kernel.function.__name__}`)" in page, kernel.name
+        if kernel.kind == "blocks":
+            assert f"| blocks, order {kernel.order} |" in page, kernel.name
