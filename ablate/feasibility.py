@@ -19,27 +19,38 @@ from typing import Any, Callable
 
 import torch
 
+from ablate.encodings import ENCODINGS
 from ablate.metrics import higher_is_better
+from ablate.pooling import pooling_classes
+from ablate.registry import UnknownNameError, split_spec
+from ablate.tasks import TASKS
 
-#: For each task, the input transformations that change its label (so a model invariant to one cannot solve it).
-TASK_SENSITIVITY: dict[str, frozenset[str]] = {
-    "order": frozenset({"permutation", "reversal"}),  # which marker comes first: reversal swaps the label
-    "even_pairs": frozenset({"permutation"}),  # first symbol == last symbol
-}
-#: Poolings that are symmetric functions of the token states they pool.
-SYMMETRIC_POOLINGS = frozenset({"mean", "max", "mean_sqrt_len", "attention"})
-#: Bias encodings whose bidirectional form depends on ``|i - j|`` only (ALiBi's and KERPLE's encoder form).
-SYMMETRIC_BIASES = frozenset({"alibi", "kerple"})
 #: Default ``report.learned_threshold`` for accuracy-like metrics (fraction correct at the train length).
 DEFAULT_LEARNED_THRESHOLD = 0.9
 
 
-def _name(component: Any) -> str:
-    return component if isinstance(component, str) else str(component.get("name"))
+def _trait(registry: Any, spec: Any, trait: str, default: Any) -> Any:
+    """A class attribute of the component ``spec`` names (``default`` for a name no longer registered)."""
+    try:
+        return getattr(registry.get(split_spec(spec)[0]), trait, default)
+    except UnknownNameError:
+        return default
 
 
-def _poolings(model: dict[str, Any]) -> list[str]:
-    return [part.strip() for part in _name(model["pooling"]).split("+")]
+def _poolings_all(model: dict[str, Any], holds: Callable[[type], bool]) -> bool:
+    """Whether every pooling the model's spec names (``mean+max``: both) satisfies ``holds``."""
+    try:
+        return all(holds(cls) for cls in pooling_classes(model["pooling"]))
+    except UnknownNameError:
+        return False
+
+
+def _position_free_encoder(model: dict[str, Any]) -> bool:
+    return _trait(ENCODINGS, model["encoding"], "family", None) == "none" and not model["causal"]
+
+
+def _direction_blind_encoder(model: dict[str, Any]) -> bool:
+    return bool(_trait(ENCODINGS, model["encoding"], "direction_blind", False)) and not model["causal"]
 
 
 @dataclass(frozen=True)
@@ -59,27 +70,30 @@ class Impossibility:
         return inputs[..., order]
 
 
+#: Each rule reads the components' traits through their registries: an encoding's ``family``
+#: and ``direction_blind``, a pooling's ``symmetric`` and ``prepends_cls``.
 RULES: list[Impossibility] = [
     Impossibility(
         "NoPE encoder + symmetric pooling", "permutation",
         "a bidirectional encoder without positions is permutation-equivariant and the pooling (or [CLS], "
         "which attends to every token alike) is symmetric, so the pooled vector is permutation-invariant",
-        lambda m: _name(m["encoding"]) == "none" and not m["causal"]
-        and all(p in SYMMETRIC_POOLINGS | {"cls"} for p in _poolings(m)),
+        lambda m: _position_free_encoder(m) and _poolings_all(m, lambda cls: cls.symmetric or cls.prepends_cls),
     ),
     Impossibility(
         "symmetric bias encoder + symmetric pooling", "reversal",
         "a bidirectional bias depending on |i - j| only is the same for the reversed sequence, so token "
         "states are reversed with it and a symmetric pooling cannot see direction",
-        lambda m: _name(m["encoding"]) in SYMMETRIC_BIASES and not m["causal"]
-        and all(p in SYMMETRIC_POOLINGS for p in _poolings(m)),
+        lambda m: _direction_blind_encoder(m) and _poolings_all(m, lambda cls: cls.symmetric),
     ),
 ]
 
 
 def unable(config: dict[str, Any]) -> Impossibility | None:
-    """The rule that makes this resolved run config unable to solve its task by construction, if any."""
-    sensitive = TASK_SENSITIVITY.get(_name(config["task"]), frozenset())
+    """The rule that makes this resolved run config unable to solve its task by construction, if any.
+
+    The task's class says which transformations change its label (``label_changes_under``).
+    """
+    sensitive = _trait(TASKS, config["task"], "label_changes_under", frozenset())
     for rule in RULES:
         if rule.symmetry in sensitive and rule.matches(config["model"]):
             return rule

@@ -8,76 +8,19 @@ left-padded sequence sees exactly the positions it would see unpadded.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ablate.attention import AttentionPlan, attend, choose_backend, plan_attention
+from ablate.attention import TUNING, AttentionPlan, MaskCache, Tuning, attend, choose_backend, plan_attention
 from ablate.dims import head_dim
 from ablate.encodings import PositionalEncoding, create_encoding
-from ablate.mask_cache import MaskCache
+from ablate.model_config import ModelConfig
 from ablate.pooling import Pooling, create_pooling, token_rank
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines a model; a plain-dict round trip (``dataclasses.asdict``).
-
-    Attributes:
-        vocab_size: input token ids (ignored for ``input_kind="patches"``).
-        num_classes: output classes, or the output vocabulary for token-level models.
-        d_model, num_heads, num_layers: sizes; ``d_ff`` defaults to ``4 * d_model``.
-            These defaults are also a suite's ``[model]`` defaults (:mod:`ablate.suite.schema`).
-        dropout: on embeddings, attention output and feed-forward output.
-        causal: causal decoder (``True``) or bidirectional encoder.
-        norm_first: pre-LN (default, GPT-2/nanoGPT) or post-LN (original Transformer/BERT).
-        encoding: positional-encoding spec, e.g. ``"rope"`` or ``{"name": "alibi"}``.
-        pooling: pooling spec; ``"none"`` keeps per-token outputs (LM head).
-        input_kind: ``"tokens"`` (ids) or ``"patches"`` (ViT-style float patches).
-        patch_dim: features per patch for ``input_kind="patches"``.
-        embedding_path: optional word2vec/GloVe text-format vectors (``word v1 .. vD``)
-            initialising the token embedding; row ``i`` of the file is token ``i``
-            unless ``vocabulary`` maps words to ids.
-        vocabulary: token strings by id, used to match ``embedding_path`` rows.
-        freeze_embeddings: keep loaded embeddings fixed during training.
-        attention_backend: ``auto``, ``sdpa`` or ``flex`` (see :mod:`ablate.attention`).
-        embedding_scale: multiplier of the input embedding (tokens or patches) before the
-            encoding's ``embed`` hook: ``"sqrt_d"`` (``sqrt(d_model)``, the original
-            Transformer's convention) or a number (``1.0``: BERT/GPT-2's). The same for every
-            encoding, so a comparison of encodings never differs in it (docs/conventions.md: "Token
-            embedding convention").
-        embedding_init_std: normal std of the input embedding's initialisation.
-    """
-
-    vocab_size: int
-    num_classes: int
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 2
-    d_ff: int | None = None
-    dropout: float = 0.0
-    causal: bool = False
-    norm_first: bool = True
-    encoding: Any = "none"
-    pooling: Any = "mean"
-    input_kind: Literal["tokens", "patches"] = "tokens"
-    patch_dim: int = 0
-    embedding_path: str | None = None
-    vocabulary: tuple[str, ...] | None = field(default=None, repr=False)
-    freeze_embeddings: bool = False
-    attention_backend: str = "auto"
-    embedding_scale: float | str = "sqrt_d"
-    embedding_init_std: float = 0.02
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain, picklable dict (``ModelConfig(**d)`` rebuilds it)."""
-        return dataclasses.asdict(self)
 
 
 class GELU(nn.GELU):
@@ -110,7 +53,7 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, Dh) each
         q, k = encoding.rotate(q, k, plan.positions)
-        y = attend(q, k, v, plan, encoding)  # (B, H, L, Dh)
+        y = attend(q, k, v, plan)  # (B, H, L, Dh)
         y = y.transpose(1, 2).reshape(batch, length, dim)  # (B, L, D)
         return self.dropout(self.out(y))
 
@@ -143,13 +86,15 @@ class TransformerModel(nn.Module):
     ``forward(inputs, padding_mask)``: inputs ``(B, L)`` int64 token ids (or
     ``(B, L, P)`` patches), padding mask ``(B, L)`` bool with ``True`` at real
     tokens (or ``None``). Returns logits ``(B, num_classes)``, or
-    ``(B, L, num_classes)`` for token-level pooling ``"none"``.
+    ``(B, L, num_classes)`` for token-level pooling ``"none"``. ``tuning`` sets the attention
+    planner's numbers (:class:`~ablate.attention.Tuning`; tests pass others to reach every path).
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, *, tuning: Tuning = TUNING) -> None:
         super().__init__()
         head_dim(config.d_model, config.num_heads)
         self.config = config
+        self.attention_tuning = tuning
         self.encoding = create_encoding(
             config.encoding, d_model=config.d_model, num_heads=config.num_heads, causal=config.causal
         )
@@ -218,7 +163,7 @@ class TransformerModel(nn.Module):
         backend = choose_backend(self.config.attention_backend, x.device, self.encoding)
         plan = plan_attention(
             self.encoding, positions, padding_mask, causal=self.config.causal, backend=backend, dtype=x.dtype,
-            cache=self.mask_cache,
+            cache=self.mask_cache, tuning=self.attention_tuning,
         )
         for block in self.blocks:
             x = block(x, plan, self.encoding)

@@ -29,7 +29,7 @@ from ablate import store_schema
 from ablate.metrics import METRICS
 from ablate.suite.components import label
 import ablate.positions.table as position_table
-import ablate.variants.table as variant_table
+import ablate.variant_table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
 
@@ -129,7 +129,7 @@ class Store:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The open database, for modules that own a table of it (:mod:`ablate.variants.table`)."""
+        """The open database, for modules that own a table of it (:mod:`ablate.variant_table`)."""
         return self._db
 
     # ------------------------------------------------------------------ writes

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import ablate.positions.table as position_table
-import ablate.variants.table as variant_table
+import ablate.variant_table as variant_table
 from ablate.errors import SchemaError
 
 #: The version this ablate writes (``PRAGMA user_version``).

@@ -1,9 +1,10 @@
 """Train one run at its train length and evaluate it at every evaluation length.
 
-:func:`execute` never raises for a problem of the run itself: it returns a
-:class:`~ablate.store.Record` whose status says what happened (``ok``,
-``unsupported``, ``diverged``, ``oom`` or ``failed`` with the reason), so one
-bad run never stops a suite.
+A problem of the run itself is its status, never an exception: ``unsupported``
+(a length the encoding cannot represent) or ``diverged`` here, ``oom`` and
+``failed`` at the worker's boundary (:func:`ablate.executors.worker.execute`), so one
+bad run never stops a suite. Measurement runs are this module's sibling,
+:mod:`ablate.measure.run`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import traceback
 from typing import Any, Callable, ContextManager
 
 import torch
@@ -19,14 +19,12 @@ import torch
 from ablate.checkpoints import serialize
 from ablate.criterion import CurvePoint, TrainingMonitor
 from ablate.devices import autocast, is_oom, resolve_device
-from ablate.environment import environment
-from ablate.errors import Diverged, SuiteError, UnsupportedLengthError, UnsupportedRun, short_reason
-from ablate.measure.run import run_measurement
+from ablate.errors import Diverged, UnsupportedLengthError, short_reason
 from ablate.model import TransformerModel
 from ablate.positions.tally import PositionRow, PositionTally
 from ablate.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
-from ablate.store import MetricRow, Record
-from ablate.suite.run_config import MeasureRun, TrainRun, parse_run
+from ablate.store import MetricRow
+from ablate.suite.run_config import MeasureRun, TrainRun
 from ablate.tasks import create_task
 from ablate.tasks.base import Batch, Task
 
@@ -38,8 +36,8 @@ EVAL_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 #: Re-exported: the step and its parts live in :mod:`ablate.step`.
-__all__ = ["EVAL_METRICS", "TrainStep", "build", "evaluate", "execute", "loss_and_counts", "lr_factor",
-           "make_optimizer", "train_and_evaluate", "train_model"]
+__all__ = ["EVAL_METRICS", "TrainStep", "build", "evaluate", "loss_and_counts", "lr_factor", "make_optimizer",
+           "train_and_evaluate", "train_model"]
 
 
 def build(config: TrainRun | MeasureRun, task: Task) -> TransformerModel:
@@ -237,34 +235,3 @@ def train_evaluate_curve(config: TrainRun, keep: dict[str, Any] | None = None
         held = task.held_out(at)
         rows.append(MetricRow("held_out", at, float(held.held_out), note=held.note))
     return "ok", None, rows, monitor.curve
-
-
-def execute(run_id: str, suite: str, kind: str, config: dict[str, Any], axes: dict[str, Any]) -> Record:
-    """Run one spec (train or measure) and return its record; never raises for run problems.
-
-    The worker's boundary: ``config`` (the plan's plain dict) is parsed into its typed
-    form here, once; a config that does not parse is a ``failed`` record saying why.
-    """
-    started_at = time.time()
-    clock = time.perf_counter()
-    status, reason, rows, curve = "failed", None, [], []
-    keep: dict[str, Any] = {"run_id": run_id}
-    try:
-        run = parse_run(config, f"run {run_id}")
-        if isinstance(run, MeasureRun):
-            status, reason, rows = run_measurement(run)
-        else:
-            status, reason, rows, curve = train_evaluate_curve(run, keep)
-    except (UnsupportedLengthError, UnsupportedRun) as error:
-        status, reason = "unsupported", str(error)
-    except SuiteError as error:  # a config that does not parse: the user's message, no traceback
-        status, reason = "failed", str(error)
-    except Exception as error:  # noqa: BLE001 - recorded, the suite goes on
-        status = "oom" if is_oom(error) else "failed"
-        reason = short_reason(error) + ("" if status == "oom" else "\n" + traceback.format_exc(limit=-3))
-    wall = time.perf_counter() - clock
-    work = sum(r.value for r in rows if r.metric in ("train_time_s", "eval_time_s") and math.isfinite(r.value))
-    return Record(run_id=run_id, suite=suite, kind=kind, status=status, config=config, axes=axes, reason=reason,
-                  metrics=rows, curve=curve, env=environment(config), started_at=started_at, wall_s=wall,
-                  work_s=work or wall, checkpoint=keep.get("checkpoint") if status == "ok" else None,
-                  positions=keep.get("positions", []) if status == "ok" else [])

@@ -1,7 +1,8 @@
-"""Blockwise attention in training: the dense reference's values and gradients, in linear memory.
+"""Attention over blocks in training: the dense reference's values and gradients, in linear memory.
 
 Parametrized over the encoding registry: every encoding with a bias or a value term
 (the bias and query-dependent-bias families) is covered the moment it is registered.
+The planner's numbers are explicit inputs (:class:`~ablate.attention.Tuning`), not patched.
 """
 
 from __future__ import annotations
@@ -12,11 +13,25 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ablate import blockwise
-from ablate.blockwise import blockwise_attention
+from ablate.attention import Tuning, attend, attention, kernels, plan_attention
+from ablate.attention.kernels import static_bias_blocks
+from ablate.attention.kernels.biased_attention import BiasedAttention
+from ablate.attention.masks import block_allowed
 from ablate.encodings import ENCODINGS, create_encoding
+from ablate.encodings.clipped import value_term
+from ablate.model import ModelConfig, TransformerModel
 
 H, DH, B, L = 2, 4, 2, 10
+#: Attention over blocks at any length (no shared mask is small enough).
+OVER_BLOCKS = Tuning(shared_mask_max_elements=0, shared_learned_mask_max_elements=0)
+#: The paths that go over blocks of query rows.
+BLOCK_PATHS = {"blocks", *(kernel.name for kernel in kernels("blocks"))}
+
+
+def over_blocks(rows: int) -> Tuning:
+    """:data:`OVER_BLOCKS` in blocks of ``rows`` query rows."""
+    return Tuning(shared_mask_max_elements=0, shared_learned_mask_max_elements=0, block_rows=rows,
+                  fused_block_rows=rows)
 
 
 def _bias_family() -> list[tuple[str, dict]]:
@@ -58,8 +73,9 @@ def dense_reference(q, k, v, encoding, positions, padding_mask, causal):
         allowed = allowed & (padding_mask[:, None, None, :] | torch.eye(length, dtype=torch.bool))
     probs = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
     out = probs @ v
-    extra = encoding.mix_values(probs, positions, positions)
-    return out if extra is None else out + extra
+    if not encoding.mixes_values:
+        return out
+    return out + value_term(encoding.clipped_relative(), probs, positions, positions)
 
 
 def inputs(padded: bool):
@@ -85,7 +101,7 @@ def test_blockwise_equals_the_dense_reference_with_every_gradient(name, params, 
 
     expected = dense_reference(q, k, v, encoding, positions, padding_mask, causal)
     expected_grads = torch.autograd.grad((expected * upstream).sum(), leaves)
-    got = blockwise_attention(q, k, v, encoding, positions, padding_mask, causal=causal, block_rows=3)
+    got = attention(q, k, v, encoding, positions, padding_mask, causal=causal, tuning=over_blocks(3))
     grads = torch.autograd.grad((got * upstream).sum(), leaves)
 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -117,8 +133,8 @@ def test_blockwise_keeps_no_quadratic_tensor_for_backward(name, params):
 
     quadratic = B * H * length * length
     assert largest_saved(lambda: dense_reference(q, k, v, encoding, positions, None, True)) >= quadratic
-    blockwise = largest_saved(lambda: blockwise_attention(q, k, v, encoding, positions, None, causal=True,
-                                                           block_rows=rows))
+    blockwise = largest_saved(lambda: attention(q, k, v, encoding, positions, None, causal=True,
+                                                 tuning=over_blocks(rows)))
     assert blockwise <= B * H * length * DH
 
 
@@ -135,35 +151,29 @@ def test_causal_blocks_skip_keys_past_the_block():
     encoding.bias = spy
     q, k, v = (torch.randn(1, H, 7, DH) for _ in range(3))
     with torch.no_grad():
-        blockwise_attention(q, k, v, encoding, torch.arange(7), None, causal=True, block_rows=3)
+        attention(q, k, v, encoding, torch.arange(7), None, causal=True, tuning=Tuning(block_rows=3), path="blocks")
     assert asked == [([0, 1, 2], 3), ([3, 4, 5], 6), ([6], 7)]
 
 
 def test_block_rows_must_be_positive():
-    q = torch.randn(1, H, 4, DH)
-    with pytest.raises(ValueError, match="block_rows >= 1"):
-        blockwise_attention(q, q, q, make("alibi", {}, False), torch.arange(4), None, causal=False, block_rows=0)
+    with pytest.raises(ValueError, match="block_rows must be an integer >= 1"):
+        Tuning(block_rows=0)
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-mask", "blocks"])
 @pytest.mark.parametrize("name, params", BIAS_FAMILY, ids=IDS)
-def test_model_training_paths_agree_with_inference_and_reach_every_bias_parameter(monkeypatch, name, params, shared):
-    import ablate.attention as attention
-    from ablate.model import ModelConfig, TransformerModel
-
-    if not shared:  # what a long sequence gets
-        monkeypatch.setattr(attention, "SHARED_MASK_MAX_ELEMENTS", 0)
-        monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", 0)
+def test_model_training_paths_agree_with_inference_and_reach_every_bias_parameter(name, params, shared):
+    tuning = Tuning() if shared else OVER_BLOCKS  # what a long sequence gets
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=11, num_classes=3, d_model=H * DH, num_heads=H, num_layers=2, causal=True,
                          encoding={"name": name, **params}, pooling="mean")
-    model = TransformerModel(config).eval()
+    model = TransformerModel(config, tuning=tuning).eval()
     positions = torch.arange(70)
     per_layer = model.encoding.bias_needs_query or model.encoding.mixes_values
-    expected = "sdpa" if shared and not per_layer else "blocks"
     with torch.enable_grad():
-        assert attention.plan_attention(model.encoding, positions, None, causal=True, backend="sdpa",
-                                        dtype=torch.float32).backend == expected
+        path = plan_attention(model.encoding, positions, None, causal=True, backend="sdpa", dtype=torch.float32,
+                              tuning=tuning).path.name
+    assert path == "shared-mask" if shared and not per_layer else path in BLOCK_PATHS
     tokens = torch.randint(0, 11, (2, 70))  # longer than one block of rows
     padding_mask = torch.ones(2, 70, dtype=torch.bool)
     padding_mask[0, :5] = False
@@ -179,37 +189,34 @@ STATIC_BIASES = sorted(name for name, cls in ENCODINGS.items() if cls.family == 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
 @pytest.mark.parametrize("name", STATIC_BIASES)
-def test_static_bias_trains_over_blocks_once_its_shared_mask_is_too_large(monkeypatch, name, causal):
-    import ablate.attention as attention
-
+def test_static_bias_trains_over_blocks_once_its_shared_mask_is_too_large(name, causal):
     encoding = make(name, {}, causal)
     learned = any(p.requires_grad for p in encoding.parameters())
-    limit = "SHARED_LEARNED_MASK_MAX_ELEMENTS" if learned else "SHARED_MASK_MAX_ELEMENTS"
+    limit = "shared_learned_mask_max_elements" if learned else "shared_mask_max_elements"
     positions = torch.arange(40)
+
+    def path(elements: int) -> str:
+        return plan_attention(encoding, positions, None, causal=causal, backend="sdpa", dtype=torch.float32,
+                              tuning=Tuning(**{limit: elements})).path.name
+
     with torch.enable_grad():
-        monkeypatch.setattr(attention, limit, H * 40 * 40)
-        assert attention.plan_attention(encoding, positions, None, causal=causal, backend="sdpa",
-                                        dtype=torch.float32).backend == "sdpa"
-        monkeypatch.setattr(attention, limit, H * 40 * 40 - 1)
-        assert attention.plan_attention(encoding, positions, None, causal=causal, backend="sdpa",
-                                        dtype=torch.float32).backend == "blocks"
+        assert path(H * 40 * 40) == "shared-mask"
+        assert path(H * 40 * 40 - 1) == "static-bias-blocks"
 
 
-def test_causal_static_bias_row_blocks_read_keys_up_to_their_last_row_and_agree_with_the_dense_mask(monkeypatch):
-    import ablate.attention as attention
-
-    monkeypatch.setattr(attention, "CAUSAL_ROW_BLOCK", 16)
+def test_causal_static_bias_row_blocks_read_keys_up_to_their_last_row_and_agree_with_the_dense_mask():
     torch.manual_seed(0)
     alibi = make("alibi", {}, True)
     q, k, v = (torch.randn(2, H, 40, DH, requires_grad=True) for _ in range(3))
     padding_mask = torch.ones(2, 40, dtype=torch.bool)
     padding_mask[1, :7] = False
     positions = torch.arange(40)
-    plan = attention.plan_attention(alibi, positions, padding_mask, causal=True, backend="sdpa", dtype=torch.float32)
+    plan = plan_attention(alibi, positions, padding_mask, causal=True, backend="sdpa", dtype=torch.float32,
+                          tuning=Tuning(causal_row_block=16))
     assert [(a, b, m.shape[-2:]) for a, b, m in plan.row_blocks] == [
         (0, 16, (16, 16)), (16, 32, (16, 32)), (32, 40, (8, 40))]
-    out = attention.attend(q, k, v, plan, alibi)
-    allowed = blockwise.block_allowed(padding_mask, causal=True, start=0, stop=40, keys=40, device=q.device)
+    out = attend(q, k, v, plan)
+    allowed = block_allowed(padding_mask, causal=True, start=0, stop=40, keys=40, device=q.device)
     dense = alibi.bias(positions, positions).unsqueeze(0).masked_fill(~allowed, float("-inf"))
     reference = F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
     torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
@@ -225,8 +232,6 @@ def test_causal_static_bias_row_blocks_read_keys_up_to_their_last_row_and_agree_
 def test_flex_training_step_gradients_equal_the_blockwise_path_on_cuda(name, params):
     # FlexAttention differentiates through the tensors its score_mod captures: every
     # parameter's gradient after one training forward/backward matches the blockwise path.
-    from ablate.model import ModelConfig, TransformerModel
-
     device = torch.device("cuda")
     torch.manual_seed(0)
     config = dict(vocab_size=11, num_classes=3, d_model=64, num_heads=4, num_layers=2, causal=True,
@@ -247,46 +252,43 @@ def test_flex_training_step_gradients_equal_the_blockwise_path_on_cuda(name, par
 
 @pytest.mark.parametrize("mask_batch", [1, 2])
 def test_biased_attention_backward_is_the_gradient_of_attention_with_its_mask(mask_batch):
-    from ablate.blockwise import BiasedAttention
-
     q = torch.randn(2, H, 3, DH, dtype=torch.float64, requires_grad=True)
     k, v = (torch.randn(2, H, 5, DH, dtype=torch.float64, requires_grad=True) for _ in range(2))
     mask = torch.randn(mask_batch, H, 3, 5, dtype=torch.float64)
     mask[..., 0, 4] = float("-inf")  # a masked key: no gradient flows there
     mask.requires_grad_()
     upstream = torch.randn(2, H, 3, DH, dtype=torch.float64)
-    got = torch.autograd.grad((BiasedAttention.apply(q, k, v, mask) * upstream).sum(), (q, k, v, mask))
+    got = torch.autograd.grad((BiasedAttention.apply(q, k, v, mask, 128) * upstream).sum(), (q, k, v, mask))
     logits = q @ k.transpose(-1, -2) / math.sqrt(DH) + mask
     expected = torch.autograd.grad(((torch.softmax(logits, -1) @ v) * upstream).sum(), (q, k, v, mask))
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_flex_requested_on_the_cpu_trains_as_sdpa_would_and_infers_with_flex(monkeypatch):
+def test_flex_requested_on_the_cpu_trains_as_sdpa_would_and_infers_with_flex():
     # FlexAttention has no CPU backward: training takes the sdpa plan (a shared mask while
     # it is small, blocks past that); inference keeps flex.
-    import ablate.attention as attention
-    from ablate.attention import plan_attention
-
     encoding = make("t5", {}, causal=True)
     positions = torch.arange(8)
-    assert plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32).backend == "sdpa"
-    monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", 0)
-    assert plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32).backend == "blocks"
+
+    def path(tuning: Tuning = Tuning()) -> str:
+        return plan_attention(encoding, positions, None, causal=True, backend="flex", dtype=torch.float32,
+                              tuning=tuning).path.name
+
+    assert path() == "shared-mask"
+    assert path(OVER_BLOCKS) == "static-bias-blocks"
     with torch.no_grad():
-        assert plan_attention(encoding, positions, None, causal=True, backend="flex",
-                              dtype=torch.float32).backend == "flex"
+        assert path() == "flex"
 
 
 @pytest.mark.parametrize("batched_mask", [False, True], ids=["shared-mask", "per-sequence-mask"])
-def test_biased_attention_backward_over_row_steps_equals_autograd_of_the_dense_softmax(monkeypatch, batched_mask):
-    monkeypatch.setattr(blockwise, "BACKWARD_ROWS", 16)  # 40 query rows: three steps, the last one short
+def test_biased_attention_backward_over_row_steps_equals_autograd_of_the_dense_softmax(batched_mask):
     torch.manual_seed(0)
     q, k, v = (torch.randn(B, H, 40, DH, dtype=torch.float64, requires_grad=True) for _ in range(3))
     mask = torch.randn(B if batched_mask else 1, H, 40, 40, dtype=torch.float64)
     mask[..., :3, 30:] = float("-inf")  # masked keys, as padding and causality give
     mask.requires_grad_(True)
-    out = blockwise.BiasedAttention.apply(q, k, v, mask)
+    out = BiasedAttention.apply(q, k, v, mask, 16)  # 40 query rows: three steps, the last one short
     logits = q @ k.transpose(-1, -2) / math.sqrt(DH) + mask
     reference = torch.softmax(logits, dim=-1) @ v
     torch.testing.assert_close(out, reference)
@@ -299,11 +301,7 @@ def test_biased_attention_backward_over_row_steps_equals_autograd_of_the_dense_s
 
 @pytest.mark.parametrize("causal", [False, True], ids=["encoder", "causal"])
 @pytest.mark.parametrize("name", STATIC_BIASES)
-def test_shared_mask_training_gives_the_blockwise_gradients_of_every_parameter(monkeypatch, name, causal):
-    import ablate.attention as attention
-    from ablate.model import ModelConfig, TransformerModel
-
-    monkeypatch.setattr(attention, "CAUSAL_ROW_BLOCK", 32)  # 70 positions: three row blocks
+def test_shared_mask_training_gives_the_blockwise_gradients_of_every_parameter(name, causal):
     config = ModelConfig(vocab_size=11, num_classes=3, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
                          encoding=name, pooling="mean")
     tokens = torch.randint(0, 11, (2, 70), generator=torch.Generator().manual_seed(1))
@@ -311,10 +309,10 @@ def test_shared_mask_training_gives_the_blockwise_gradients_of_every_parameter(m
     padding_mask[0, :5] = False
     grads = {}
     for path, limit in (("shared", 2**30), ("blocks", 0)):
-        monkeypatch.setattr(attention, "SHARED_MASK_MAX_ELEMENTS", limit)
-        monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", limit)
+        # 70 positions: three row blocks of a shared mask
+        tuning = Tuning(shared_mask_max_elements=limit, shared_learned_mask_max_elements=limit, causal_row_block=32)
         torch.manual_seed(0)
-        model = TransformerModel(config)
+        model = TransformerModel(config, tuning=tuning)
         model(tokens, padding_mask).square().sum().backward()
         grads[path] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
     assert grads["shared"].keys() == grads["blocks"].keys()
@@ -325,12 +323,13 @@ def test_shared_mask_training_gives_the_blockwise_gradients_of_every_parameter(m
 def test_a_bias_without_parameters_trains_through_the_fused_backward(monkeypatch):
     # ALiBi's mask needs no gradient: the fused kernel's backward, not the explicit one.
     calls = []
-    original = blockwise.fused_backward
-    monkeypatch.setattr(blockwise, "fused_backward", lambda *args: calls.append(1) or original(*args))
+    original = static_bias_blocks.flash_attention_backward
+    monkeypatch.setattr(static_bias_blocks, "flash_attention_backward",
+                        lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
     q, k, v, positions, _ = inputs(padded=False)
     for name in ("alibi", "kerple"):
         calls.clear()
         encoding = make(name, {}, causal=False)
-        out = blockwise_attention(q, k, v, encoding, positions, None, causal=False, block_rows=4)
+        out = attention(q, k, v, encoding, positions, None, causal=False, tuning=over_blocks(4))
         out.sum().backward()
         assert bool(calls) == (name == "alibi"), name

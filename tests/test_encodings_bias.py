@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from ablate.attention import Tuning, attend, attention, plan_attention
 from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding, encodings_of_family
 from ablate.encodings.alibi import alibi_slopes
+from ablate.encodings.clipped import value_term
 from ablate.encodings.t5 import t5_relative_position_bucket
 
 BIAS_NAMES = encodings_of_family("bias", "query-bias")  # a new bias encoding joins these tests on registration
@@ -320,8 +322,6 @@ def test_nezha_inference_bias_is_the_bias_shifted_per_row(causal, length):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("length", [3, 7, 20])
 def test_nezha_attention_matches_the_reference_transcription(values, causal, length):
-    from ablate.blockwise import blockwise_attention
-
     k = 3
     encoding = make("nezha", causal, max_relative_position=k, values=values)
     assert encoding.mixes_values == values
@@ -332,17 +332,16 @@ def test_nezha_attention_matches_the_reference_transcription(values, causal, len
     encoding = encoding.double()
     encoding.relative_vectors.copy_(hf_nezha_table(2 * k + 1, DH))  # the same float32 roundings as the reference
     positions = torch.arange(length)
-    got = blockwise_attention(q, key, v, encoding, positions, None, causal=causal, block_rows=2)
-    assert torch.allclose(got, expected, atol=1e-10)
     upstream = torch.randn_like(expected)
-    for a, b in zip(torch.autograd.grad((got * upstream).sum(), (q, key, v)),
-                    torch.autograd.grad((expected * upstream).sum(), (q, key, v))):
-        assert torch.allclose(a, b, atol=1e-10)
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (q, key, v))
+    for path in ("reference", None):  # the reference path and the planner's choice in training
+        got = attention(q, key, v, encoding, positions, None, causal=causal, tuning=Tuning(block_rows=2), path=path)
+        assert torch.allclose(got, expected, atol=1e-10), path
+        for a, b in zip(torch.autograd.grad((got * upstream).sum(), (q, key, v)), expected_grads):
+            assert torch.allclose(a, b, atol=1e-10), path
     with torch.no_grad():  # the inference path of the model's attention agrees too
-        from ablate.attention import attend, plan_attention
-
         plan = plan_attention(encoding, positions, None, causal=causal, backend="sdpa", dtype=q.dtype)
-        assert torch.allclose(attend(q, key, v, plan, encoding), expected, atol=1e-10)
+        assert torch.allclose(attend(q, key, v, plan), expected, atol=1e-10)
 
 
 @pytest.mark.parametrize("values", [True, False], ids=["keys+values", "keys"])
@@ -362,16 +361,15 @@ def test_nezha_model_output_is_the_same_with_and_without_autograd(values):
 
 
 def test_nezha_value_term_changes_the_output_and_key_only_keeps_the_fused_path():
-    from ablate.attention import plan_attention
-
     positions = torch.arange(9)
     full, keys = make("nezha", values=True), make("nezha", values=False)
     with torch.no_grad():
-        assert plan_attention(keys, positions, None, causal=False, backend="sdpa", dtype=torch.float32).backend == "sdpa"
-        assert plan_attention(full, positions, None, causal=False, backend="sdpa", dtype=torch.float32).backend == "blocks"
+        plan = lambda encoding: plan_attention(encoding, positions, None, causal=False, backend="sdpa",
+                                               dtype=torch.float32).path.name
+        assert plan(keys) == "query-bias" and plan(full) == "clipped-vector-blocks"
     probs = torch.softmax(torch.randn(1, H, 9, 9), dim=-1)
-    assert keys.mix_values(probs, positions, positions) is None
-    term = full.mix_values(probs, positions, positions)  # (1, H, 9, Dh)
+    assert not keys.mixes_values and keys.clipped_relative().values is None
+    term = value_term(full.clipped_relative(), probs, positions, positions)  # (1, H, 9, Dh)
     expected = torch.einsum("bhij,ijd->bhid", probs, naive_nezha_vectors(9, 64))
     assert torch.allclose(term, expected, atol=1e-6)
 
@@ -515,16 +513,16 @@ def test_compiled_flex_attention_matches_sdpa_on_cuda(name):
 
 
 @pytest.mark.parametrize("length", [1, 3, 6, 7, 8, 20])
-def test_banded_bias_gradient_is_the_adjoint_of_the_spread(length):
-    from ablate.encodings.banded import BandedBias
-
+def test_nezha_bias_gradient_is_the_adjoint_of_the_spread(length):
+    # Under autograd the bias gathers each query's 2k + 1 scores over its row; its gradient
+    # sums them back per distance.
     k = 3
-    table = torch.randn(2, 2, length, 2 * k + 1, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: BandedBias.apply(t, k), (table,))
-    # and the same gradient as the plain gather it replaces
+    encoding = make("nezha", max_relative_position=k).double()
     positions = torch.arange(length)
-    index = (positions.view(1, -1) - positions.view(-1, 1)).clamp(-k, k) + k  # (L, L)
-    upstream = torch.randn(2, 2, length, length, dtype=torch.float64)
-    (expected,) = torch.autograd.grad((table.gather(-1, index.expand(2, 2, -1, -1)) * upstream).sum(), table)
-    (actual,) = torch.autograd.grad((BandedBias.apply(table, k) * upstream).sum(), table)
+    q = torch.randn(2, H, length, DH, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda queries: encoding.bias(positions, positions, queries), (q,))
+    upstream = torch.randn(2, H, length, length, dtype=torch.float64)
+    (actual,) = torch.autograd.grad((encoding.bias(positions, positions, q) * upstream).sum(), q)
+    vectors = naive_nezha_vectors(length, k).double()  # (L, L, Dh)
+    expected = torch.einsum("bhij,ijd->bhid", upstream, vectors) / math.sqrt(DH)
     assert torch.allclose(actual, expected)

@@ -55,7 +55,7 @@ def test_an_edit_to_analysis_or_presentation_keeps_it(package_copy: Path, edited
 _RUN_BOTH_KINDS = """
 import copy, json, sys
 from ablate.suite import load_plan
-from ablate.train import execute
+from ablate.executors.worker import execute
 plan = load_plan(sys.argv[1], ['train.steps=2', 'eval.batches=1', 'measure.min_run_time=0.01', 'measure.lengths=[16]'])
 for spec in (plan.train_runs()[0], plan.measure_runs()[0]):
     record = execute(spec.run_id, plan.name, spec.kind, copy.deepcopy(spec.config), spec.axes)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ablate.attention import plan_attention
+from ablate.attention import MaskCache, plan_attention
 from ablate.encodings import create_encoding
-from ablate.mask_cache import MaskCache
 
 
 def plan(encoding, positions, cache, padding_mask=None, causal=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.pooling import POOLINGS, ConcatPooling, create_pooling, token_rank
+from ablate.pooling import POOLINGS, ConcatPooling, create_pooling, pooling_is_token_level, token_rank
 from ablate.registry import UnknownNameError
 
 POOLED = [name for name in POOLINGS.names() if not POOLINGS.get(name).token_level]
@@ -28,6 +28,21 @@ def test_padding_never_changes_the_pooled_vector(name: str, left: int, right: in
     expected = pooling(h, None)
     padded, mask = _pad(h, left, right)
     torch.testing.assert_close(pooling(padded, mask), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", POOLED)
+def test_a_pooling_is_symmetric_exactly_when_its_class_says_so(name: str) -> None:
+    # The trait ablate.feasibility reasons with: the pooled vector of reordered token states.
+    pooling = create_pooling(name, d_model=8, num_heads=2)
+    h = torch.randn(3, 6, 8)
+    reordered = h[:, torch.tensor([4, 2, 0, 5, 1, 3])]
+    same = torch.allclose(pooling(reordered, None), pooling(h, None), rtol=1e-5, atol=1e-6)
+    assert same == POOLINGS.get(name).symmetric, f"{name}: symmetric = {POOLINGS.get(name).symmetric}"
+
+
+def test_token_level_comes_from_the_class() -> None:
+    assert pooling_is_token_level("none") and pooling_is_token_level({"name": "none"})
+    assert not pooling_is_token_level("mean+max")
 
 
 def test_reference_values_of_simple_poolings() -> None:

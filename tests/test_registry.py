@@ -18,6 +18,7 @@ from ablate.measure.workload import check_arguments
 from ablate.metrics import higher_is_better
 from ablate.model import ModelConfig, TransformerModel
 from ablate.pooling import create_pooling
+from ablate.tasks import create_task
 from ablate.registry import Registry, UnknownNameError, did_you_mean
 from ablate.suite.schema import MeasureSection, ModelSection, TrainSection
 
@@ -38,6 +39,33 @@ def test_register_build_and_suggest() -> None:
         registry.get("zzz")
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("alibi")(Alibi)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: create_encoding({"name": "rope", "factr": 4}, d_model=16, num_heads=2, causal=False),
+     r"encoding 'rope' has no parameter 'factr'\. Did you mean 'factor'\? Its parameters: .*factor"),
+    (lambda: create_pooling({"name": "attention", "num_querys": 2}, d_model=16),
+     r"pooling 'attention' has no parameter 'num_querys'\. Did you mean 'num_queries'\?"),
+    (lambda: create_task({"name": "parity", "vocabb": 2}), r"task 'parity' has no parameter 'vocabb'\."),
+    (lambda: create_executor("process", worker=3), r"executor 'process' has no option 'worker'\."),
+    (lambda: create_task({"name": "needle"}) and Registry("widget").build(3), r"a component is a name or a table"),
+], ids=["encoding", "pooling", "task", "executor", "spec"])
+def test_every_registry_validates_parameters_the_same_way(build, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_build_names_a_missing_required_parameter() -> None:
+    registry: Registry[object] = Registry("widget")
+
+    @registry.register("gear")
+    class Gear:
+        def __init__(self, *, teeth: int) -> None:
+            self.teeth = teeth
+
+    with pytest.raises(ValueError, match="widget 'gear': missing a required argument: 'teeth'"):
+        registry.build("gear")
+    assert registry.build({"name": "gear", "teeth": 12}).teeth == 12
 
 
 def test_did_you_mean_is_the_one_phrasing() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate import attention, relative_blocks, relative_regions
+from ablate.attention import Tuning
+from ablate.attention.clipped import add_clipped, sum_clipped
+from ablate.attention.kernels import clipped_regions, clipped_vector_blocks
+from ablate.attention.kernels.clipped_regions import ClippedRelativeRegions
+from ablate.attention.kernels.clipped_vector_blocks import ClippedVectorBlocks
 from ablate.encodings import create_encoding
 from ablate.model import ModelConfig, TransformerModel
-from ablate.relative_blocks import ClippedVectorBlocks, add_clipped, sum_clipped
-from ablate.relative_regions import ClippedRelativeRegions
 from tests.test_blockwise import dense_reference
 
 B, H, DH = 3, 2, 8
@@ -73,7 +75,7 @@ def test_trained_vectors_are_refused_rather_than_left_without_gradient():
 def test_the_model_runs_nezha_through_clipped_relative_regions_in_training_and_inference(monkeypatch, causal):
     calls = []
     original = ClippedRelativeRegions.apply
-    monkeypatch.setattr(relative_regions.ClippedRelativeRegions, "apply",
+    monkeypatch.setattr(clipped_regions.ClippedRelativeRegions, "apply",
                         lambda *args: calls.append(torch.is_grad_enabled()) or original(*args))
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=5, num_classes=5, d_model=H * DH, num_heads=H, num_layers=2, causal=causal,
@@ -142,13 +144,12 @@ def test_t5_buckets_over_regions_equal_the_dense_reference_with_the_table_gradie
 def test_t5_trains_through_regions_in_the_model_past_the_shared_mask_size(monkeypatch):
     calls = []
     original = ClippedRelativeRegions.apply
-    monkeypatch.setattr(relative_regions.ClippedRelativeRegions, "apply",
+    monkeypatch.setattr(clipped_regions.ClippedRelativeRegions, "apply",
                         lambda *args: calls.append(args[3] is not None) or original(*args))
-    monkeypatch.setattr(attention, "SHARED_LEARNED_MASK_MAX_ELEMENTS", 16)  # blocks at this tiny size
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=5, num_classes=2, d_model=H * DH, num_heads=H, num_layers=2,
                          encoding={"name": "t5", "num_buckets": 8, "max_distance": 4}, pooling="mean")
-    model = TransformerModel(config)
+    model = TransformerModel(config, tuning=Tuning(shared_learned_mask_max_elements=16))  # blocks at this tiny size
     model(torch.randint(0, 5, (2, 40))).sum().backward()  # longer than 8 clipping distances
     assert calls == [True, True]
     assert model.encoding.relative_attention_bias.weight.grad.abs().sum() > 0
@@ -158,7 +159,7 @@ def test_short_sequences_keep_nezha_in_all_explicit_blocks(monkeypatch):
     # Up to 8 clipping distances the band is most of each row, and explicit blocks are faster.
     calls = []
     original = ClippedVectorBlocks.apply
-    monkeypatch.setattr(relative_blocks.ClippedVectorBlocks, "apply", lambda *args: calls.append(1) or original(*args))
+    monkeypatch.setattr(clipped_vector_blocks.ClippedVectorBlocks, "apply", lambda *args: calls.append(1) or original(*args))
     config = ModelConfig(vocab_size=5, num_classes=2, d_model=H * DH, num_heads=H, num_layers=1,
                          encoding={"name": "nezha", "max_relative_position": 3}, pooling="mean")
     TransformerModel(config)(torch.randint(0, 5, (2, 24))).sum().backward()

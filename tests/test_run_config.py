@@ -10,7 +10,7 @@ from ablate.errors import SuiteError
 from ablate.suite import load_plan, run_id
 from ablate.suite.run_config import MeasurePoint, MeasureRun, ResolvedEval, TrainRun, parse_run, parse_train_run
 from ablate.suite.schema import EvalSection, MeasureSection, TrainSection
-from ablate.train import execute
+from ablate.executors.worker import execute
 
 #: ``ablate plan suites/quickstart.toml``: reading the config through typed objects must never move
 #: these ids. A new setting in the schema does move them (every run's config gains its default);
@@ -53,7 +53,8 @@ def test_the_typed_sections_hold_the_resolved_values():
     typed = parse_train_run(run.config)
     assert typed.train.lr == run.config["train"]["lr"] and isinstance(typed.train.betas, tuple)
     assert typed.eval.lengths == run.config["eval"]["lengths"] and isinstance(typed.model.causal, bool)
-    assert typed.model.encoding == run.config["model"]["encoding"] and typed.seed == run.config["seed"]
+    assert typed.model.encoding.model_dump() == run.config["model"]["encoding"] and typed.seed == run.config["seed"]
+    assert typed.task.name == run.config["task"]["name"] and typed.model.pooling.name == run.config["model"]["pooling"]["name"]
 
 
 def _train_config() -> dict:

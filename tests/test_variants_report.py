@@ -8,7 +8,7 @@ import pandas as pd
 from ablate.report.document import Image
 from ablate.report.context import build_context
 from ablate.report.sections import extrapolation
-from ablate.variants.frame import variant_curves
+from ablate.report.variant_curves import variant_curves
 
 LENGTHS = [64, 128, 256]
 #: Perplexity per (encoding, variant) at each length: the known truth the figure must show.

@@ -18,6 +18,7 @@ class NoPositionalEncoding(PositionalEncoding):
     """
 
     family = "none"
+    direction_blind = True  # no positions at all
 
 
 def sinusoidal_table(positions: torch.Tensor, dim: int, *, base: float = 10000.0) -> torch.Tensor:

@@ -6,8 +6,8 @@ import math
 
 import torch
 
+from ablate.encodings.distance import DistanceBias
 from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
 def alibi_slopes(num_heads: int) -> list[float]:
@@ -31,7 +31,7 @@ def alibi_slopes(num_heads: int) -> list[float]:
 
 
 @ENCODINGS.register("alibi")
-class ALiBi(PositionalEncoding):
+class ALiBi(DistanceBias):
     """Attention with Linear Biases: ``bias[h, i, j] = -slope_h * distance(i, j)``, no parameters.
 
     Causal decoders use ``-slope * (i - j)`` with ``i`` the query and ``j`` the key
@@ -44,33 +44,13 @@ class ALiBi(PositionalEncoding):
     """
 
     family = "bias"
+    direction_blind = True
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
         self.register_buffer("slopes", torch.tensor(alibi_slopes(num_heads)), persistent=False)  # (H,)
 
-    def _penalty(self, relative: torch.Tensor) -> torch.Tensor:
-        # relative = j - i, so -(i - j) = relative for the causal case.
-        return relative if self.causal else -relative.abs()
-
-    def bias(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
-        def values_of(distance: torch.Tensor) -> torch.Tensor:  # (*S) -> (H, *S)
-            slopes = self.slopes.view(-1, *[1] * distance.dim())
-            return slopes * self._penalty(distance.to(torch.float32))
-
-        return bias_from_distances(values_of, q_positions, k_positions)
-
-    def score_mod(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> ScoreMod:
-        """FlexAttention form of :meth:`bias`."""
-        slopes, penalty = self.slopes, self._penalty
-
-        def score_mod(score, b, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
-            relative = gather_positions(k_positions, b, kv_idx) - gather_positions(q_positions, b, q_idx)
-            return score + (slopes[h] * penalty(relative.to(torch.float32))).to(score.dtype)
-
-        return score_mod
+    def distance_bias(self, distance: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        """``slope_h * (j - i)`` (causal; ``-(i - j)``) or ``-slope_h * |j - i|`` (bidirectional)."""
+        distance = distance.to(torch.float32)
+        return self.slopes[head] * (distance if self.causal else -distance.abs())

@@ -1,18 +1,41 @@
-"""A clipped relative-position table spread over the ``(L, L)`` logits, with a linear-cost backward.
+"""A clipped relative table spread over the ``(L, L)`` logits in inference, written at half the cost.
 
-Shaw-style encodings (NEZHA) give query ``i`` one value per clipped distance,
-``table[..., i, clip(j - i, -k, k) + k]``. Spreading it to a dense ``(..., L, L)``
-bias is memory-bound; done with in-place writes into views, autograd would
-replay every write in backward on a full-size copy of the gradient.
-:class:`BandedBias`
-writes the dense bias without autograd and sums the gradient back per distance.
+A term of the clipped distance that reads the queries (NEZHA) gives query ``i`` one value
+per clipped distance, ``table[..., i, clip(j - i, -k, k) + k]``. In inference attention
+needs it as a dense ``(B, H, L, L)`` bias once per layer (SDPA's fused kernel); spreading
+it is memory-bound, so :func:`spread_shifted` writes each row less its far-left value
+(softmax ignores a per-row constant) from the band on only, into a :class:`Workspace`
+reused across layers and calls.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+
+
+class Workspace:
+    """Buffers the inference bias is written into, reused across layers and calls.
+
+    A fresh ``(B, H, L, L)`` tensor costs page faults on every layer; each layer's
+    attention has consumed the previous contents before the next call. The key is
+    ``(B, H, L, dtype, device)``: a call with another key replaces the buffers.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[object, ...] | None = None
+        self.scores = self.bias = self.right_of_diagonal = torch.empty(0)
+
+    def get(self, batch: int, heads: int, length: int, k: int, like: torch.Tensor) -> "Workspace":
+        """The buffers for ``(batch, heads, length)`` in ``like``'s dtype and device: scores ``(B, H, L, 2k + 1)``,
+        a zeroed bias ``(B, H, L, L)`` and the float ``j > i`` mask ``(L, L)``."""
+        key = (batch, heads, length, like.dtype, like.device)
+        if key != self.key:
+            rows = torch.arange(length, device=like.device)
+            self.right_of_diagonal = (rows.unsqueeze(0) > rows.unsqueeze(1)).to(like.dtype)  # (L, L): j > i
+            self.scores = like.new_empty((batch, heads, length, 2 * k + 1))
+            self.bias = like.new_zeros((batch, heads, length, length))  # the far left stays 0
+            self.key = key
+        return self
 
 
 def _band_view(dense: torch.Tensor, k: int) -> torch.Tensor | None:
@@ -36,31 +59,16 @@ def _edge_rows(length: int, k: int) -> list[int]:
     return [*range(min(k, length)), *range(max(k, length - k), length)]
 
 
-def spread(table: torch.Tensor, k: int) -> torch.Tensor:
-    """``(..., L, 2k + 1) -> (..., L, L)``: ``out[..., i, j] = table[..., i, clip(j - i, -k, k) + k]``.
-
-    Outside the band a row holds one of two values, so one broadcast ``where`` fills
-    it; the band is then copied in through :func:`_band_view`. Not differentiable:
-    see :class:`BandedBias`; attention in inference uses the cheaper :func:`spread_shifted`.
-    """
-    length = table.shape[-2]
-    rows = torch.arange(length, device=table.device)
-    right_of_diagonal = rows.unsqueeze(0) > rows.unsqueeze(1)  # (L, L): j > i
-    out = torch.where(right_of_diagonal, table[..., 2 * k :], table[..., :1])  # (..., L, L)
-    _write_band(out, table, k)
-    return out
-
-
 def spread_shifted(table: torch.Tensor, k: int, right_of_diagonal: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """:func:`spread` of ``table - table[..., :1]``, i.e. each row less its far-left value, in place.
+    """``out[..., i, j] = table[..., i, c(i, j)] - table[..., i, 0]`` with ``c = clip(j - i, -k, k) + k``, in place.
 
-    Softmax ignores a per-row constant, so attention with this bias equals attention
-    with :func:`spread`'s (up to rounding). The far left is then zero and stays so in
-    ``out``, a workspace that must start zeroed: only the columns from each row's band
-    on are written, as one broadcast multiply per block of rows by the ``(L, L)``
-    float 0/1 mask ``right_of_diagonal`` (``j > i``): about half the bytes of
-    :func:`spread`, and a multiply streams where a ``where`` branches.
-    Overwrites ``table`` (inference only: the caller owns it) and ``out`` ``(..., L, L)``.
+    ``table``: ``(..., L, 2k + 1)``; ``out``: ``(..., L, L)``. Softmax ignores a per-row
+    constant, so attention with this bias equals attention with the exact one (up to
+    rounding). The far left is then zero and stays so in ``out``, a workspace that must
+    start zeroed: only the columns from each row's band on are written, as one broadcast
+    multiply per block of rows by the ``(L, L)`` float 0/1 mask ``right_of_diagonal``
+    (``j > i``): about half the bytes of a full spread, and a multiply streams where a
+    ``where`` branches. Overwrites ``table`` (inference only: the caller owns it) and ``out``.
     """
     table.sub_(table[..., :1].clone())
     length = table.shape[-2]
@@ -87,35 +95,3 @@ def _write_band(out: torch.Tensor, table: torch.Tensor, k: int) -> None:
     for i in _edge_rows(length, k):
         low, high = max(0, i - k), min(length, i + k + 1)
         out[..., i, low:high] = table[..., i, low - i + k : high - i + k]
-
-
-def gather_back(grad: torch.Tensor, k: int) -> torch.Tensor:
-    """The adjoint of :func:`spread`: ``(..., L, L) -> (..., L, 2k + 1)``, summing each row per index."""
-    length = grad.shape[-1]
-    out = grad.new_zeros((*grad.shape[:-1], 2 * k + 1))
-    band = _band_view(grad, k)
-    if band is not None:
-        out[..., k : length - k, :] = band
-    for i in _edge_rows(length, k):
-        low, high = max(0, i - k), min(length, i + k + 1)
-        out[..., i, low - i + k : high - i + k] = grad[..., i, low:high]
-    rows = torch.arange(length, device=grad.device)
-    right_of_band = (rows.unsqueeze(0) - rows.unsqueeze(1)) > k  # (L, L): j - i > k
-    far_right = torch.where(right_of_band, grad, 0).sum(-1)  # keys past the band share index 2k
-    far_left = grad.sum(-1) - out.sum(-1) - far_right  # and the rest of the row, before it, index 0
-    out[..., 0] += far_left
-    out[..., 2 * k] += far_right
-    return out
-
-
-class BandedBias(torch.autograd.Function):
-    """Differentiable :func:`spread` whose backward is :func:`gather_back` (two passes over the gradient)."""
-
-    @staticmethod
-    def forward(ctx: Any, table: torch.Tensor, k: int) -> torch.Tensor:  # noqa: D102
-        ctx.k = k
-        return spread(table, k)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
-        return gather_back(grad, ctx.k), None

@@ -1,14 +1,25 @@
-"""The positional-encoding contract: three hooks the model always calls.
+"""The positional-encoding contract: three hooks the model always calls, and the forms attention may use.
 
 Every encoding in the literature acts in one (or two) of three places, so the
 model calls all three and an encoding overrides the ones it needs:
 
 * ``embed(x, positions)`` - absolute encodings add to the token embeddings.
 * ``rotate(q, k, positions)`` - rotary encodings rotate queries and keys.
-* ``bias(q_positions, k_positions, q)`` - relative encodings add to the
-  attention logits (after the ``1/sqrt(head_dim)`` scaling). Shaw-style encodings
-  may also add to the attention output through ``mix_values(probs, ...)``, the
-  value-side half of the same relative term.
+* ``bias(q_positions, k_positions, q)`` - relative encodings add to the attention
+  logits (after the ``1/sqrt(head_dim)`` scaling), as a dense tensor.
+
+Two more forms of the same bias let attention avoid the dense tensor; a bias encoding
+states its mathematics once and derives them (docs/encodings.md):
+
+* ``score_mod`` - the bias inside FlexAttention, differentiable in every tensor it captures.
+* ``clipped_relative`` (default: ``None``) - a relative term that depends on the clipped
+  distance alone (T5's buckets, NEZHA's vectors): a per-head table, vectors met by the
+  queries, and vectors added to the output (the value term, which needs the attention
+  probabilities). Attention's clipped kernels run it as it is.
+
+:mod:`ablate.encodings.distance` (a bias of ``j - i``) and :mod:`ablate.encodings.clipped`
+(a term of the clipped distance) are the forms that derive ``bias`` and ``score_mod`` from
+one method.
 
 What attention relies on (``ablate.attention`` never names an encoding):
 
@@ -16,16 +27,13 @@ What attention relies on (``ablate.attention`` never names an encoding):
   (``q_positions`` a slice of the key positions), always with that block's queries
   ``q``; an encoding whose bias ignores ``q`` sets nothing, one that reads it is of
   ``family = "query-bias"`` (which makes ``bias_needs_query`` true) so that attention
-  computes it per layer instead of once per forward pass. Under autograd the bias is exact. Without autograd (inference) an
-  encoding may return it plus a per-query-row constant (softmax ignores it) in a
-  workspace it overwrites on its next call; attention consumes it before then.
-* ``score_mod`` is the same bias for FlexAttention, differentiable in every tensor it
-  captures.
-* ``mix_values`` (default: none) needs the attention probabilities, so attention then
-  takes its explicit-softmax path.
-* ``clipped_relative`` (default: ``None``) says that ``bias`` and ``mix_values`` depend
-  on the clipped distance alone (T5's buckets, NEZHA's vectors); attention may then run
-  them over blocks of query rows as one autograd node instead of through the two hooks.
+  computes it per layer instead of once per forward pass. Under autograd the bias is exact.
+  Without autograd (inference) an encoding may return it plus a per-query-row constant
+  (softmax ignores it) in a workspace it overwrites on its next call; attention consumes
+  it before then.
+* ``score_mod`` adds exactly what ``bias`` would at ``[b, h, q_idx, kv_idx]``.
+* ``clipped_relative``, when not ``None``, is exactly what ``bias`` computes for
+  contiguous positions, and its ``values`` are the whole value term (``mixes_values``).
 
 Positions are explicit integer (or, for interpolated variants, float) tensors,
 either shared by the batch, shape ``(L,)``, or per sequence, shape ``(B, L)``
@@ -54,8 +62,8 @@ class ClippedRelative:
 
     The bias is ``table[h, c]`` (a per-head table ``(H, 2k + 1)``, differentiable in the
     encoding's parameters: T5's buckets) plus ``q_i . keys[c] / sqrt(Dh)`` (Shaw-style
-    vectors, NEZHA's), and the output gains ``sum_j p_ij values[c]``; each part may be
-    ``None``. ``keys`` and ``values`` are ``(2k + 1, Dh)`` constants.
+    vectors, NEZHA's), and the output gains ``sum_j p_ij values[c]`` (the value term);
+    each part may be ``None``. ``keys`` and ``values`` are ``(2k + 1, Dh)`` constants.
     """
 
     max_distance: int
@@ -80,6 +88,10 @@ class PositionalEncoding(nn.Module):
     #: queries) or ``wrapper`` (delegates to another encoding). Every
     #: registered class states its own.
     family: ClassVar[str] = "none"
+    #: Whether the bidirectional (encoder) form sees positions only through ``|i - j|``, or not at all,
+    #: so it cannot tell a sequence from its reversal (ALiBi's and KERPLE's encoder form; NoPE).
+    #: ``ablate.feasibility`` reasons with it and ``tests/test_feasibility.py`` proves it.
+    direction_blind: ClassVar[bool] = False
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
         super().__init__()
@@ -143,29 +155,13 @@ class PositionalEncoding(nn.Module):
         """
         return None
 
-    def mix_values(
-        self, probs: torch.Tensor, q_positions: torch.Tensor, k_positions: torch.Tensor
-    ) -> torch.Tensor | None:
-        """What the encoding adds to the attention output, ``sum_j p_ij a^V_ij``, or ``None``.
-
-        Args:
-            probs: attention probabilities ``(B, H, Lq, Lk)`` (rows of masked keys are 0).
-            q_positions: ``(Lq,)`` or ``(B, Lq)``.
-            k_positions: ``(Lk,)`` or ``(B, Lk)``.
-
-        Returns:
-            ``(B, H, Lq, Dh)``, or ``None`` (the default: nothing to add).
-        """
-        return None
-
     def clipped_relative(self) -> ClippedRelative | None:
         """This encoding as a term of the clipped distance, when that is exactly what ``bias``
-        and ``mix_values`` compute for contiguous positions, or ``None`` (the default).
+        computes for contiguous positions (and its whole value term), or ``None`` (the default).
 
-        Attention then runs it over blocks of query rows without building any per-pair
-        tensor for the whole sequence (:mod:`ablate.relative_regions`,
-        :mod:`ablate.relative_blocks`). Called once per layer, so a table is recomputed
-        from the current parameters.
+        Attention's clipped kernels then run it over blocks of query rows without building
+        any per-pair tensor for the whole sequence (:mod:`ablate.attention.kernels`). Called
+        once per layer, so a table is recomputed from the current parameters.
         """
         return None
 
@@ -190,8 +186,12 @@ class PositionalEncoding(nn.Module):
 
     @property
     def mixes_values(self) -> bool:
-        """Whether :meth:`mix_values` may add to the output (attention then needs the probabilities)."""
-        return type(self).mix_values is not PositionalEncoding.mix_values
+        """Whether a value term adds to the output (attention then needs the probabilities).
+
+        Derived from :meth:`clipped_relative`, the only form a value term has.
+        """
+        relative = self.clipped_relative()
+        return relative is not None and relative.values is not None
 
 
 def relative_positions(q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,11 @@ class FIRE(PositionalEncoding):
         """The learned threshold ``L`` (a 0-d tensor)."""
         return (self.threshold_multiplier * self.init_threshold).abs()
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """Positions and the MLP input in at least float32 (a bfloat16 model's positions would round past 256)."""
+        return torch.promote_types(torch.float32, self.c.dtype)
+
     def normalized_distance(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """MLP input for query positions ``i`` and key positions ``j`` (broadcasting, float)."""
         return fire_input(i, j, self.c.abs(), self.threshold, self.eps)
@@ -99,8 +104,9 @@ class FIRE(PositionalEncoding):
         self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
-        i = q_positions.to(torch.float32).unsqueeze(-1)  # (..., Lq, 1)
-        j = k_positions.to(torch.float32).unsqueeze(-2)  # (..., 1, Lk)
+        dtype = self.input_dtype
+        i = q_positions.to(dtype).unsqueeze(-1)  # (..., Lq, 1)
+        j = k_positions.to(dtype).unsqueeze(-2)  # (..., 1, Lk)
         x = self.normalized_distance(i, j)  # (..., Lq, Lk)
         x = x.to(self.mlp[0].weight.dtype)  # a bfloat16 model has a bfloat16 MLP
         return self.mlp(x.unsqueeze(-1)).movedim(-1, -3)  # (..., H, Lq, Lk)
@@ -132,14 +138,14 @@ class FIRE(PositionalEncoding):
             ],
             dim=1,
         ).reshape(-1)  # (H * (3W + 3),)
-        row, eps = 3 * width + 3, self.eps
+        row, eps, dtype = 3 * width + 3, self.eps, self.input_dtype
 
         def score_mod(score, b, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
             def at(column: int) -> torch.Tensor:
                 return packed[h * row + column]
 
-            i = gather_positions(q_positions, b, q_idx).to(torch.float32)
-            j = gather_positions(k_positions, b, kv_idx).to(torch.float32)
+            i = gather_positions(q_positions, b, q_idx).to(dtype)
+            j = gather_positions(k_positions, b, kv_idx).to(dtype)
             x = fire_input(i, j, at(3 * width + 1), at(3 * width + 2), eps)
             value = at(3 * width)
             for unit in range(width):

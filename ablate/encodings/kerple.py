@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ablate.encodings.distance import DistanceBias
 from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
 @ENCODINGS.register("kerple")
-class KerpleLog(PositionalEncoding):
+class KerpleLog(DistanceBias):
     """Kernelized relative positional bias with the logarithmic kernel.
 
     ``bias[h, i, j] = -r1_h * log(1 + r2_h * |i - j|)`` with learned per-head ``r1, r2 > 0``.
@@ -27,6 +27,7 @@ class KerpleLog(PositionalEncoding):
     """
 
     family = "bias"
+    direction_blind = True
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False, eps: float = 1e-2) -> None:
         super().__init__(d_model=d_model, num_heads=num_heads, causal=causal)
@@ -42,36 +43,14 @@ class KerpleLog(PositionalEncoding):
         with torch.no_grad():
             self.r1.copy_(torch.rand(self.num_heads) * 2)
             self.r2.copy_(torch.rand(self.num_heads))
-        self._project()
+        self.project_parameters()
 
-    def _project(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # As the official code: clamp the stored data (not a differentiable clamp, which
-        # would zero the gradient of a parameter stuck below eps).
+    def project_parameters(self) -> None:
+        """Clamp ``r1, r2`` to ``>= eps``, as the official code: the stored data, not a differentiable
+        clamp (which would zero the gradient of a parameter stuck below eps)."""
         self.r1.data.clamp_(min=self.eps)
         self.r2.data.clamp_(min=self.eps)
-        return self.r1, self.r2
 
-    def bias(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
-        r1, r2 = self._project()
-
-        def values_of(distance: torch.Tensor) -> torch.Tensor:  # (*S) -> (H, *S)
-            shape = (-1, *[1] * distance.dim())
-            return -r1.view(shape) * torch.log1p(r2.view(shape) * distance.to(torch.float32).abs())
-
-        return bias_from_distances(values_of, q_positions, k_positions)
-
-    def score_mod(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> ScoreMod:
-        """FlexAttention form of :meth:`bias`."""
-        r1, r2 = self._project()
-
-        def score_mod(score, b, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
-            relative = gather_positions(k_positions, b, kv_idx) - gather_positions(q_positions, b, q_idx)
-            value = -r1[h] * torch.log1p(r2[h] * relative.to(torch.float32).abs())
-            return score + value.to(score.dtype)
-
-        return score_mod
+    def distance_bias(self, distance: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        """``-r1_h * log(1 + r2_h * |j - i|)``."""
+        return -self.r1[head] * torch.log1p(self.r2[head] * distance.to(torch.float32).abs())

@@ -8,7 +8,7 @@ import torch
 
 from ablate.encodings.registry import ENCODINGS, create_encoding
 from ablate.registry import split_spec
-from ablate.encodings.base import PositionalEncoding, ScoreMod
+from ablate.encodings.base import ClippedRelative, PositionalEncoding, ScoreMod
 
 EVAL_POSITIONS = ("ordinary", "random")
 
@@ -35,6 +35,8 @@ class RandomizedPositions(PositionalEncoding):
     """
 
     family = "wrapper"
+    #: Parameters that are themselves encoding specs (checked as such when a suite is loaded).
+    component_parameters = ("base",)
 
     def __init__(
         self, *, d_model: int, num_heads: int, causal: bool = False,
@@ -79,10 +81,6 @@ class RandomizedPositions(PositionalEncoding):
     def bias_needs_query(self) -> bool:
         return self.base.bias_needs_query  # attention asks the wrapper; the base's family decides
 
-    @property
-    def mixes_values(self) -> bool:
-        return self.base.mixes_values
-
     def embed(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.base.embed(x, positions)
 
@@ -92,8 +90,8 @@ class RandomizedPositions(PositionalEncoding):
     def bias(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> torch.Tensor | None:
         return self.base.bias(q_positions, k_positions, q)
 
-    def mix_values(self, probs: torch.Tensor, q_positions: torch.Tensor, k_positions: torch.Tensor) -> torch.Tensor | None:
-        return self.base.mix_values(probs, q_positions, k_positions)
+    def clipped_relative(self) -> ClippedRelative | None:
+        return self.base.clipped_relative()
 
     def score_mod(self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None) -> ScoreMod | None:
         return self.base.score_mod(q_positions, k_positions, q)

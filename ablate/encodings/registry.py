@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ablate.encodings.base import PositionalEncoding
-from ablate.registry import Registry, split_spec
+from ablate.registry import Registry
 
-ENCODINGS: Registry[PositionalEncoding] = Registry("encoding", package="ablate.encodings")
+ENCODINGS: Registry[PositionalEncoding] = Registry("encoding", package="ablate.encodings", base=PositionalEncoding)
 
 #: What every encoding class says about itself in its ``family`` attribute (see ``PositionalEncoding.family``).
 FAMILIES = ("none", "absolute", "rotary", "bias", "query-bias", "wrapper")
@@ -17,12 +17,7 @@ def create_encoding(
     spec: str | Mapping[str, Any], *, d_model: int, num_heads: int, causal: bool
 ) -> PositionalEncoding:
     """Build an encoding from its suite spec (``"rope"`` or ``{"name": "rope", ...}``) and the model's dimensions."""
-    name, params = split_spec(spec)
-    factory = ENCODINGS.get(name)
-    try:
-        return factory(d_model=d_model, num_heads=num_heads, causal=causal, **params)
-    except TypeError as error:  # unexpected keyword from a suite file
-        raise ValueError(f"encoding {name!r}: {error}") from None
+    return ENCODINGS.build(spec, d_model=d_model, num_heads=num_heads, causal=causal)
 
 
 def encodings_of_family(*families: str) -> list[str]:

@@ -7,16 +7,9 @@ import math
 import torch
 from torch import nn
 
+from ablate.encodings.base import ClippedRelative, UnsupportedLengthError, relative_positions
+from ablate.encodings.clipped import ClippedBias
 from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import (
-    ClippedRelative,
-    PositionalEncoding,
-    ScoreMod,
-    UnsupportedLengthError,
-    bias_from_distances,
-    gather_positions,
-    relative_positions,
-)
 
 
 def t5_relative_position_bucket(
@@ -60,7 +53,7 @@ def t5_relative_position_bucket(
 
 
 @ENCODINGS.register("t5")
-class T5Bias(PositionalEncoding):
+class T5Bias(ClippedBias):
     """T5's bucketed relative attention bias: one learned scalar per (bucket, head).
 
     Buckets are bidirectional for an encoder (``causal=False``) and unidirectional for
@@ -70,9 +63,10 @@ class T5Bias(PositionalEncoding):
     once per forward pass and shared by all layers, so the table is shared too.
 
     Distances ``>= max_distance`` all share the last bucket, so a bucket's value depends
-    only on ``clamp(key - query, -max_distance, max_distance)``; both hooks look buckets
-    up in a ``2 * max_distance + 1`` table computed once, which keeps :meth:`bias` and
-    :meth:`score_mod` bit-identical on every device.
+    only on ``clamp(key - query, -max_distance, max_distance)``: T5 is a term of the
+    clipped distance, stated once in :meth:`clipped_relative` (a ``(H, 2 max_distance + 1)``
+    table), from which the dense bias and the FlexAttention form are derived
+    (:class:`~ablate.encodings.clipped.ClippedBias`), bit-identical on every device.
 
     Args:
         num_buckets: buckets (T5: 32).
@@ -126,39 +120,9 @@ class T5Bias(PositionalEncoding):
         relative = relative_positions(q_positions, k_positions)
         return self.bucket_of_distance[relative.clamp(-self.max_distance, self.max_distance) + self.max_distance]
 
-    def bias(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``(H, Lq, Lk)`` for positions ``(L,)``, ``(B, H, Lq, Lk)`` for ``(B, L)``."""
-        if q_positions.dtype.is_floating_point or k_positions.dtype.is_floating_point:
-            raise UnsupportedLengthError("t5 buckets need integer positions (no interpolation)")
-        return bias_from_distances(self._values_of, q_positions, k_positions)
-
-    def _values_of(self, distance: torch.Tensor) -> torch.Tensor:
-        """Bias of signed distances ``(*S) -> (H, *S)``."""
-        index = distance.clamp(-self.max_distance, self.max_distance) + self.max_distance
-        return self.relative_attention_bias(self.bucket_of_distance[index]).movedim(-1, 0)
-
     def clipped_relative(self) -> ClippedRelative:
-        """Every distance from ``max_distance`` on shares its direction's last bucket: ``(H, 2 max_distance + 1)``."""
-        distances = torch.arange(-self.max_distance, self.max_distance + 1, device=self.bucket_of_distance.device)
-        return ClippedRelative(self.max_distance, table=self._values_of(distances))
-
-    def score_mod(
-        self, q_positions: torch.Tensor, k_positions: torch.Tensor, q: torch.Tensor | None = None
-    ) -> ScoreMod:
-        """FlexAttention form of :meth:`bias`: looks up ``table[clamped distance, head]``."""
-        if q_positions.dtype.is_floating_point or k_positions.dtype.is_floating_point:
-            raise UnsupportedLengthError("t5 buckets need integer positions (no interpolation)")
-        table = self.relative_attention_bias.weight[self.bucket_of_distance]  # (2 * max_distance + 1, H)
-        max_distance = self.max_distance
-
-        def score_mod(score, b, h, q_idx, kv_idx):  # type: ignore[no-untyped-def]
-            relative = gather_positions(k_positions, b, kv_idx) - gather_positions(q_positions, b, q_idx)
-            index = relative.clamp(-max_distance, max_distance) + max_distance
-            return score + table[index, h].to(score.dtype)
-
-        return score_mod
+        """Each head's bucket value at every clipped distance ``-max_distance..max_distance``: ``(H, 2 max_distance + 1)``."""
+        return ClippedRelative(self.max_distance, table=self.relative_attention_bias(self.bucket_of_distance).T)
 
     def untrained_note(self, train_length: int, eval_length: int) -> str | None:
         """Name the buckets that only distances ``>= train_length`` reach (still at their init)."""

@@ -6,14 +6,15 @@ from typing import Iterator
 
 import torch
 
-from ablate.executors.base import execute_spec
+from ablate.executors.base import Executor
+from ablate.executors.worker import execute_spec
 from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec
 
 
 @EXECUTORS.register("local")
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Sequential, in-process.
 
     Args:

@@ -9,7 +9,8 @@ from typing import Iterator
 
 import torch
 
-from ablate.executors.base import crashed, execute_spec
+from ablate.executors.base import Executor, crashed
+from ablate.executors.worker import execute_spec
 from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec
@@ -32,7 +33,7 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 
 
 @EXECUTORS.register("process")
-class ProcessExecutor:
+class ProcessExecutor(Executor):
     """A spawn-context process pool; threads per worker divide the cores.
 
     Args:

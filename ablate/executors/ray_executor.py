@@ -3,7 +3,7 @@
 The driver (``ablate run ... --executor ray``) keeps everything but the training:
 it expands the suite, skips stored runs, shows progress and is the only writer of
 ``results/<suite>/``. Each pending run becomes one Ray task that calls
-:func:`ablate.executors.execute_spec` on a worker and returns its
+:func:`ablate.executors.worker.execute_spec` on a worker and returns its
 :class:`~ablate.store.Record`; records stream back with ``ray.wait`` in the order
 runs finish.
 
@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterator
 import torch
 
 from ablate.errors import UserError
-from ablate.executors.base import execute_spec
+from ablate.executors.base import Executor
+from ablate.executors.worker import execute_spec
 from ablate.executors.registry import EXECUTORS
 from ablate.store import Record
 from ablate.suite import RunSpec
@@ -70,7 +71,7 @@ def _run_on_worker(function: Callable[[RunSpec], Record], spec: RunSpec, threads
 
 
 @EXECUTORS.register("ray")
-class RayExecutor:
+class RayExecutor(Executor):
     """Each run is a Ray task reserving ``num_cpus`` CPUs and ``num_gpus`` GPUs.
 
     Args:

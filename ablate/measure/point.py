@@ -26,7 +26,7 @@ from ablate.measure.outcome import classify_error
 from ablate.measure.environment import environment_facts
 from ablate.measure.timing import Timing, time_callable
 from ablate.measure.workload import Workload, build_step, check_arguments, spec_of, warm_up
-from ablate.model import ModelConfig
+from ablate.model_config import ModelConfig
 
 STATUSES = ("ok", "oom", "unsupported", "failed")
 

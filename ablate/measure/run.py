@@ -1,6 +1,6 @@
 """A suite's measurement run: one model measured at every ``[measure]`` length.
 
-Called by :func:`ablate.train.execute` for runs of kind ``measure``; returns
+Called by :func:`ablate.executors.worker.execute` for runs of kind ``measure``; returns
 ``(status, reason, rows)`` with one :class:`~ablate.store.MetricRow` per metric
 and length, a length that ran out of memory or cannot be represented keeping
 its own ``oom`` / ``unsupported`` rows while the other lengths are measured.

@@ -8,6 +8,14 @@ A new pooling is one module of this package holding its class and its
 """
 
 from ablate.pooling.base import Pooling, token_rank
-from ablate.pooling.registry import POOLINGS, ConcatPooling, create_pooling, pooling_is_token_level
+from ablate.pooling.registry import (
+    POOLINGS,
+    ConcatPooling,
+    create_pooling,
+    pooling_classes,
+    pooling_is_token_level,
+    pooling_names,
+)
 
-__all__ = ["POOLINGS", "ConcatPooling", "Pooling", "create_pooling", "pooling_is_token_level", "token_rank"]
+__all__ = ["POOLINGS", "ConcatPooling", "Pooling", "create_pooling", "pooling_classes", "pooling_is_token_level",
+           "pooling_names", "token_rank"]

@@ -15,6 +15,9 @@ class Pooling(nn.Module, metaclass=ABCMeta):
     prepends_cls: bool = False
     #: Output stays per token, ``(B, L, D)`` (language modelling, seq2seq).
     token_level: bool = False
+    #: The pooled vector is a symmetric function of the token states: the same for any order of
+    #: them (``ablate.feasibility`` reasons with it; ``tests/test_feasibility.py`` proves it).
+    symmetric: bool = False
 
     def __init__(self, *, d_model: int, num_heads: int = 4) -> None:
         super().__init__()

@@ -64,6 +64,8 @@ class LastPooling(Pooling):
 class MeanPooling(Pooling):
     """Mean over real tokens."""
 
+    symmetric = True
+
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return masked_sum(h, mask) / real_lengths(h, mask)
 
@@ -71,6 +73,8 @@ class MeanPooling(Pooling):
 @POOLINGS.register("mean_sqrt_len")
 class MeanSqrtLenPooling(Pooling):
     """Sum over real tokens divided by ``sqrt(n)`` (sentence-transformers' ``mean_sqrt_len_tokens``)."""
+
+    symmetric = True
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return masked_sum(h, mask) / real_lengths(h, mask).sqrt()
@@ -83,6 +87,8 @@ class MaxPooling(Pooling):
     Padding is filled with the dtype's most negative finite value, not ``-inf``,
     so float16/bfloat16 never produce ``-inf`` or NaN; an all-padding row gives 0.
     """
+
+    symmetric = True
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None:
@@ -117,6 +123,8 @@ class AttentionPooling(Pooling):
         num_heads: heads of the pooling attention.
         num_queries: learned seed vectors; their outputs are concatenated.
     """
+
+    symmetric = True  # a learned query attends to a set of keys: no position enters
 
     def __init__(self, *, d_model: int, num_heads: int = 4, num_queries: int = 1) -> None:
         super().__init__(d_model=d_model)

@@ -25,7 +25,7 @@ from ablate.plots import (
 import ablate.report.formatting as fmt
 from ablate.report.document import Bullets, Image, Paragraph, Section, Table
 from ablate.report.context import PREFERRED_METRICS, Context
-from ablate.variants.frame import variant_curves
+from ablate.report.variant_curves import variant_curves
 
 #: Blocks (seeds x tasks x other axes) a critical-difference diagram needs before it is drawn: Demšar
 #: (2006) advises N > 10 for the Friedman chi-square approximation the diagram rests on.

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from ablate.errors import SuiteError
-from ablate.model import ModelConfig
+from ablate.model_config import ModelConfig
 from ablate.suite.load import format_validation_error
 from ablate.suite.schema import Dtype, EvalSection, MeasureSection, ModelSection, Section, TrainSection
 
@@ -31,12 +31,29 @@ from ablate.suite.schema import Dtype, EvalSection, MeasureSection, ModelSection
 DEFAULT_MULTIPLES = (1.0, 2.0, 4.0)
 
 
+class ComponentSpec(BaseModel):
+    """A registered component of a resolved run: its ``name`` and parameters, ``{"name": "rope", "factor": 4}``.
+
+    The registries build it as it is (:meth:`ablate.registry.Registry.build`); it dumps back to
+    the same dict. Parameters stay as the suite gave them (a wrapper's base is a nested dict).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Everything but the name."""
+        return dict(self.model_extra or {})
+
+
 class ResolvedModel(ModelSection):
-    """A ``[model]`` section after resolution: components as ``{"name": ..., **params}``, ``causal`` decided."""
+    """A ``[model]`` section after resolution: components typed, ``causal`` decided."""
 
     causal: bool
-    encoding: dict[str, Any]
-    pooling: dict[str, Any]
+    encoding: ComponentSpec
+    pooling: ComponentSpec
 
     def model_config_for(self, task: Any) -> ModelConfig:
         """The :class:`ModelConfig` of this section for ``task`` (which sets the input and output sizes)."""
@@ -95,8 +112,7 @@ class MeasurePoint(Section):
 
 class _Run(Section):
     seed: int
-    #: The task component, ``{"name": ..., **params}``.
-    task: dict[str, Any]
+    task: ComponentSpec
     model: ResolvedModel
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 from ablate.devices import check_device_name
 from ablate.dims import head_dim
 from ablate.metrics import METRICS, metric
-from ablate.model import ModelConfig
-from ablate.variants.schema import Variant, check_names
+from ablate.model_config import ModelConfig
+from ablate.variant_schema import Variant, check_names
 
 #: The model's own defaults: a suite's ``[model]`` section defaults to what ``ModelConfig`` does.
 MODEL_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
@@ -54,8 +54,9 @@ class ModelSection(Section):
     #: The pooling: a registered name or `{ name = ..., params }`; `"mean+max"` concatenates;
     #: `none` keeps per-token outputs.
     pooling: Component = MODEL_DEFAULTS["pooling"]
-    #: `auto` (FlexAttention for bias encodings on CUDA, SDPA otherwise), or force `sdpa` / `flex`.
-    attention_backend: Literal["auto", "sdpa", "flex"] = MODEL_DEFAULTS["attention_backend"]
+    #: `auto` (FlexAttention for bias encodings on CUDA, SDPA otherwise), force `sdpa` / `flex`, or `reference`
+    #: (the plain path every fast one is checked against).
+    attention_backend: Literal["auto", "sdpa", "flex", "reference"] = MODEL_DEFAULTS["attention_backend"]
     #: Optional word2vec/GloVe text file initialising the token embedding.
     embedding_path: str | None = MODEL_DEFAULTS["embedding_path"]
     #: Keep loaded embeddings fixed during training.

@@ -64,6 +64,7 @@ class EvenPairs(Task):
     """
 
     kind = "classification"
+    label_changes_under = frozenset({"permutation"})  # first symbol == last symbol
 
     def __init__(self) -> None:
         self.vocab_size = 2

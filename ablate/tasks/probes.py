@@ -140,6 +140,7 @@ class Order(Task):
     """
 
     kind = "classification"
+    label_changes_under = frozenset({"permutation", "reversal"})  # reversal swaps which marker comes first
 
     def __init__(self, *, vocab: int = 10) -> None:
         check_at_least("order", "vocab", vocab, 1)

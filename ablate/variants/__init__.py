@@ -1,15 +1,14 @@
 """Evaluation-only variants of a trained model: train once, keep the checkpoint, evaluate many.
 
-A suite's ``[variants.<name>]`` tables (:mod:`ablate.variants.schema`) name settings
+A suite's ``[variants.<name>]`` tables (:mod:`ablate.variant_schema`) name settings
 that change only how a trained model is evaluated: RoPE PI / NTK-aware / dynamic
 NTK / YaRN (:mod:`~ablate.variants.rope`), randomized positions' evaluation mode,
 and a short fine-tune at a longer length first (:mod:`~ablate.variants.settings`).
 After a suite's training runs, every stored ``ok`` run is evaluated under each
 variant not yet stored for it (:mod:`~ablate.variants.run`), from its checkpoint
 (:mod:`ablate.checkpoints`); the rows go to the ``variant_metrics`` table of the
-same results database (:mod:`~ablate.variants.table`) and appear in the tidy
+same results database (:mod:`ablate.variant_table`) and appear in the tidy
 frame as rows of the same run with a ``variant`` column (``base`` for the
-trained model's own evaluation).
-
-This package's ``__init__`` imports nothing heavy: the store imports its table.
+trained model's own evaluation), which reports draw as curves of their own
+(:mod:`ablate.report.variant_curves`).
 """

@@ -107,7 +107,7 @@ def scale_model(model: torch.nn.Module, method: str, factor: float, train_length
 
 def resolve_factor(factor: float | str | None, method: str, train_length: int, length: int,
                    finetune_length: int | None = None) -> float:
-    """The scaling factor at evaluation length ``length`` (see :class:`~ablate.variants.schema.RopeScaling`)."""
+    """The scaling factor at evaluation length ``length`` (see :class:`~ablate.variant_schema.RopeScaling`)."""
     if isinstance(factor, (int, float)):
         return float(factor)
     if method == "dynamic":

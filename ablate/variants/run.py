@@ -18,14 +18,14 @@ from typing import Any, Iterator
 import torch
 
 from ablate import checkpoints
+from ablate import variant_table as table
 from ablate.devices import is_oom, resolve_device
 from ablate.errors import CheckpointError, Diverged, UnsupportedLengthError, UnsupportedRun
 from ablate.store import MetricRow, Store
 from ablate.suite.run_config import TrainRun, parse_train_run
 from ablate.tasks import TASKS, create_task
 from ablate.train import EVAL_METRICS, build, eval_seed, evaluate
-from ablate.variants import table
-from ablate.variants.schema import Variant
+from ablate.variant_schema import Variant
 from ablate.variants.settings import VariantContext, active
 
 
@@ -143,5 +143,5 @@ def run_variants(plan: Any, store: Store, results_dir: Path) -> int:
 
 
 def _failure_rows(config: TrainRun, status: str, reason: str) -> list[MetricRow]:
-    kind = TASKS.get(config.task["name"]).kind
+    kind = TASKS.get(config.task.name).kind
     return status_rows(EVAL_METRICS[kind], config.eval.lengths, status, reason)

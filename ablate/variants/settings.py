@@ -4,7 +4,7 @@ A setting can refuse a model (:meth:`Setting.unsupported`), change it for the
 whole variant (:meth:`Setting.prepare`, undone when the variant's stack closes;
 a fine-tune trains here and returns its loss row) and change it per evaluation
 length (:meth:`Setting.at_length`). Settings apply in the order of
-:class:`~ablate.variants.schema.Variant`'s fields: RoPE scaling and evaluation
+:class:`~ablate.variant_schema.Variant`'s fields: RoPE scaling and evaluation
 positions first, so a fine-tune trains under them.
 """
 
@@ -24,7 +24,7 @@ from ablate.suite.schema import TrainSection
 from ablate.tasks.base import Task
 from ablate.train import train_model
 from ablate.variants import rope
-from ablate.variants.schema import Variant
+from ablate.variant_schema import Variant
 
 
 @dataclass

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ablate.variants.schema import BASE
+from ablate.variant_schema import BASE
 
 #: Added to the store's schema (``CREATE ... IF NOT EXISTS``: older databases gain it on open).
 SCHEMA = """

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.stats import grid_axes
-from ablate.variants.schema import BASE
+from ablate.variant_schema import BASE
 
 #: The column that names a curve once a frame has variant rows.
 CURVE = "curve"

@@ -11,8 +11,8 @@ Only the band ``|j - i| < k`` is computed explicitly, a block of query rows at a
 The three parts combine by their log-sum-exps. Forward keeps, besides ``q, k, v`` and
 the output, each far region's own output and log-sum-exp (linear in the length), which
 give the gradient of the far shifts. Unpadded attention on the CPU only;
-:class:`~ablate.relative_blocks.ClippedVectorBlocks` (NEZHA) and
-:class:`~ablate.blockwise.StaticBiasBlocks` (T5) are the general forms.
+:class:`~ablate.attention.kernels.clipped_vector_blocks.ClippedVectorBlocks` (NEZHA) and
+:class:`~ablate.attention.kernels.static_bias_blocks.StaticBiasBlocks` (T5) are the general forms.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from typing import Any
 
 import torch
 
-from ablate.block_masks import block_ranges
-from ablate.relative_blocks import add_clipped, clipped_band, mix_clipped, require_constant, sum_clipped
-
-_flash_forward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-_flash_backward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
+from ablate.attention.clipped import add_clipped, clipped_band, mix_clipped, require_constant, sum_clipped
+from ablate.attention.kernels.registry import Kernel, register_kernel
+from ablate.attention.masks import block_ranges
+from ablate.attention.plan import AttentionPlan
+from ablate.attention.private_ops import flash_attention, flash_attention_backward
+from ablate.attention.softmax_backward import SoftmaxBackward
+from ablate.attention.traits import Case, Traits, Tuning, over_blocks
 
 
 class ClippedRelativeRegions(torch.autograd.Function):
@@ -72,41 +74,32 @@ class ClippedRelativeRegions(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: D102
         q, k, v, out, logsumexp, table, key_vectors, value_vectors, *far_saved = ctx.saved_tensors
         parts = _Parts(q, k, v, table, key_vectors, value_vectors, ctx.max_distance, ctx.causal)
-        grad_out = grad_out.contiguous()
-        grad_out_dot_out = (grad_out * out).sum(-1)  # (B, H, L)
-        grad_q, grad_k, grad_v = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        gradients = SoftmaxBackward(q, k, v, out, grad_out)
         grad_table = None if table is None or not ctx.needs_input_grad[3] else torch.zeros_like(table)
         for number, c in enumerate(parts.far_distances):
             far_out, far_logsumexp = far_saved[2 * number: 2 * number + 2]
-            grad_shift = parts.far_backward(c, grad_out, out, logsumexp, grad_out_dot_out, far_out, far_logsumexp,
-                                            grad_q, grad_k, grad_v)  # (B, H, L)
+            grad_shift = parts.far_backward(c, gradients, out, logsumexp, far_out, far_logsumexp)  # (B, H, L)
             if parts.key_vectors is not None:
-                grad_q.add_(grad_shift.unsqueeze(-1) * parts.key_vectors[c], alpha=parts.scale)
+                gradients.grad_q.add_(grad_shift.unsqueeze(-1) * parts.key_vectors[c], alpha=parts.scale)
             if grad_table is not None:
                 grad_table[:, c] += grad_shift.sum((0, 2)).to(grad_table.dtype)
-        flat_grad_k, flat_grad_v = grad_k.flatten(0, 1), grad_v.flatten(0, 1)
         for start, stop, keys in block_ranges(parts.length, ctx.block_rows, ctx.causal):
-            rows = slice(start, stop)
-            block_q, block_grad_out = q[:, :, rows], grad_out[:, :, rows]
             probs, lo, hi = parts.band_logits(start, stop, keys)
-            probs.sub_(logsumexp[:, :, rows, None]).exp_()
-            flat_grad_v[:, lo:hi].baddbmm_(probs.flatten(0, 1).transpose(1, 2), block_grad_out.flatten(0, 1))
-            grad_logits = torch.matmul(block_grad_out, parts.v_t[..., lo:hi])
+            probs.sub_(logsumexp[:, :, start:stop, None]).exp_()
+            grad_probs = gradients.grad_probs(start, stop, lo, hi)
             if parts.values is not None:  # dO . (v_j + a_c)
-                add_clipped(grad_logits, block_grad_out @ parts.values.T, start, parts.distance, lo)
-            grad_logits.sub_(grad_out_dot_out[:, :, rows, None]).mul_(probs)
+                add_clipped(grad_probs, gradients.grad_out[:, :, start:stop] @ parts.values.T, start, parts.distance,
+                            lo)
+            grad_logits = gradients.add(start, stop, lo, hi, probs, grad_probs)
             del probs
-            grad_q[:, :, rows] += torch.matmul(grad_logits, k[:, :, lo:hi]).mul_(parts.scale)
-            flat_grad_k[:, lo:hi].baddbmm_(
-                grad_logits.flatten(0, 1).transpose(1, 2), block_q.flatten(0, 1), alpha=parts.scale)
             if parts.key_vectors is None and grad_table is None:
                 continue
             grad_scores = sum_clipped(grad_logits, start, parts.distance, lo)  # (B, H, rows, 2k + 1)
             if parts.key_vectors is not None:
-                grad_q[:, :, rows] += (grad_scores @ parts.key_vectors).mul_(parts.scale)
+                gradients.grad_q[:, :, start:stop].add_(grad_scores @ parts.key_vectors, alpha=parts.scale)
             if grad_table is not None:
                 grad_table += grad_scores.sum((0, 2)).to(grad_table.dtype)
-        return grad_q, grad_k, grad_v, grad_table, None, None, None, None, None
+        return gradients.grad_q, gradients.grad_k, gradients.grad_v, grad_table, None, None, None, None, None
 
 
 class _Parts:
@@ -120,7 +113,6 @@ class _Parts:
         self.scale = 1.0 / math.sqrt(q.shape[-1])
         self.stats_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
         self.k_t = k.transpose(-1, -2).contiguous()  # (B, H, Dh, L)
-        self.v_t = v.transpose(-1, -2).contiguous()
         self.table = None if table is None else table.to(q.dtype)  # (H, 2k + 1)
         self.key_vectors = None if key_vectors is None else key_vectors.to(q.dtype)  # (2k + 1, Dh)
         self.values = None if value_vectors is None else value_vectors.to(q.dtype)
@@ -156,31 +148,31 @@ class _Parts:
     def far_attention(self, c: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The far region's own softmax output ``(B, H, L, Dh)`` and log-sum-exp ``(B, H, L)``, without its shift
         (``0`` and ``-inf`` in rows that have no key there)."""
-        out, logsumexp = _flash_forward(*(self._region(t, c, queries) for t, queries in
-                                          ((self.q, True), (self.k, False), (self.v, False))), 0.0, True)
+        out, logsumexp = flash_attention(*(self._region(t, c, queries) for t, queries in
+                                           ((self.q, True), (self.k, False), (self.v, False))), causal=True)
         return self._to_rows(out, c, True, 0.0), self._to_rows(logsumexp, c, True, -math.inf)
 
     def with_value(self, out: torch.Tensor, c: int) -> torch.Tensor:
         """A far region's output with its value term (``a_c`` on every key there)."""
         return out if self.values is None else out + self.values[c]
 
-    def far_backward(self, c: int, grad_out: torch.Tensor, out: torch.Tensor, logsumexp: torch.Tensor,
-                     grad_out_dot_out: torch.Tensor, far_out: torch.Tensor, far_logsumexp: torch.Tensor,
-                     grad_q: torch.Tensor, grad_k: torch.Tensor, grad_v: torch.Tensor) -> torch.Tensor:
+    def far_backward(self, c: int, gradients: SoftmaxBackward, out: torch.Tensor, logsumexp: torch.Tensor,
+                     far_out: torch.Tensor, far_logsumexp: torch.Tensor) -> torch.Tensor:
         """Add the far region's share of the q/k/v gradients; return the gradient of its shift ``(B, H, L)``."""
+        grad_out = gradients.grad_out
         # The kernel's row term is dO . out; less a_c it is the region's dO . (v_j + a_c) - D_i.
         shifted_out = out if self.values is None else out - self.values[c]
         region = [self._region(t, c, queries).contiguous() for t, queries in (
             (grad_out, True), (self.q, True), (self.k, False), (self.v, False), (shifted_out, True),
             (logsumexp - self.shift[c], True))]
-        region_q, region_k, region_v = _flash_backward(*region, 0.0, True)
-        grad_q.add_(self._to_rows(region_q, c, True, 0.0))
-        grad_k.add_(self._to_rows(region_k, c, False, 0.0))
-        grad_v.add_(self._to_rows(region_v, c, False, 0.0))
+        region_q, region_k, region_v = flash_attention_backward(*region, causal=True)
+        gradients.grad_q.add_(self._to_rows(region_q, c, True, 0.0))
+        gradients.grad_k.add_(self._to_rows(region_k, c, False, 0.0))
+        gradients.grad_v.add_(self._to_rows(region_v, c, False, 0.0))
         # The region's share of each row's probability, and its logits' gradient summed over the region.
         weight = (far_logsumexp + self.shift[c] - logsumexp).exp().to(self.q.dtype)
         extra = 0.0 if self.values is None else grad_out @ self.values[c]  # dO . a_c
-        return weight * ((grad_out * far_out).sum(-1) + extra - grad_out_dot_out)
+        return weight * ((grad_out * far_out).sum(-1) + extra - gradients.grad_out_dot_out.squeeze(-1))
 
     def band_logits(self, start: int, stop: int, keys: int) -> tuple[torch.Tensor, int, int]:
         """Logits of the block's band ``|j - i| < k`` ``(B, H, rows, hi - lo)`` (``-inf`` outside it, and past a
@@ -197,3 +189,24 @@ class _Parts:
             future = index > self.distance
             outside = future if outside is None else outside | future
         return (logits if outside is None else logits.masked_fill_(outside, float("-inf"))), lo, hi
+
+
+def _applies(traits: Traits, case: Case, tuning: Tuning) -> bool:
+    far_keys_dominate = (traits.clipped_distance is not None
+                         and case.length > tuning.far_keys_length_per_distance * traits.clipped_distance)
+    return (over_blocks(traits, case, tuning) and far_keys_dominate and case.contiguous and not case.padded
+            and case.device == "cpu")
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
+    relative = plan.encoding.clipped_relative()  # present: _applies
+    return ClippedRelativeRegions.apply(q, k, v, relative.table, relative.keys, relative.values, relative.max_distance,
+                                        plan.causal, plan.path.rows)
+
+
+register_kernel(Kernel(
+    name="clipped-regions", function=ClippedRelativeRegions, kind="blocks", order=10,
+    when=("over blocks, a term of the clipped distance (T5, NEZHA), contiguous unpadded positions on the CPU, "
+          "longer than far_keys_length_per_distance clipping distances"),
+    applies=_applies, attend=_attend,
+))
