@@ -45,7 +45,17 @@ def _poolings_all(model: dict[str, Any], holds: Callable[[type], bool]) -> bool:
         return False
 
 
-def _position_free_encoder(model: dict[str, Any]) -> bool:
+def end_read(model: dict[str, Any]) -> str | None:
+    """The end of the sequence a model's pooling reads (``"first"``/``"last"``), else ``None``."""
+    try:
+        ends = {cls.reads_end for cls in pooling_classes(model["pooling"])}
+    except UnknownNameError:
+        return None
+    return ends.pop() if len(ends) == 1 else None
+
+
+def position_free_encoder(model: dict[str, Any]) -> bool:
+    """A bidirectional encoder without positions: permutation-equivariant, whatever its weights."""
     return _trait(ENCODINGS, model["encoding"], "family", None) == "none" and not model["causal"]
 
 
@@ -77,7 +87,7 @@ RULES: list[Impossibility] = [
         "NoPE encoder + symmetric pooling", "permutation",
         "a bidirectional encoder without positions is permutation-equivariant and the pooling (or [CLS], "
         "which attends to every token alike) is symmetric, so the pooled vector is permutation-invariant",
-        lambda m: _position_free_encoder(m) and _poolings_all(m, lambda cls: cls.symmetric or cls.prepends_cls),
+        lambda m: position_free_encoder(m) and _poolings_all(m, lambda cls: cls.symmetric or cls.prepends_cls),
     ),
     Impossibility(
         "symmetric bias encoder + symmetric pooling", "reversal",

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ablate.feasibility import unable
+from ablate.feasibility import end_read, position_free_encoder, unable
 from ablate.store import axis_column
 from ablate.suite import Plan
 from ablate.tasks import create_task
@@ -88,11 +88,9 @@ def invariance(config: Mapping[str, Any]) -> str | None:
     rule = unable(dict(config))
     if rule is not None:
         return rule.symmetry
-    model = config["model"]
-    encoding = model["encoding"] if isinstance(model["encoding"], str) else model["encoding"].get("name")
-    pooling = model["pooling"] if isinstance(model["pooling"], str) else model["pooling"].get("name")
-    if encoding == "none" and not model.get("causal", False) and pooling in ("first", "last"):
-        return f"permutation fixing the {pooling} position"
+    end = end_read(config["model"])
+    if end is not None and position_free_encoder(config["model"]):
+        return f"permutation fixing the {end} position"
     return None
 
 

@@ -18,6 +18,9 @@ class Pooling(nn.Module, metaclass=ABCMeta):
     #: The pooled vector is a symmetric function of the token states: the same for any order of
     #: them (``ablate.feasibility`` reasons with it; ``tests/test_feasibility.py`` proves it).
     symmetric: bool = False
+    #: The pooled vector is the state at one end of the sequence (``"first"`` or ``"last"``), else
+    #: ``None``: a position-free encoder read there is invariant to permutations of the other positions.
+    reads_end: str | None = None
 
     def __init__(self, *, d_model: int, num_heads: int = 4) -> None:
         super().__init__()

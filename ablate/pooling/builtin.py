@@ -41,6 +41,8 @@ class ClsPooling(Pooling):
 class FirstPooling(Pooling):
     """The first real token (after any left padding)."""
 
+    reads_end = "first"
+
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None:
             return h[:, 0]
@@ -51,6 +53,8 @@ class FirstPooling(Pooling):
 @POOLINGS.register("last")
 class LastPooling(Pooling):
     """The last real token (before any right padding); the natural choice in a causal decoder."""
+
+    reads_end = "last"
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None:
