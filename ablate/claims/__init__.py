@@ -19,6 +19,7 @@ when it runs: a verdict whose file changed since is reported as stale.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,12 +37,13 @@ from ablate.claims.predicates import (
     decisions_of,
 )
 from ablate.cli_args import execution
+from ablate import fingerprint
 from ablate.console import make_console
+from ablate.positions.frame import load_positions
 from ablate.report import write_report
 from ablate.report.document import Paragraph, Section, Table
 from ablate.runner import run_plan, stale_line
 from ablate.store import Store, load_curves, load_results
-from ablate.suite import SuiteError
 
 #: Family-wise error rate of a claim's verdict when its suite sets none.
 ALPHA = 0.05
@@ -110,16 +112,39 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def verdict_markdown(rows: list[tuple[Claim, str, list[Verdict], bool]]) -> str:
+@dataclass
+class Judged:
+    """A claim judged on its stored results, and what those results rest on."""
+
+    claim: Claim
+    overall: str
+    verdicts: list[Verdict]
+    #: The claim file changed since its runs were made.
+    stale_file: bool
+    #: Code fingerprints of its runs, most runs first; and how many runs are from other code than now.
+    fingerprints: list[str]
+    stale_runs: int
+
+
+def judged(claim: Claim, frame: Any) -> Judged:
+    """:func:`judge` plus the freshness of what the verdict rests on."""
+    overall, verdicts = judge(claim, frame)
+    return Judged(claim, overall, verdicts, stale_digest(claim, frame), fingerprint.fingerprints(frame),
+                  len(fingerprint.stale_runs(frame)))
+
+
+def verdict_markdown(rows: list[Judged]) -> str:
     """The claims: one table of claim verdicts, then each claim's predicates with their own verdicts."""
-    lines = ["| claim | source | verdict | predicates (reproduced / not / inconclusive) | claim file (sha256) |",
-             "|---|---|---|---|---|"]
-    for claim, overall, verdicts, stale in rows:
-        counts = [sum(v.verdict == s for v in verdicts) for s in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)]
-        shown = f"**{overall}**" + (" (stale: the claim file changed since its runs)" if stale else "")
-        lines.append(f"| {_cell(claim.title)} | {_cell(claim.source)} | {shown} | {counts[0]} / {counts[1]} / "
-                     f"{counts[2]} | `{claim.digest[:12]}` |")
-    for claim, overall, verdicts, _ in rows:
+    lines = ["| claim | source | verdict | predicates (reproduced / not / inconclusive) | claim file (sha256) | "
+             "code fingerprint of its runs |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        counts = [sum(v.verdict == s for v in row.verdicts) for s in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)]
+        notes = (["stale: the claim file changed since its runs"] if row.stale_file else []) + (
+            [f"stale: {row.stale_runs} run(s) from other code than now"] if row.stale_runs else [])
+        shown = f"**{row.overall}**" + (f" ({'; '.join(notes)})" if notes else "")
+        lines.append(f"| {_cell(row.claim.title)} | {_cell(row.claim.source)} | {shown} | {counts[0]} / {counts[1]} "
+                     f"/ {counts[2]} | `{row.claim.digest[:12]}` | {', '.join(row.fingerprints)} |")
+    for claim, overall, verdicts in ((r.claim, r.overall, r.verdicts) for r in rows):
         tests = sum(decisions_of(e) for e in claim.expect)
         lines += ["", f"### {claim.id}: {overall}", "",
                   f"{tests} decision(s) at α = {alpha_of(claim):g} / {max(1, tests)} each.", "",
@@ -181,7 +206,8 @@ def main(args: argparse.Namespace) -> int:
         frame = load_results(summary.results_dir)
         overall, verdicts = judge(claim, frame)
         write_report(frame, summary.results_dir / "report", title=f"{claim.title} — {claim.source}",
-                     curves=load_curves(summary.results_dir), preface=claim_section(claim, overall, verdicts))
+                     curves=load_curves(summary.results_dir), positions=load_positions(summary.results_dir),
+                     preface=claim_section(claim, overall, verdicts))
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
     rows, spent = [], []
@@ -190,7 +216,7 @@ def main(args: argparse.Namespace) -> int:
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():
             frame = load_results(directory)
-            rows.append((claim, *judge(claim, frame), stale_digest(claim, frame)))
+            rows.append(judged(claim, frame))
             spent.append(runs_spent(claim, frame, args.scale))
     text = f"# Claim verdicts (scale: {args.scale})\n\n{ERROR_CONTROL}\n\n" + verdict_markdown(rows)
     text += "\nTraining runs per claim:\n\n" + "".join(f"- {line}\n" for line in spent)
