@@ -225,3 +225,10 @@ def test_scaling_exponents_and_cost_ratios_on_frame(frame):
     ratios = stats.cost_ratios(frame, "tokens_per_s").set_index(["encoding", "eval_length"])
     assert ratios.loc[("rope", 512), "ratio"] == pytest.approx(0.8)
     assert ratios.loc[("sinusoidal", 128), "ratio"] == pytest.approx(1.0)
+
+
+def test_summary_intervals_stay_in_the_metrics_range():
+    rows = [{"run_id": f"r{s}", "kind": "train", "encoding": "rope", "metric": "accuracy", "eval_length": 16,
+             "seed": s, "status": "ok", "value": v} for s, v in enumerate([1.0, 1.0, 0.6])]
+    cell = stats.summarize(pd.DataFrame(rows)).iloc[0]
+    assert cell["ci_method"] == "t" and cell["ci_high"] == 1.0 and 0.0 <= cell["ci_low"] < cell["mean"]

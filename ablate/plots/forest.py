@@ -76,7 +76,7 @@ def _wins_panel(ax, rows: pd.DataFrame, y: np.ndarray, colors: list[str], labels
     ax.set_xlim(-0.02, 1.02)
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel("share of paired seeds won (ties aside)", fontsize=8)
+    ax.set_xlabel("share of paired seeds won\n(ties aside)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
 
 
@@ -113,7 +113,7 @@ def _effect_panel(ax, rows: pd.DataFrame, y: np.ndarray, colors: list[str], metr
     ax.set_yticks(y, [""] * len(rows))
     estimand = str(rows["estimand"].dropna().iloc[0]) if rows["estimand"].notna().any() else "mean"
     what = "ratio to the baseline" if ratio else "difference from the baseline"
-    ax.set_xlabel(f"{estimand} {what}, {metric_label(metric)}; band: ±margin", fontsize=8)
+    ax.set_xlabel(f"{estimand} {what}\n({metric_label(metric)}; band: ±margin)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
 
 

@@ -10,6 +10,10 @@ Interval method, chosen per cell and recorded in the ``ci_method`` column:
   2 <= n < BOOTSTRAP_MIN_N, and whenever BCa is degenerate (e.g. few distinct values).
 - ``"constant"``: every value is identical (zero-width interval).
 - ``"none"``: fewer than two values; no interval.
+
+An interval of a metric with a range (accuracy in ``[0, 1]``) is cut to that range: the
+mean lies in it, so the cut interval covers whenever the uncut one does. These
+intervals describe the seeds; verdicts come from :mod:`ablate.stats.verdict`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.metrics import higher_is_better
+from ablate.metrics import METRICS, higher_is_better
 from ablate.stats.frame import cell_keys
 
 #: Smallest number of seeds for which the BCa bootstrap is used instead of the t-interval.
@@ -108,9 +112,12 @@ def summarize(
         values = pd.to_numeric(group["value"], errors="coerce")
         ok = values[group["status"].eq("ok") & np.isfinite(values)] if "status" in group else values.dropna()
         low, high, method = confidence_interval(ok, confidence=confidence, n_resamples=n_resamples, seed=seed)
+        metric = dict(zip(keys, key))["metric"]
+        bounds = METRICS[metric].bounds if metric in METRICS else None
+        if bounds is not None and np.isfinite(low):
+            low, high = max(low, bounds[0]), min(high, bounds[1])
         failures = group.loc[~group.index.isin(ok.index), "status"] if "status" in group else pd.Series([])
         status = "ok" if len(ok) else (failures.value_counts().index[0] if len(failures) else "missing")
-        metric = dict(zip(keys, key))["metric"]
         out.append({
             **dict(zip(keys, key)),
             "n": len(ok),
