@@ -96,7 +96,7 @@ def _verdict_table(rows: pd.DataFrame, metric: str, caption: str, *, needed: boo
     body = []
     for row in rows.to_dict("records"):
         line = [row_label(pd.Series(row)), row["verdict"], f"{_int(row['wins'])} / {_int(row['losses'])} / "
-                f"{_int(row['ties'])}", fmt.interval(row["win_low"], row["win_high"], "accuracy"),
+                f"{_int(row['ties'])}", fmt.share(row["win_low"], row["win_high"]),
                 f"{row['estimand']} {fmt.estimate(row, metric)}", fmt.margin(row["margin"], row["scale"], metric)]
         if needed:
             line.append(_needed(row))
@@ -144,7 +144,7 @@ def _learn_rates(status: pd.DataFrame, metric: str, threshold: float | None) -> 
     keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
                                                    "train_mean", "unable") and status[c].nunique() > 1]
     rows = [[_cell_text(r, keys), f"{int(r['learned'])} of {int(r['seeds'])}",
-             fmt.interval(r["rate_low"], r["rate_high"], "accuracy"), r["status"]]
+             fmt.share(r["rate_low"], r["rate_high"]), r["status"]]
             for r in learnable.to_dict("records")]
     failed = int(learnable["status"].eq(DID_NOT_LEARN).sum())
     return [Table(["cell", "seeds that learned", "learn rate (interval)", "status"], rows, numeric=[False, True, True,

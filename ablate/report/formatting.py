@@ -99,8 +99,15 @@ def margin(value_: Any, scale: str, metric: str) -> str:
     if value_ is None or not math.isfinite(float(value_)):
         return "n/a"
     if scale == "ratio":
-        return f"×/÷{number(1 + float(value_))}"
-    return f"±{value(value_, metric)}"
+        return f"×/÷{1 + float(value_):g}"
+    return f"±{float(value_) * metric_scale(metric):.3g}"
+
+
+def share(low: Any, high: Any) -> str:
+    """An interval of a share of seeds, ``[0.54, 1.00]``."""
+    if low is None or not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return "n/a"
+    return f"[{float(low):.2f}, {float(high):.2f}]"
 
 
 def p_equals(p: Any) -> str:
