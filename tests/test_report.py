@@ -233,3 +233,15 @@ def test_quality_against_cost_holds_the_other_axes_where_most_values_have_both(r
     assert (report["figures"] / "quality-cost.png").is_file()
     markdown = write_report(make_frame(measure=False), report["figures"].parent / "bare")["markdown"]
     assert "No quality-against-cost figure" in _section(markdown.read_text(encoding="utf-8"), "Quality against cost")
+
+
+def test_a_report_without_verdicts_judges_nothing(tmp_path):
+    # a claim's report: its predicates are the verdicts, so no comparison carries a second one
+    from ablate.report.document import Paragraph, Section
+
+    preface = Section("Claim: reproduced", [Paragraph("The claim's predicates.")])
+    paths = write_report(make_frame(), tmp_path, preface=preface, verdicts=False)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert markdown.index("## Claim: reproduced") < markdown.index("## Findings")
+    assert "▲" not in markdown and "▼" not in markdown and "better" not in _section(markdown, "Main results")
+    assert "comparisons table" not in paths and "verdicts.png" not in markdown

@@ -207,7 +207,7 @@ def main(args: argparse.Namespace) -> int:
         overall, verdicts = judge(claim, frame)
         write_report(frame, summary.results_dir / "report", title=f"{claim.title} — {claim.source}",
                      curves=load_curves(summary.results_dir), positions=load_positions(summary.results_dir),
-                     preface=claim_section(claim, overall, verdicts))
+                     preface=claim_section(claim, overall, verdicts), verdicts=False)
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
     rows, spent = [], []

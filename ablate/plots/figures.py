@@ -53,6 +53,7 @@ def heatmap(
     where: Mapping[str, Any] | None = None,
     baseline: Mapping[str, Any] | None = None,
     comparisons: pd.DataFrame | None = None,
+    marks: bool = True,
 ) -> Figure:
     """Mean of ``metric`` per ``rows`` x ``cols`` cell, annotated ``mean ± CI half-width`` and a mark.
 
@@ -61,6 +62,7 @@ def heatmap(
 
     Args:
         comparisons: that table (default: computed from ``df`` with the suite's settings).
+        marks: draw the verdicts' marks (``False``: means only).
     """
     length = eval_length if eval_length is not None else in_distribution_length(df, metric)
     keep = [rows] + ([cols] if cols in df.columns else [])
@@ -68,11 +70,12 @@ def heatmap(
     cells = summarize(data)
     if cols not in cells.columns:
         cells = cells.assign(**{cols: "-"})
-    if comparisons is None:
+    if comparisons is None and marks:
         comparisons = _verdicts(df, metric, baseline)
-    marks = comparisons[comparisons["axis"].eq(rows) & comparisons["eval_length"].eq(length)]
+    verdicts = comparisons if marks else pd.DataFrame(columns=["axis", "eval_length", "verdict", rows])
+    shown = verdicts[verdicts["axis"].eq(rows) & verdicts["eval_length"].eq(length)]
     for key, value in fixed.items():
-        marks = marks[marks[key].eq(value)] if key in marks.columns else marks
+        shown = shown[shown[key].eq(value)] if key in shown.columns else shown
     row_order, col_order = list(pd.unique(cells[rows])), list(pd.unique(cells[cols]))
     means = cells.pivot_table(index=rows, columns=cols, values="mean", aggfunc="first", dropna=False, sort=False)
     means = means.reindex(index=row_order, columns=col_order)
@@ -86,8 +89,8 @@ def heatmap(
         text = format_number(cell["mean"] * scale)
         if np.isfinite(cell["ci_high"]) and cell["ci_high"] > cell["ci_low"]:
             text += f"\n± {format_number((cell['ci_high'] - cell['ci_low']) / 2 * scale)}"
-        match = marks[marks[rows].eq(cell[rows])]
-        if cols in marks.columns:
+        match = shown[shown[rows].eq(cell[rows])]
+        if cols in shown.columns:
             match = match[match[cols].eq(cell[cols])]
         if len(match):
             text += " " + MARKS.get(match["verdict"].iloc[0], "")
@@ -101,9 +104,10 @@ def heatmap(
     ax.set_ylabel(rows)
     ax.tick_params(axis="y", rotation=0)
     base = baseline_of(df, grid_axes(df) or [rows], baseline).get(rows)
-    alpha = comparisons.attrs.get("alpha", 0.05)
-    fig.suptitle(title_with(f"{metric_label(metric)} at length {length}; ▲▼ verdict vs {base} (family α={alpha:g})",
-                            fixed, width=width), fontsize=9)
+    title = f"{metric_label(metric)} at length {length}"
+    if marks:
+        title += f"; ▲▼ verdict vs {base} (family α={verdicts.attrs.get('alpha', 0.05):g})"
+    fig.suptitle(title_with(title, fixed, width=width), fontsize=9)
     return fig
 
 

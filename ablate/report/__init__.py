@@ -34,6 +34,7 @@ def write_report(
     curves: pd.DataFrame | None = None,
     positions: pd.DataFrame | None = None,
     preface: Section | None = None,
+    verdicts: bool = True,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
@@ -47,6 +48,9 @@ def write_report(
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
         positions: loss and accuracy by token position (:func:`ablate.positions.frame.load_positions`).
         preface: a section to open the report with (a claim's verdict and predicates).
+        verdicts: judge every comparison against the baseline (Findings, the marks of the tables and
+            figures, ``comparisons.csv``); ``False`` where the preface's verdicts are the report's own
+            (a claim), so that no comparison carries two verdicts.
 
     Returns:
         ``{"html": path, "markdown": path, "figures": folder, "summary table": path, "comparisons table": path}``.
@@ -57,7 +61,7 @@ def write_report(
     if df.empty or "metric" not in df.columns:
         raise ValueError("no results to report: the frame is empty (did the suite run?)")
     metric = context.choose_main_metric(df, main_metric)
-    ctx = context.build_context(df, metric, baseline, alpha)
+    ctx = context.build_context(df, metric, baseline, alpha, verdicts=verdicts)
     suite = df.attrs.get("suite") or (str(df["suite"].iloc[0]) if "suite" in df.columns else "results")
     tables = [sections.overview(ctx), sections.main_results(ctx), sections.significance(ctx)]
     for section in tables:

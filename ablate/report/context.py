@@ -70,8 +70,9 @@ def choose_main_metric(df: pd.DataFrame, requested: str | None = None) -> str | 
 
 
 def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, Any] | None,
-                  alpha: float | None = None) -> Context:
-    """Everything the sections share; ``alpha`` overrides the suite's ``[report] alpha``."""
+                  alpha: float | None = None, *, verdicts: bool = True) -> Context:
+    """Everything the sections share; ``alpha`` overrides the suite's ``[report] alpha``; without
+    ``verdicts`` no comparison is judged (the table is ``None``)."""
     settings = report_settings(df)
     alpha = settings["alpha"] if alpha is None else alpha
     axes = stats.grid_axes(df)
@@ -84,7 +85,7 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
         threshold = learned_threshold(metric, settings["learned_threshold"])
         status = learn_status(df, metric, threshold, alpha)  # once: every section shares it
         table = comparisons(df, metric, baseline=base, alpha=alpha, margins=settings["margins"], threshold=threshold,
-                            status=status)
+                            status=status) if verdicts else None
     return Context(df, axes, base, metric, length, cells, table, styles, alpha, threshold, status,
                    settings["margins"])
 

@@ -68,8 +68,12 @@ def findings(ctx: Context) -> Section:
     """Verdicts first (forest plot, decided, undecided folded); unable cells; learn rates; seeds per cell."""
     df, metric, threshold, table = ctx.df, ctx.metric, ctx.threshold, ctx.comparisons
     blocks: list[Any] = [Paragraph(convention(df))]
-    if metric is None or table is None or ctx.cell_status is None:
+    if metric is None or ctx.cell_status is None:
         return Section("Findings", blocks + [Paragraph("No training metric: nothing to decide.")])
+    if table is None:  # the preface's verdicts (a claim's predicates) are this report's only ones
+        blocks.append(Paragraph("This report's verdicts are the claim's predicates above; comparisons against a "
+                                "baseline are not judged here, so that no comparison carries two verdicts."))
+        return Section("Findings", blocks + _learn_rates(ctx.cell_status, metric, threshold))
     blocks.append(Paragraph(method(table, metric, threshold)))
     rows = judged(table)
     if len(rows):

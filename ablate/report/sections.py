@@ -167,10 +167,11 @@ def main_results(ctx: Context) -> Section:
     numeric = [False] * len(shown) + [True, True, True, True, False] + [False] * len(versus)
     blocks: list[Any] = [
         Paragraph(f"Mean {metric_label(metric)} over seeds ± half-width of the {_CI_TEXT} (CI column; a "
-                  f"description of the seeds, kept inside the metric's range). A 'vs' column gives the row's verdict "
-                  f"against the row holding that axis at its baseline, everything else fixed: the same verdict as "
-                  f"in Findings (▲ better, ▼ worse), with the comparison's estimate. n counts ok seeds (ok/runs when "
-                  f"some did not finish)."),
+                  f"description of the seeds, kept inside the metric's range). "
+                  + ("A 'vs' column gives the row's verdict against the row holding that axis at its baseline, "
+                     "everything else fixed: the same verdict as in Findings (▲ better, ▼ worse), with the "
+                     "comparison's estimate. " if versus else "")
+                  + "n counts ok seeds (ok/runs when some did not finish)."),
         Table(columns, rows, numeric=numeric),
     ]
     blocks += _main_figures(ctx)
@@ -188,10 +189,11 @@ def _main_figures(ctx: Context) -> list[Image]:
         on = f" on {task}" if where else ""
         cols = ctx.axes[1] if len(ctx.axes) > 1 else "pooling"
         fig = heatmap(ctx.df, metric, rows=ctx.axes[0], cols=cols, eval_length=ctx.length, where=where,
-                      baseline=ctx.baseline, comparisons=ctx.comparisons)
+                      baseline=ctx.baseline, comparisons=ctx.comparisons, marks=ctx.comparisons is not None)
         images.append(Image(f"heatmap{suffix}", f"Mean {metric_label(metric)}{on} at length {ctx.length} "
-                            f"± CI half-width; ▲/▼: the Findings' verdict better/worse than {ctx.axes[0]}="
-                            f"{_plain(ctx.baseline[ctx.axes[0]])} in the same column.", fig))
+                            "± CI half-width" + (f"; ▲/▼: the Findings' verdict better/worse than {ctx.axes[0]}="
+                            f"{_plain(ctx.baseline[ctx.axes[0]])} in the same column." if ctx.comparisons is not None
+                                                  else "."), fig))
         fig = seed_strip(ctx.df, metric, axis=ctx.axes[0], eval_length=ctx.length, where=where, styles=ctx.styles)
         images.append(Image(f"seeds{suffix}", f"Every seed's {metric_label(metric)}{on} at length {ctx.length}; "
                             "grey lines join the runs of one seed (the pairs the verdicts compare), black bars are "
@@ -202,6 +204,9 @@ def _main_figures(ctx: Context) -> list[Image]:
 def significance(ctx: Context) -> Section:
     """Every comparison with its verdict and, as descriptions beside it, effect sizes and a Wilcoxon p."""
     table = ctx.comparisons
+    if ctx.metric is not None and table is None:
+        return Section("Significance", [Paragraph("No comparison is judged in this report (its verdicts are the "
+                                                  "claim's predicates).")] + _ranks(ctx))
     if ctx.metric is None or table is None or table.empty:
         return Section("Significance", [Paragraph("No paired comparisons: no grid axis with a baseline to compare.")])
     metric = ctx.metric

@@ -41,6 +41,10 @@ from ablate.stats.paired import paired_test
 from ablate.stats.verdict import UNDECIDED, judge, margin_of, pairs_needed
 
 NOT_JUDGED = "not judged"
+#: What each verdict rests on, for the table's ``why`` column.
+WHY = {"better": "wins more paired seeds than it loses", "worse": "loses more paired seeds than it wins",
+       "equivalent": "the interval lies inside the margin",
+       "undecided": "the share of wins and the interval leave both sides open"}
 LEARNS, DID_NOT_LEARN, OPEN, NO_THRESHOLD = "learns", "did not learn", "open", "no threshold"
 #: Columns of :func:`learn_status` besides the cell keys.
 LEARN_COLUMNS = ["seeds", "learned", "rate_low", "rate_high", "status", "train_mean", "unable"]
@@ -220,8 +224,7 @@ def _row(record: dict[str, Any], spec: Metric, alpha: float, margin: float) -> d
         return {**record, "n": len(pairs), "verdict": NOT_JUDGED, "margin": margin, "scale": spec.scale, **extra}
     v = judge(x, y, metric=spec, alpha=alpha, margin=margin)
     needed = pairs_needed(x, y, metric=spec, alpha=alpha, margin=margin) if v.verdict == UNDECIDED else None
-    why = "undecided: the win rate and the interval leave both sides open" if v.verdict == UNDECIDED else (
-        "wins more paired seeds than it loses" if v.verdict in ("better", "worse") else "interval inside the margin")
+    why = WHY[v.verdict]
     return {**record, "n": v.n, "wins": v.wins, "losses": v.losses, "ties": v.ties, "win_low": v.win_low,
             "win_high": v.win_high, "estimand": v.estimand, "estimate": v.estimate, "low": v.low, "high": v.high,
             "scale": v.scale, "margin": v.margin, "verdict": v.verdict, "why": why, "needed": needed, **extra}
