@@ -24,7 +24,7 @@ from ablate.report.context import Context, dropped_runs, learned_rows
 from ablate.report.document import Image, Paragraph, Section, Table
 from ablate.report.sections import extrapolation as curves_section
 from ablate.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds
-from ablate.stats.verdict import UNDECIDED
+from ablate.stats.verdict import LOOK_AHEAD, UNDECIDED
 
 #: Where the statistics are explained at length.
 STATISTICS_DOC = "docs/statistics.md"
@@ -116,7 +116,7 @@ def _int(value: Any) -> str:
 def _needed(row: Mapping[str, Any]) -> str:
     more = row.get("needed")
     if more is None or (isinstance(more, float) and math.isnan(more)):
-        return "no number of seeds like these would"
+        return f"none within {LOOK_AHEAD:,} seeds like these"
     return f"about {int(more)}"
 
 

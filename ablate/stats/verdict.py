@@ -113,32 +113,49 @@ def judge(treatment: Sequence[float], baseline: Sequence[float], *, metric: str 
     if t.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {t.size} vs {b.size}")
     keep = np.isfinite(t) & np.isfinite(b)
-    t, b = t[keep], b[keep]
-    q = _paired(t, b, spec)
+    q = _paired(t[keep], b[keep], spec)
+    d = _decide(q, spec, alpha, margin, by)
+    return Verdict(d.verdict, int(q.size), d.wins, d.losses, int(q.size) - d.wins - d.losses, d.win_low,
+                   d.win_high, d.estimand, _shown(d.estimate, spec), _shown(d.low, spec), _shown(d.high, spec),
+                   spec.scale, margin)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """Everything :func:`judge` decides from, on the inference scale (differences or log ratios)."""
+
+    verdict: str
+    wins: int
+    losses: int
+    win_low: float
+    win_high: float
+    estimand: str
+    estimate: float
+    low: float
+    high: float
+
+
+def _decide(q: np.ndarray, spec: Metric, alpha: float, margin: float, by: str) -> _Decision:
+    """The verdict on paired quantities ``q`` (``(n,)``, unoriented) and the intervals it rests on."""
     sign = 1.0 if spec.higher_is_better else -1.0
     oriented = sign * q
     wins, losses = int((oriented > 0).sum()), int((oriented < 0).sum())
     win_low, win_high = rate_interval(wins, wins + losses, alpha)
     estimand, low, high, estimate = _estimand_interval(q, spec, alpha)
-    verdict = _verdict(oriented, (win_low, win_high), _oriented(low, high, sign), _log_margin(margin, spec), by)
-    shown = (_shown(estimate, spec), _shown(low, spec), _shown(high, spec))
-    return Verdict(verdict, int(q.size), wins, losses, int(q.size) - wins - losses, win_low, win_high, estimand,
-                   *shown, spec.scale, margin)
+    interval = (low, high) if sign > 0 else (-high, -low)
+    verdict = _verdict(oriented, (win_low, win_high), interval, _log_margin(margin, spec), by)
+    return _Decision(verdict, wins, losses, win_low, win_high, estimand, estimate, low, high)
 
 
 def pairs_needed(treatment: Sequence[float], baseline: Sequence[float], *, metric: str | Metric, alpha: float,
                  margin: float | None = None, by: str = "wins") -> int | None:
     """Roughly how many more pairs would decide an undecided comparison, if they repeat the ones so far
-    in proportion (``None``: no number would, e.g. wins and losses exactly balanced)."""
+    in proportion (``None``: none within :data:`LOOK_AHEAD` pairs, e.g. wins and losses balanced)."""
     spec = metric if isinstance(metric, Metric) else _metric(metric)
     margin = spec.margin if margin is None else float(margin)
     t, b = np.asarray(treatment, dtype=float), np.asarray(baseline, dtype=float)
     keep = np.isfinite(t) & np.isfinite(b)
     return _needed(_paired(t[keep], b[keep], spec), spec, alpha, margin, by)
-
-
-def _oriented(low: float, high: float, sign: float) -> tuple[float, float]:
-    return (low, high) if sign > 0 else (-high, -low)
 
 
 def _verdict(oriented: np.ndarray, wins: tuple[float, float], interval: tuple[float, float], bound: float,
@@ -179,8 +196,8 @@ def _log_margin(margin: float, spec: Metric) -> float:
 
 
 def _shown(value: float, spec: Metric) -> float:
-    return math.exp(value) if spec.scale == "ratio" and math.isfinite(value) else (
-        (0.0 if value < 0 else math.inf) if spec.scale == "ratio" and math.isinf(value) else value)
+    """Back on the metric's own scale: a log ratio becomes a ratio."""
+    return math.exp(value) if spec.scale == "ratio" else value
 
 
 def _estimand_interval(q: np.ndarray, spec: Metric, alpha: float) -> tuple[str, float, float, float]:
@@ -200,7 +217,7 @@ def _needed(q: np.ndarray, spec: Metric, alpha: float, margin: float, by: str) -
     limit = max(1, LOOK_AHEAD // q.size)
 
     def decides(k: int) -> bool:
-        return _verdict_of(np.tile(q, k), spec, alpha, margin, by) != UNDECIDED
+        return _decide(np.tile(q, k), spec, alpha, margin, by).verdict != UNDECIDED
 
     k = 2
     while k <= limit and not decides(k):
@@ -215,12 +232,3 @@ def _needed(q: np.ndarray, spec: Metric, alpha: float, margin: float, by: str) -
         else:
             lo = middle + 1
     return int(k * q.size - q.size)
-
-
-def _verdict_of(q: np.ndarray, spec: Metric, alpha: float, margin: float, by: str) -> str:
-    sign = 1.0 if spec.higher_is_better else -1.0
-    oriented = sign * q
-    wins, losses = int((oriented > 0).sum()), int((oriented < 0).sum())
-    _, low, high, _ = _estimand_interval(q, spec, alpha)
-    return _verdict(oriented, rate_interval(wins, wins + losses, alpha), _oriented(low, high, sign),
-                    _log_margin(margin, spec), by)
