@@ -3,7 +3,8 @@
 ``results/<suite>/results.sqlite`` holds a ``runs`` table (one row per run:
 status, reason, resolved config, environment, timings), a ``metrics`` table
 (one row per run x metric x evaluation length) and a ``curves`` table (one row
-per run x validation check: step, training loss, validation metric). Each run is written in a single
+per run x validation check: step, training loss, validation metric), and a measurement run's every
+round (:mod:`ablate.measure.rounds_table`). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
 Only the driver process writes (executors send records back to it).
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ablate.metrics import METRICS
 from ablate.suite.components import label
+import ablate.measure.rounds_table as rounds_table
 import ablate.variants.table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
@@ -60,7 +62,7 @@ CREATE TABLE IF NOT EXISTS curves (
     value REAL,
     PRIMARY KEY (run_id, step)
 );
-""" + variant_table.SCHEMA
+""" + variant_table.SCHEMA + rounds_table.SCHEMA
 
 
 @dataclass
@@ -96,6 +98,8 @@ class Record:
     curve: list[Any] = field(default_factory=list)
     #: The trained model (:func:`ablate.checkpoints.serialize`); the driver writes it before the record.
     checkpoint: bytes | None = field(default=None, repr=False)
+    #: A measurement run's every round (:class:`ablate.measure.rounds_table.RoundValue`), paired by round.
+    rounds: list[Any] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -185,6 +189,7 @@ class Store:
                 [(record.run_id, int(p.step), _finite_or_none(p.train_loss), p.metric, _finite_or_none(p.value))
                  for p in record.curve],
             )
+            rounds_table.write(self._db, record.run_id, record.rounds)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Suite-level facts (grid axes, baseline, resolved suite) for reports."""

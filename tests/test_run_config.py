@@ -14,7 +14,7 @@ from ablate.train import execute
 
 #: ``ablate plan suites/quickstart.toml``: reading the config through typed objects must never move
 #: these ids. A new setting in the schema does move them (every run's config gains its default);
-#: re-pin them then, in the same commit (last: ``until.min_steps``).
+#: re-pin them then, in the same commit (last: the measurement protocol's settings).
 QUICKSTART_IDS = [
     "e03d963543dcd37d", "11cb0de8e9af27ac", "5ec6bd6bcb902b91", "f78856d96eaf4713", "f42dbd163baec9c9",
     "47d17e1507babd01", "968a354de0a20a54", "0f052e8af48262b9", "b798874deab5884f", "9da367d52d20c311",
@@ -25,9 +25,9 @@ QUICKSTART_IDS = [
     "5592d75b40fe182d", "d17a91e0a63014fb", "056b7b0a747b64d3", "76f1e3f735f4c28f", "db4b66ec84399b71",
     "29c94fb78c707b12", "763bcc39e01a48ab", "ca6a7678671fb5b9", "e67fb91d2a25ebbd", "e8b434c8a51d36a3",
     "2a22da1fef261243", "c64eff27e1a48efe", "6dab2f9d4b7f015e", "8ee3822e8c8fdf1a", "81c72fcd00111bed",
-    "9cce30f4835d903f", "898531ec1ddd2b84", "18682d6d9d3cfb55", "eccf391b32e8b0cf", "847d56774e5b6837",
-    "71cc5c2b32da40dc", "af4507a789f4901b", "3c666fbd30e80bcb", "7950656f914ee284", "903db53a3fe9af58",
-    "359680c3ce3b0cc1",
+    "9cce30f4835d903f", "898531ec1ddd2b84", "18682d6d9d3cfb55", "ad84660db7f86e75", "02dfacd4cb08c017",
+    "03549a78c46530e1", "7fb7787bf3f3e71e", "ab1a5bb657a1fe0c", "ea9a68f7f126772f", "f97e7dcdc229ecef",
+    "453e9d0bd63413fb",
 ]
 
 
@@ -108,10 +108,12 @@ def test_evaluation_lengths_are_derived_in_one_place():
 
 
 def test_a_measure_point_takes_its_settings_from_the_measure_section():
-    section = MeasureSection(lengths=[512, 128, 128], device="cpu", threads=2, memory=False, min_run_time=0.1)
+    section = MeasureSection(lengths=[512, 128, 128], device="cpu", threads=2, memory=False, min_run_time=0.1,
+                             protocol="instructions", budget_s=7.0)
     point = MeasurePoint.of(section, mode="train_step", batch_size=4, dtype="bfloat16")
     assert point.model_dump() == {"mode": "train_step", "batch_size": 4, "dtype": "bfloat16", "device": "cpu",
-                                  "threads": 2, "lengths": [128, 512], "memory": False, "min_run_time": 0.1}
+                                  "threads": 2, "lengths": [128, 512], "memory": False, "protocol": "instructions",
+                                  "min_run_time": 0.1, "budget_s": 7.0, "precision": 0.05, "sample_s": 0.02}
 
 
 def test_validation_batches_default_once_without_until():
