@@ -73,7 +73,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 130
     frame = load_results(summary.results_dir)
     _print_bench_table(frame[frame["kind"] == "measure"])
+    _print_cost_verdicts(frame[frame["kind"] == "measure"], summary.results_dir)
     return 1 if summary.any_failed else 0
+
+
+def _print_cost_verdicts(frame: Any, results_dir: Path) -> None:
+    """Each cost as a ratio to its baseline, with its interval and verdict (the report's cost section)."""
+    from ablate.measure.rounds_table import load_rounds
+    from ablate.report.context import report_settings
+    from ablate.report.cost import cost_verdicts, ratio_text, suite_margins
+    from ablate.stats import baseline_of, grid_axes
+
+    axes = grid_axes(frame)
+    if frame.empty or not axes:
+        return
+    baseline = baseline_of(frame, axes)
+    verdicts = cost_verdicts(frame, load_rounds(results_dir), axis=axes[0], baseline=baseline,
+                             alpha=report_settings(frame)["alpha"], margins=suite_margins(frame))
+    if verdicts.empty:
+        return
+    shown = [a for a in axes if a in verdicts.columns] + [c for c in ("measure.mode",) if c in verdicts.columns]
+    table = Table(title=escape(f"cost relative to {axes[0]} = {baseline[axes[0]]}: median paired ratio [interval] "
+                               "and verdict (the report's cost section)"))
+    for column in (*shown, "length", "metric", "ratio", "pairs"):
+        table.add_column(column)
+    for row in verdicts.to_dict("records"):
+        table.add_row(*[str(row[c]) for c in shown], str(row["eval_length"]), row["metric"], ratio_text(row),
+                      f"{row['n']} {row['paired_by']}")
+    console.print(table)
 
 
 def _print_bench_table(frame: Any) -> None:
@@ -140,6 +167,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- report / compare
 def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dict[str, str] | None) -> None:
+    from ablate.measure.rounds_table import load_rounds
     from ablate.report import write_report
     from ablate.store import load_curves, load_results
 
@@ -149,7 +177,7 @@ def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dic
         return
     check_report_options(frame, main_metric, baseline)
     paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None,
-                         curves=load_curves(results_dir))
+                         curves=load_curves(results_dir), rounds=load_rounds(results_dir))
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
 

@@ -87,3 +87,18 @@ def load_rounds(path: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     frame["value"] = frame["value"].astype(float)
     return frame
+
+
+def paired(treatment: pd.DataFrame, baseline: pd.DataFrame, on: tuple[str, ...] = ("session", "round")
+           ) -> tuple[list[float], list[float]]:
+    """The values of two runs' rounds (rows of :func:`load_rounds`) paired on ``on``: ``(treatment, baseline)``.
+
+    Within one results folder rounds pair on ``("session", "round")``: round ``i`` of a
+    model with round ``i`` of its baseline measured in the same interleaved rounds. Two
+    folders share no session; there rounds pair on ``("seed", "round")``, two independent
+    draws per pair, which is valid when the two folders were measured alike.
+    """
+    keys = list(on)
+    merged = treatment[[*keys, "value"]].merge(baseline[[*keys, "value"]], on=keys, suffixes=("_t", "_b"))
+    merged = merged.sort_values(keys)
+    return merged["value_t"].tolist(), merged["value_b"].tolist()

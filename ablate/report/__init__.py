@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 import ablate.report.context as context
+import ablate.report.cost as cost
 import ablate.report.findings as findings
 import ablate.report.sections as sections
 from ablate.report.compare import compare_results, write_comparison
@@ -29,6 +30,7 @@ def write_report(
     baseline: Mapping[str, Any] | None = None,
     alpha: float = 0.05,
     curves: pd.DataFrame | None = None,
+    rounds: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
@@ -40,6 +42,8 @@ def write_report(
         baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
         alpha: significance level.
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
+        rounds: every measurement round (:func:`ablate.measure.rounds_table.load_rounds`): cost ratios
+            pair by round when given, else by repeat.
 
     Returns:
         ``{"html": path, "markdown": path, "figures": folder, "summary table": path, "comparisons table": path}``.
@@ -56,7 +60,7 @@ def write_report(
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
     parts = [findings.findings(ctx), *tables, findings.extrapolation(ctx),
-             sections.cost(ctx), findings.learning_curves(df, curves, ctx.axes), sections.failures(ctx)]
+             cost.cost(ctx, rounds), findings.learning_curves(df, curves, ctx.axes), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}
 
