@@ -198,11 +198,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ablate.report import write_comparison
+    from ablate.measure.rounds_table import load_rounds
+    from ablate.report import compare_results, write_comparison
+    from ablate.report.compare import regressions
+    from ablate.report.context import choose_main_metric
     from ablate.report.labels import derive_labels
     from ablate.store import load_results
 
-    frames = [load_results(require_results(path)) for path in (args.a, args.b)]
+    folders = [require_results(path) for path in (args.a, args.b)]
+    frames = [load_results(folder) for folder in folders]
     if args.labels:
         labels = (args.labels[0], args.labels[1])
         if labels[0] == labels[1]:
@@ -212,9 +216,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
             labels = derive_labels(args.a, args.b, frames[0], frames[1])
         except ValueError as error:
             raise UserError(str(error)) from None
-    paths = write_comparison(frames[0], frames[1], Path(args.out), labels=labels)
+    rounds = (load_rounds(folders[0]), load_rounds(folders[1]))
+    table = compare_results(frames[0], frames[1], labels, rounds=rounds)
+    paths = write_comparison(frames[0], frames[1], Path(args.out), labels=labels, rounds=rounds, table=table)
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
+    if args.fail_on == "regression":
+        found = regressions(table, choose_main_metric(frames[1]))
+        for line in found:
+            err.print(escape(line), highlight=False)
+        if found:
+            return 1
+        err.print(f"no decided regression of time, memory or the main metric in {labels[1]} against {labels[0]}")
     return 0
 
 
@@ -312,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="results/compare")
     compare.add_argument("--labels", nargs=2, default=None,
                          help="names of A and B (default: from the folders, else their commits or machines)")
+    compare.add_argument("--fail-on", choices=["regression"], default=None,
+                         help="exit 1 when B is decidedly worse than A in time, memory or the main metric "
+                              "(one line per regression)")
     compare.set_defaults(handler=cmd_compare)
 
     export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)")
