@@ -18,11 +18,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate import __version__
-from ablate.cli_args import check_report_options, fraction, positive_int
+from ablate.cli_args import check_report_options, positive_int
 from ablate.console import make_console
 from ablate.errors import UserError
 from ablate.export import FORMATS, require_results
-from ablate.nightly_accuracy import DEFAULT_MAX_DROP
 from ablate.suite import SuiteError, load_plan
 from ablate.suite.run_config import TrainRun, parse_train_run
 
@@ -345,12 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--workers", type=positive_int, default=1)
     reproduce.set_defaults(handler=cmd_reproduce)
 
-    nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish")
-    nightly.add_argument("--quick", action="store_true")
-    nightly.add_argument("--threshold", type=float, default=1.2, help="regression factor of time and memory")
-    nightly.add_argument("--accuracy-drop", type=fraction, default=DEFAULT_MAX_DROP,
-                         help="regression of accuracy in absolute terms (default 0.03: 3 points)")
-    nightly.add_argument("--existing", action="store_true", help="use the current environment (no rebuild)")
+    from ablate.nightly import add_arguments as add_nightly_arguments
+
+    nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish (see docs/nightly.md)")
+    add_nightly_arguments(nightly)
     nightly.set_defaults(handler=cmd_nightly)
 
     listing = sub.add_parser("list", help="registered encodings, poolings, tasks and built-in suites")

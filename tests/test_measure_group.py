@@ -104,7 +104,8 @@ def test_bench_measures_a_group_in_interleaved_rounds_and_stores_every_round(tmp
     alibi = frame[frame["encoding"].eq("alibi") & frame["eval_length"].eq(64)]
     assert set(alibi["status"]) == {"unsupported"} and alibi["value"].isna().all()
 
-    rounds = load_rounds(summary.results_dir)
+    labels = frame.drop_duplicates("run_id")[["run_id", "encoding", "pooling"]]
+    rounds = load_rounds(summary.results_dir).merge(labels, on="run_id")
     timed = rounds[rounds["metric"].eq("time_median_s") & rounds["eval_length"].eq(16)]
     assert timed["session"].nunique() == 1  # one session: every model's round i pairs with its baseline's
     per_round = timed.groupby("round")["position"].apply(sorted)

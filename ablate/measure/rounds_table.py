@@ -7,12 +7,11 @@ in the same *session* (the interleaved rounds of one group of models at one
 length, :mod:`ablate.measure.run`). One row per (run, metric, length, round),
 with the position the model took in that round's shuffled order. Rows go away
 with their run (``ON DELETE CASCADE``): a re-measured run's rounds replace its old
-ones. Plain ``sqlite3``, no torch: the store imports this module.
+ones. Plain ``sqlite3`` and pandas, nothing of ablate: the store and the reports import this module.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Iterable
@@ -64,27 +63,21 @@ def write(db: sqlite3.Connection, run_id: str, rounds: Iterable[RoundValue]) -> 
 
 
 def load_rounds(path: str | Path) -> pd.DataFrame:
-    """Every stored round: :data:`COLUMNS` plus the run's ``encoding``, ``pooling`` and other config columns.
+    """Every stored round: one row per (run, metric, length, round) with :data:`COLUMNS`, in round order.
 
     Args:
         path: a results directory (``results/<suite>``) or its ``results.sqlite``.
 
     Returns:
-        One row per (run, metric, length, round), in round order; empty (with :data:`COLUMNS`)
-        for results stored before rounds were.
+        The rounds (empty, with :data:`COLUMNS`, for results stored before rounds were); join the
+        tidy frame on ``run_id`` for a run's configuration.
     """
-    from ablate.store import _database, config_columns  # the store imports this module
-
-    with sqlite3.connect(_database(path)) as db:
+    database = Path(path) / "results.sqlite" if Path(path).is_dir() else Path(path)
+    with sqlite3.connect(database) as db:
         present = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='measure_rounds'").fetchone()
         rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM measure_rounds ORDER BY run_id, metric, eval_length, "
                           "round").fetchall() if present else []
-        configs = dict(db.execute("SELECT run_id, config FROM runs"))
-    if not rows:
-        return pd.DataFrame(columns=COLUMNS)
-    columns = {run_id: config_columns(json.loads(text)) for run_id, text in configs.items()}
-    records = [{**dict(zip(COLUMNS, row)), **columns.get(row[0], {})} for row in rows]
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(rows, columns=COLUMNS)
     frame["value"] = frame["value"].astype(float)
     return frame
 
@@ -95,8 +88,8 @@ def paired(treatment: pd.DataFrame, baseline: pd.DataFrame, on: tuple[str, ...] 
 
     Within one results folder rounds pair on ``("session", "round")``: round ``i`` of a
     model with round ``i`` of its baseline measured in the same interleaved rounds. Two
-    folders share no session; there rounds pair on ``("seed", "round")``, two independent
-    draws per pair, which is valid when the two folders were measured alike.
+    folders share no session; there rounds pair on ``("seed", "round")`` (the caller adds
+    each run's ``seed``), two independent draws per pair, valid when both were measured alike.
     """
     keys = list(on)
     merged = treatment[[*keys, "value"]].merge(baseline[[*keys, "value"]], on=keys, suffixes=("_t", "_b"))

@@ -76,10 +76,10 @@ def _pairs(a: pd.DataFrame, b: pd.DataFrame, metric: str, rounds: tuple[pd.DataF
 def _rounds_of(rounds: pd.DataFrame | None, cell: pd.DataFrame, metric: str) -> pd.DataFrame | None:
     if rounds is None or rounds.empty:
         return None
-    lengths = set(cell["eval_length"])
-    mine = rounds[rounds["run_id"].isin(set(cell["run_id"])) & rounds["metric"].eq(metric)
-                  & rounds["eval_length"].isin(lengths)]
-    return mine if len(mine) else None
+    seeds = dict(zip(cell["run_id"], cell["seed"] if "seed" in cell.columns else [0] * len(cell)))
+    mine = rounds[rounds["run_id"].isin(set(seeds)) & rounds["metric"].eq(metric)
+                  & rounds["eval_length"].isin(set(cell["eval_length"]))]
+    return mine.assign(seed=mine["run_id"].map(seeds)) if len(mine) else None
 
 
 def compare_results(
