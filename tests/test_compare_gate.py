@@ -64,7 +64,7 @@ def test_an_injected_regression_of_time_memory_and_accuracy_exits_1_with_one_lin
     assert "encoding=rope" in time and "at length 64" in time and "pr/main = 1.29" in time
     assert "over 20 rounds" in time and "beyond ±5%" in time
     assert "pr/main = 1.500" in memory
-    assert "pr - main = -0.1" in accuracy and "over 16 seeds" in accuracy
+    assert "pr - main = -0.1" in accuracy and "pr worse on 16 of 16 paired seeds" in accuracy
     assert (tmp_path / "cmp" / "comparison.md").is_file()
 
 

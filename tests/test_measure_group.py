@@ -160,3 +160,46 @@ def test_a_model_that_fails_mid_rounds_keeps_its_status_and_the_rest_is_measured
     assert set(rope["status"]) == {"failed"} and rope["reason"].str.contains("boom").all()
     none = frame[frame["encoding"].eq("none") & frame["metric"].eq("time_median_s")]
     assert none["value"].map(math.isfinite).all()
+
+
+# ----------------------------------------------------------------------------- instruction counts
+def test_the_instruction_protocol_stores_counts_in_rounds(tmp_path: Path, fake_machine, monkeypatch):
+    counted = []
+
+    def fake_counts(specs, *, rounds):
+        counted.append((len(specs), rounds))
+        per_call = {"none": 1.0e7, "rope": 1.3e7}
+        names = [s.config["encoding"] if isinstance(s.config["encoding"], str) else s.config["encoding"]["name"]
+                 for s in specs]
+        return [[per_call[n] * (1 + 1e-4 * r) for r in range(rounds)] for n in names]
+
+    monkeypatch.setattr(group, "instruction_rounds", fake_counts)
+    (tmp_path / "s.toml").write_text(SUITE.replace('"none", "rope", "alibi"', '"none", "rope"').replace(
+        "[16, 64]", "[16]").replace("budget_s = 5", 'protocol = "instructions"'))
+    summary = run_plan(load_plan(str(tmp_path / "s.toml")), tmp_path / "results", kinds=("measure",), progress=False)
+    assert counted == [(4, rounds_to_decide(0.05 / 4))]  # one valgrind process for the length's four models
+    frame = load_results(summary.results_dir)
+    assert set(frame["metric"]) == {"instructions", "peak_memory_bytes"}
+    rounds = load_rounds(summary.results_dir).merge(frame.drop_duplicates("run_id")[["run_id", "encoding"]])
+    counts = rounds[rounds["metric"].eq("instructions")]
+    assert sorted(counts["position"].unique()) == [0, 1, 2, 3]
+    series = {e: g.sort_values("round")["value"].tolist() for e, g in counts.groupby("encoding")}
+    verdict = judge(series["rope"], series["none"], metric="instructions", alpha=0.05, by="interval")
+    assert verdict.verdict == "worse" and verdict.estimate == pytest.approx(1.3)
+
+
+def test_instruction_counts_are_read_from_callgrinds_dumps(tmp_path: Path, monkeypatch):
+    from ablate.measure import instructions
+    from ablate.measure.workload import spec_of
+
+    for n, total in [(1, 1000), (2, 2000), (10, 3000)]:
+        (tmp_path / f"callgrind.out.{n}").write_text(f"events: Ir\nsummary: {total}\ntotals: {total}\n")
+    (tmp_path / "callgrind.out").write_text("events: Ir\ntotals: 5\n")  # the final dump at exit: not a call
+    assert instructions.dump_totals(tmp_path, "callgrind.out") == [1000.0, 2000.0, 3000.0]
+    spec = spec_of({"vocab_size": 4}, mode="forward", batch_size=1, length=4, dtype="float32", device="cuda")
+    with pytest.raises(ValueError, match="host code only"):
+        instructions.instruction_rounds([spec], rounds=3)
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    cpu = spec_of({"vocab_size": 4}, mode="forward", batch_size=1, length=4, dtype="float32", device="cpu")
+    with pytest.raises(instructions.InstructionsUnavailable, match="apt-get install valgrind"):
+        instructions.instruction_rounds([cpu], rounds=3)

@@ -25,9 +25,9 @@ QUICKSTART_IDS = [
     "5592d75b40fe182d", "d17a91e0a63014fb", "056b7b0a747b64d3", "76f1e3f735f4c28f", "db4b66ec84399b71",
     "29c94fb78c707b12", "763bcc39e01a48ab", "ca6a7678671fb5b9", "e67fb91d2a25ebbd", "e8b434c8a51d36a3",
     "2a22da1fef261243", "c64eff27e1a48efe", "6dab2f9d4b7f015e", "8ee3822e8c8fdf1a", "81c72fcd00111bed",
-    "9cce30f4835d903f", "898531ec1ddd2b84", "18682d6d9d3cfb55", "ad84660db7f86e75", "02dfacd4cb08c017",
-    "03549a78c46530e1", "7fb7787bf3f3e71e", "ab1a5bb657a1fe0c", "ea9a68f7f126772f", "f97e7dcdc229ecef",
-    "453e9d0bd63413fb",
+    "9cce30f4835d903f", "898531ec1ddd2b84", "18682d6d9d3cfb55", "9980808c4461aba2", "16019e2d8dc0b6e3",
+    "4191aa763f94cac0", "995fde662a5ba3b4", "abd9179abd730710", "ad9c96e29496106a", "6507619f2ec816d7",
+    "6d78200320cf264e",
 ]
 
 

@@ -136,11 +136,11 @@ def compare_results(
     specs = {m: _spec(m, [df_a, df_b]) for m in pd.unique(out["metric"])}
     results = {i: _judge(row, specs[row["metric"]], alpha / family[i], margins)
                for i, row in out[judged].iterrows()}
-    for column in ("pairs", "estimand", "estimate", "low", "high", "margin"):
+    for column in ("pairs", "estimand", "estimate", "low", "high", "margin", "worse_in"):
         out[column] = [results[i][column] if i in results else np.nan for i in out.index]
     out.loc[judged, "verdict"] = [results[i]["verdict"] for i in out.index[judged]]
     columns = [*keys, f"n_{a_label}", f"mean_{a_label}", f"n_{b_label}", f"mean_{b_label}", "ratio", "paired_by",
-               "pairs", "estimand", "estimate", "low", "high", "margin", "verdict"]
+               "pairs", "estimand", "estimate", "low", "high", "margin", "worse_in", "verdict"]
     out = out[columns]
     out.attrs["labels"] = (a_label, b_label)
     return out
@@ -154,9 +154,14 @@ def _judge(row: Mapping[str, Any], spec: Metric | str, alpha: float, margins: Ma
         verdict = judge(row["_t"], row["_b"], metric=spec, alpha=alpha, margin=margin, by=by)
     except ValueError as error:  # e.g. a value outside the metric's range: said, not judged
         return {"pairs": len(row["_t"]), "estimand": None, "estimate": np.nan, "low": np.nan, "high": np.nan,
-                "margin": margin, "verdict": f"not judged: {error}"}
+                "margin": margin, "verdict": f"not judged: {error}", "worse_in": np.nan}
     return {"pairs": verdict.n, "estimand": verdict.estimand, "estimate": verdict.estimate, "low": verdict.low,
-            "high": verdict.high, "margin": margin, "verdict": verdict.verdict}
+            "high": verdict.high, "margin": margin, "verdict": verdict.verdict,
+            "worse_in": verdict.losses if spec_higher(spec) else verdict.wins}
+
+
+def spec_higher(spec: Metric | str) -> bool:
+    return METRICS[spec].higher_is_better if isinstance(spec, str) else spec.higher_is_better
 
 
 def report_margins(df: pd.DataFrame) -> dict[str, float]:
@@ -184,13 +189,14 @@ def regressions(table: pd.DataFrame, main_metric: str | None) -> list[str]:
         where = stats.describe({k: row[k] for k in shown if pd.notna(row[k])}) or "the only configuration"
         if _ratio_scale(row["metric"]):
             change = f"{b_label}/{a_label} = {row['estimate']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
-            bound = f"beyond ±{100 * row['margin']:g}%"
         else:
             change = (f"{b_label} - {a_label} = {fmt.signed(row['estimate'], row['metric'])} "
                       f"{fmt.interval(row['low'], row['high'], row['metric'])}")
-            bound = f"beyond ±{fmt.value(row['margin'], row['metric'])}"
-        lines.append(f"regression: {row['metric']} of {where} at length {_plain(row['eval_length'])}: {change} "
-                     f"({row['estimand']} over {int(row['pairs'])} {row['paired_by']}, {bound})")
+        if row["metric"] in COSTS:  # decided by the interval
+            why = f"{row['estimand']} over {int(row['pairs'])} {row['paired_by']}, beyond ±{100 * row['margin']:g}%"
+        else:  # decided by the paired wins
+            why = f"{row['estimand']}; {b_label} worse on {int(row['worse_in'])} of {int(row['pairs'])} paired seeds"
+        lines.append(f"regression: {row['metric']} of {where} at length {_plain(row['eval_length'])}: {change} ({why})")
     return lines
 
 
