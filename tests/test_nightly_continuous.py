@@ -252,7 +252,8 @@ def test_the_new_commits_numbers_are_saved_where_asv_and_the_next_night_read_the
                                log=lambda line: None)
     path = save_head_results(tmp_path, "runner-class", "f" * 40, 1_700_000_000_000, "/tmp/x/python3.11",
                              head.request("list")["benchmarks"], outcomes)
-    assert path.parent.name == "runner-class" and result_commits(tmp_path, "runner-class") == {"f" * 40: 1_700_000_000_000}
+    assert path.parent.name == "runner-class"
+    assert result_commits(tmp_path, "runner-class") == {"f" * 40: 1_700_000_000_000}
     values = read_values(path)
     rope = by_name(outcomes)[f"{TIME}('rope', 'mean', 128)"]
     saved = values[f"{TIME}('rope', 'mean', 128)"]

@@ -6,7 +6,6 @@ file with asv's own writer; nothing is timed.
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from ablate.report import write_report
 from ablate.report.cost import cost_verdicts, ratio_text

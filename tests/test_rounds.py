@@ -85,7 +85,8 @@ def test_noisy_ratios_take_more_rounds_and_the_budget_caps_them():
 def test_a_moderately_noisy_ratio_stops_tight_before_the_budget():
     clock, calls = FakeClock(), []
     rng = np.random.default_rng(1)
-    values = {"base": lambda: float(np.exp(rng.normal(0, 0.01))), "other": lambda: 1.2 * float(np.exp(rng.normal(0, 0.01)))}
+    values = {"base": lambda: float(np.exp(rng.normal(0, 0.01))),
+              "other": lambda: 1.2 * float(np.exp(rng.normal(0, 0.01)))}
     rounds = interleaved_rounds(samplers_of(values, clock, calls), [("other", "base")], precision=0.05,
                                 budget_s=1000.0, clock=clock)
     assert rounds.stop == TIGHT and rounds.count < 100

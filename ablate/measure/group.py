@@ -22,7 +22,6 @@ there and leaves that length's rounds; the others go on.
 from __future__ import annotations
 
 import math
-import statistics
 import uuid
 import zlib
 from collections.abc import Callable, Sequence

@@ -155,7 +155,8 @@ def interleaved_rounds(
                 raise ValueError(f"tracked ratio {pair} names {name!r}, which has no sampler; have {names}")
     if not 0 < alpha < 1 or precision <= 0 or budget_s <= 0 or min_rounds < 1 or max_rounds < min_rounds:
         raise ValueError(f"need 0 < alpha < 1, precision > 0, budget_s > 0 and 1 <= min_rounds <= max_rounds; got "
-                         f"alpha={alpha}, precision={precision}, budget_s={budget_s}, rounds {min_rounds}..{max_rounds}")
+                         f"alpha={alpha}, precision={precision}, budget_s={budget_s}, "
+                         f"rounds {min_rounds}..{max_rounds}")
     rng = random.Random(seed)
     values: dict[str, list[float]] = {name: [] for name in names}
     spent = dict.fromkeys(names, 0.0)

@@ -139,7 +139,8 @@ def measure_records(runs: Sequence[Any], *, axes: Sequence[str], baseline: dict[
         for run in group:
             try:
                 config = parse_run(run.config, f"run {run.run_id}")
-                reason = _unmeasurable(config) if isinstance(config, MeasureRun) else f"run {run.run_id} is not a measurement"
+                reason = (_unmeasurable(config) if isinstance(config, MeasureRun)
+                          else f"run {run.run_id} is not a measurement")
             except SuiteError as error:
                 config, reason = None, str(error)
             if reason is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ablate.cli_args import fraction
 from ablate.nightly.jobs import Options, run_check, run_continuous, run_stored
@@ -32,24 +32,21 @@ from ablate.nightly.machine import MACHINE_VARIABLE
 from ablate.nightly.results import DEFAULT_FACTOR, DEFAULT_MAX_DROP
 
 
-def _factor(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a ratio such as 1.2, got {text!r}") from None
-    if value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a ratio above 1 (1.2 = 20% worse), got {value:g}")
-    return value
+def _above(bound: float, expected: str) -> Callable[[str], float]:
+    """An argparse ``type``: a number greater than ``bound`` (``expected`` says what, in the error)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not value > bound:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value:g}")
+        return value
+    return parse
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value:g}")
-    return value
+_factor = _above(1.0, "a ratio above 1 (1.2 = 20% worse)")
+_positive = _above(0.0, "a positive number")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -93,7 +93,8 @@ def usable_cores() -> int:
 def this_machine() -> MachineClass:
     """The class of the machine this runs on."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return MachineClass(ablate.environment.cpu_model(), usable_cores(), memory_class(total_memory()), gpu, torch.__version__)
+    return MachineClass(ablate.environment.cpu_model(), usable_cores(), memory_class(total_memory()), gpu,
+                        torch.__version__)
 
 
 def machine_name(override: str | None = None, *, environ: Mapping[str, str] | None = None,

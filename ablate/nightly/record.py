@@ -38,7 +38,7 @@ def save_head_results(results_dir: Path, machine: str, commit: str, date_ms: int
     Returns:
         The file written.
     """
-    from asv.results import Results
+    from asv.results import Results, get_filename
     from asv.runner import BenchmarkResult
 
     by_case = {(o.case.benchmark, o.case.params): o for o in outcomes}
@@ -63,4 +63,4 @@ def save_head_results(results_dir: Path, machine: str, commit: str, date_ms: int
         entry = {"name": bench["name"], "params": bench["params"], "version": bench["version"]}
         results.add_result(entry, BenchmarkResult(values, samples, numbers, 0, "", None), record_samples=True)
     results.save(str(results_dir))
-    return Path(results_dir) / results._filename
+    return Path(results_dir) / get_filename(machine, commit, env_name(python))

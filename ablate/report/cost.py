@@ -74,7 +74,8 @@ def cost_verdicts(df: pd.DataFrame, rounds: pd.DataFrame | None, *, axis: str, b
     runs = {(*_key(row, keys), row["metric"], row["eval_length"]): {} for row in ok.to_dict("records")}
     for row in ok.to_dict("records"):
         runs[(*_key(row, keys), row["metric"], row["eval_length"])][row.get("seed", 0)] = (row["run_id"], row["value"])
-    by_run = dict(iter(rounds.groupby(["run_id", "metric", "eval_length"]))) if rounds is not None and len(rounds) else {}
+    by_run = dict(iter(rounds.groupby(["run_id", "metric", "eval_length"]))) if rounds is not None and len(rounds) \
+        else {}
     where = keys.index(axis)
     records = []
     for cell, seeds in runs.items():
@@ -205,9 +206,9 @@ def _exponent_table(ctx: Context, rows: pd.DataFrame, metrics: list[str], axis: 
                 text += f" [{fmt.number(row['ci_low'], 3)}, {fmt.number(row['ci_high'], 3)}]"
             entry[len(shown) + metrics.index(metric)] = text
     columns = [*shown, *(f"{metric_label(m)}: exponent" for m in metrics)]
-    return Table(columns, list(table.values()), caption="Exponent b of a least-squares fit value ∝ length^b on "
-                 "log-log axes over every ok measurement, with its 95% t-interval (b ≈ 1: linear, b ≈ 2: quadratic; "
-                 "throughput falls as b < 0).", numeric=[False] * len(shown) + [True] * len(metrics))
+    caption = ("Exponent b of a least-squares fit value ∝ length^b on log-log axes over every ok measurement, with "
+               "its 95% t-interval (b ≈ 1: linear, b ≈ 2: quadratic; throughput falls as b < 0).")
+    return Table(columns, list(table.values()), caption=caption, numeric=[False] * len(shown) + [True] * len(metrics))
 
 
 def _plain(value: Any) -> str:
