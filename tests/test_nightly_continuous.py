@@ -261,3 +261,29 @@ def test_the_new_commits_numbers_are_saved_where_asv_and_the_next_night_read_the
     assert saved.interval is not None  # asv computed its statistics from the rounds
     assert math.isnan(values[f"{TIME}('alibi', 'mean', 128)"].value)  # skipped: asv's n/a
     assert values[f"{ACCURACY}('rope', 'mean')"].value == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("slower, base, code", [(1.0, "HEAD", 0), (1.4, "old", 1)])
+def test_the_job_exits_1_on_an_injected_slowdown_and_0_on_an_a_a_run(monkeypatch, tmp_path, capsys, slower, base,
+                                                                      code):
+    import contextlib
+
+    from ablate import nightly
+
+    runner = Runner()
+    commits = {"h" * 40: {**SECONDS, "rope": SECONDS["rope"] * slower}, "o" * 40: SECONDS}
+    fakes = iter([FakeCommit(HEAD, runner, commits["h" * 40]), FakeCommit(BASE, runner, commits["o" * 40])])
+    monkeypatch.setattr(jobs, "WorkerProcess", lambda root: next(fakes))
+    monkeypatch.setattr(jobs, "checkout", lambda commit, head: contextlib.nullcontext(tmp_path))
+    monkeypatch.setattr(jobs, "git", lambda *args: {"HEAD": "h" * 40, "old": "o" * 40}.get(args[-1], "1700000000"))
+    monkeypatch.setattr(jobs, "machine_name", lambda override=None: "runner-class")
+    monkeypatch.setattr(jobs, "execute", lambda command, dry_run=False: (0, ""))
+    monkeypatch.setattr(jobs.commands, "results_dir", lambda: tmp_path / "asv")
+    monkeypatch.setattr(jobs, "compare_commits",
+                        lambda new, old, settings: compare_commits(new, old, settings, clock=runner, log=print))
+    assert nightly.main(["--continuous", "--base", base, "--budget-s", "60"]) == code
+    captured = capsys.readouterr()
+    assert ("regression: model.Forward.time_forward('rope', 'mean', 128)" in captured.err) == (code == 1)
+    assert "noise: time ratios known to" in captured.out
+    saved = list((tmp_path / "asv").rglob("*.json"))
+    assert (len(saved) == 1) == (base != "HEAD")  # an A/A run saves nothing

@@ -134,7 +134,10 @@ def checkout(commit: str, head: str) -> Iterator[Path]:
 
 
 def run_continuous(opts: Options) -> int:
-    """Hosted CI: measure the previous benchmarked commit and the new one in this job, interleaved, and compare."""
+    """Hosted CI: measure the previous benchmarked commit and the new one in this job, interleaved, and compare.
+
+    An A/A run (the old commit is ``HEAD`` itself) checks the mode: it saves and publishes nothing.
+    """
     head = git("rev-parse", "HEAD")
     base = git("rev-parse", opts.base) if opts.base else previous_benchmarked(head)
     if base is None:
@@ -142,15 +145,16 @@ def run_continuous(opts: Options) -> int:
         return 0
     machine = machine_name(opts.machine)
     python = stable_python()
-    same = " (the same commit twice: an A/A run, which must flag nothing)" if base == head else ""
+    record = base != head
+    same = "" if record else " (the same commit twice: an A/A run, which must flag nothing; nothing is saved)"
     print(f"same-job comparison on {machine}: new {head[:8]} against old {base[:8]}{same}")
     settings = Settings(opts.threshold, opts.accuracy_drop, opts.alpha, opts.budget_s, opts.precision, opts.sample_s,
                         opts.bench)
     if opts.dry_run:
-        print(f"would compare every benchmark of both commits in interleaved rounds ({settings}), "
-              "save the new commit's numbers and publish")
+        then = ", save the new commit's numbers and publish" if record else ""
+        print(f"would compare every benchmark of both commits in interleaved rounds ({settings}){then}")
         return 0
-    for command in (commands.machine_command(machine), commands.discover_command(machine, python)):
+    for command in (commands.machine_command(machine), commands.discover_command(machine, python)) if record else ():
         if execute(command)[0] != 0:
             print(f"error: {command} failed", file=sys.stderr)
             return 2
@@ -163,10 +167,18 @@ def run_continuous(opts: Options) -> int:
         finally:
             new.close()
             old.close()
-    return _conclude(outcomes, benchmarks, machine, head, python, opts)
+    status = _conclude(outcomes)
+    if record:
+        date = int(git("show", "-s", "--format=%ct", head)) * 1000
+        path = save_head_results(commands.results_dir(), machine, head, date, python, benchmarks, outcomes)
+        print(f"saved the new commit's numbers: {path}")
+        code, _ = execute(commands.publish_command())
+        status = status or (2 if code else 0)
+    return status
 
 
-def _conclude(outcomes: list, benchmarks: list, machine: str, head: str, python: str, opts: Options) -> int:
+def _conclude(outcomes: list) -> int:
+    """Print the noise, the regressions and the failures; 1 on a regression, 2 on a failure, else 0."""
     print(noise_summary(outcomes))
     found = [o for o in outcomes if o.regression]
     failed = [o for o in outcomes if o.status == "failed"]
@@ -176,11 +188,7 @@ def _conclude(outcomes: list, benchmarks: list, machine: str, head: str, python:
         print(f"failed: {describe(outcome).strip()}", file=sys.stderr)
     compared = len([o for o in outcomes if o.status == "compared"])
     print(f"{compared} compared, {len(found)} regression(s), {len(failed)} failed")
-    date = int(git("show", "-s", "--format=%ct", head)) * 1000
-    path = save_head_results(commands.results_dir(), machine, head, date, python, benchmarks, outcomes)
-    print(f"saved the new commit's numbers: {path}")
-    code, _ = execute(commands.publish_command(), opts.dry_run)
-    return 1 if found else (2 if failed or code else 0)
+    return 1 if found else (2 if failed else 0)
 
 
 __all__ = ["Options", "checkout", "matched_cases", "previous_benchmarked", "run_check", "run_continuous",
