@@ -118,7 +118,8 @@ def compare_results(
         vb = _by_seed(b) if b is not None else pd.Series(dtype=float)
         record.update({f"n_{a_label}": len(va), f"mean_{a_label}": va.mean() if len(va) else np.nan,
                        f"n_{b_label}": len(vb), f"mean_{b_label}": vb.mean() if len(vb) else np.nan})
-        record["ratio"] = record[f"mean_{b_label}"] / record[f"mean_{a_label}"] if len(va) and len(vb) else np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):  # a mean of 0 has no ratio: NaN, said as n/a
+            record["ratio"] = record[f"mean_{b_label}"] / record[f"mean_{a_label}"] if len(va) and len(vb) else np.nan
         if a is None or b is None:
             record["verdict"] = f"only in {a_label if b is None else b_label}"
         elif metric in DERIVED:
