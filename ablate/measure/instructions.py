@@ -20,7 +20,7 @@ checkout's ``ablate``) and warms each up first. One thread always: threads that
 spin while waiting for work would count instructions that do none. Each dump's
 total is read from callgrind's own output file (its ``totals:`` line), so no
 ``callgrind_annotate`` run is needed. Needs ``valgrind`` (Debian/Ubuntu:
-``apt-get install valgrind``), which runs a step ~50-100x slower than the CPU.
+``apt-get install valgrind``), under which a step runs hundreds of times slower.
 """
 
 from __future__ import annotations
