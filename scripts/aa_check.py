@@ -60,6 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tolerance", action="append", default=[], metavar="LENGTH:FRACTION",
                         help="largest disagreement at lengths >= LENGTH (default 256:0.05 and 0:0.10)")
     parser.add_argument("--keep", default=None, metavar="DIR", help="keep the runs' results folders under DIR")
+    parser.add_argument("--from", dest="reuse", default=None, metavar="DIR",
+                        help="benchmark nothing: compare the runs kept under DIR by an earlier --keep")
     return parser.parse_args(argv)
 
 
@@ -105,21 +107,22 @@ def main(argv: list[str] | None = None) -> int:
                                      "rounds")
     metrics = args.metrics or [PROTOCOL_METRIC[protocol]]
     bounds = tolerances(args.tolerance)
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ablate-aa-"))
+    root = Path(args.reuse or args.keep or tempfile.mkdtemp(prefix="ablate-aa-"))
     runs, walls, ok = [], [], True
-    for index in range(args.runs):
-        folder = root / f"run{index + 1}"
-        code, wall = bench(args, folder, overrides)
-        print(f"run {index + 1}: ablate bench exited {code} after {wall:.1f} s (limit {args.max_wall_s:g} s); "
-              f"its output: {folder / 'bench.log'}", flush=True)
-        ok &= code == 0 and wall <= args.max_wall_s
-        walls.append(wall)
+    folders = sorted(root.glob("run*")) if args.reuse else [root / f"run{i + 1}" for i in range(args.runs)]
+    for index, folder in enumerate(folders):
+        if not args.reuse:
+            code, wall = bench(args, folder, overrides)
+            print(f"run {index + 1}: ablate bench exited {code} after {wall:.1f} s (limit {args.max_wall_s:g} s); "
+                  f"its output: {folder / 'bench.log'}", flush=True)
+            ok &= code == 0 and wall <= args.max_wall_s
+            walls.append(wall)
         runs.append(ratios(folder))
     keys = [c for c in runs[0].columns if c not in ("baseline", "n", "estimate", "low", "high", "verdict", "margin",
                                                      "paired_by", "family")]
     settings = ", ".join(overrides) or "as in the suite"
     print(f"\nsuite {args.suite}, protocol {protocol}, settings: {settings}, pinned to CPUs {args.pin or 'any'}")
-    floors: dict[int, list[float]] = {}
+    floors: dict[tuple[str, int], list[float]] = {}
     for first in range(len(runs)):
         for second in range(first + 1, len(runs)):
             both = runs[first].merge(runs[second], on=keys, suffixes=("_1", "_2"))
@@ -128,19 +131,20 @@ def main(argv: list[str] | None = None) -> int:
                 bound = tolerance_at(int(row["eval_length"]), bounds)
                 judged = row["metric"] in metrics
                 if judged:
-                    floors.setdefault(int(row["eval_length"]), []).append(gap)
+                    floors.setdefault((row["metric"], int(row["eval_length"])), []).append(gap)
                     ok &= bool(gap <= bound)
                 where = ", ".join(f"{k}={row[k]}" for k in keys if k not in ("metric", "eval_length", "kind"))
                 mark = ("ok " if gap <= bound else "BAD") if judged else "   "
                 print(f"{mark} runs {first + 1}/{second + 1} {row['metric']:<17} L={int(row['eval_length']):<5} "
                       f"{where}: {row['estimate_1']:.3f}x [{row['low_1']:.3f}, {row['high_1']:.3f}] vs "
-                      f"{row['estimate_2']:.3f}x [{row['low_2']:.3f}, {row['high_2']:.3f}]: {100 * gap:.1f}% apart "
+                      f"{row['estimate_2']:.3f}x [{row['low_2']:.3f}, {row['high_2']:.3f}]: {100 * gap:.3g}% apart "
                       f"(tolerance {100 * bound:g}%)")
-    print("\nnoise floor (disagreement between runs of " + ", ".join(metrics) + " ratios):")
-    for length, gaps in sorted(floors.items()):
-        print(f"  L={length}: median {100 * float(np.median(gaps)):.1f}%, largest {100 * max(gaps):.1f}% "
+    print("\nnoise floor (disagreement between the runs' ratios):")
+    for (metric, length), gaps in sorted(floors.items()):
+        print(f"  {metric} L={length}: median {100 * float(np.median(gaps)):.3g}%, largest {100 * max(gaps):.3g}% "
               f"over {len(gaps)} ratios (tolerance {100 * tolerance_at(length, bounds):g}%)")
-    print(f"wall time per run: {', '.join(f'{w:.1f} s' for w in walls)}; results in {root}")
+    if walls:
+        print(f"wall time per run: {', '.join(f'{w:.1f} s' for w in walls)}; results in {root}")
     print("A/A check " + ("PASSED" if ok else "FAILED"))
     return 0 if ok else 1
 
