@@ -18,11 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate import __version__
-from ablate.cli_args import add_execution_arguments, add_out, check_report_options, execution, fraction
+from ablate.cli_tables import bench_table, cost_verdict_table
+from ablate.cli_args import add_execution_arguments, add_out, check_report_options, execution
+from ablate import nightly
+from ablate.nightly import add_arguments as add_nightly_arguments
 from ablate.console import make_console
 from ablate.errors import UserError
 from ablate.export import FORMATS, require_results
-from ablate.nightly_accuracy import DEFAULT_MAX_DROP
 from ablate.suite import SuiteError, load_plan
 from ablate.suite.run_config import TrainRun, parse_train_run
 
@@ -73,27 +75,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         err.print("[yellow]interrupted[/]: finished measurements are stored")
         return 130
     frame = load_results(summary.results_dir)
-    _print_bench_table(frame[frame["kind"] == "measure"])
-    return 1 if summary.any_failed else 0
-
-
-def _print_bench_table(frame: Any) -> None:
-    if frame.empty:
+    measured = frame[frame["kind"] == "measure"]
+    if measured.empty:
         err.print("no measurements")
-        return
-    import pandas as pd
-
-    wide = frame.pivot_table(index=["encoding", "pooling", "measure.mode", "measure.batch_size", "measure.dtype", "eval_length"],
-                             columns="metric", values="value", aggfunc="median", dropna=False)  # median over repeats
-    status = frame.groupby(["encoding", "pooling", "measure.mode", "measure.batch_size", "measure.dtype", "eval_length"])["status"].first()
-    table = Table(title="ablate bench")
-    for column in ("encoding", "pooling", "mode", "batch", "dtype", "length", "tokens/s", "median ms", "IQR ms", "peak MiB", "status"):
-        table.add_column(column)
-    for key, row in wide.iterrows():
-        fmt = lambda v, s=1.0, p=1: "" if pd.isna(v) else f"{v * s:,.{p}f}"  # noqa: E731
-        table.add_row(*[str(k) for k in key], fmt(row.get("tokens_per_s"), 1, 0), fmt(row.get("time_median_s"), 1e3, 2),
-                      fmt(row.get("time_iqr_s"), 1e3, 2), fmt(row.get("peak_memory_bytes"), 2**-20, 1), str(status[key]))
-    console.print(table)
+    else:
+        console.print(bench_table(measured))
+        verdicts = cost_verdict_table(measured, summary.results_dir)
+        if verdicts is not None:
+            console.print(verdicts)
+    return 1 if summary.any_failed else 0
 
 
 # -------------------------------------------------------------- plan / validate
@@ -151,6 +141,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- report / compare
 def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dict[str, str] | None) -> None:
+    from ablate.measure.rounds_table import load_rounds
     from ablate.positions.frame import load_positions
     from ablate.report import write_report
     from ablate.store import load_curves, load_results
@@ -161,7 +152,8 @@ def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dic
         return
     check_report_options(frame, main_metric, baseline)
     paths = write_report(frame, out, main_metric=main_metric, baseline=baseline or None,
-                         curves=load_curves(results_dir), positions=load_positions(results_dir))
+                         curves=load_curves(results_dir), positions=load_positions(results_dir),
+                         rounds=load_rounds(results_dir))
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
 
@@ -182,11 +174,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ablate.report import write_comparison
+    from ablate.measure.rounds_table import load_rounds
+    from ablate.report import compare_results, write_comparison
+    from ablate.report.compare import regressions
+    from ablate.report.context import choose_main_metric
     from ablate.report.labels import derive_labels
     from ablate.store import load_results
 
-    frames = [load_results(require_results(path)) for path in (args.a, args.b)]
+    folders = [require_results(path) for path in (args.a, args.b)]
+    frames = [load_results(folder) for folder in folders]
     if args.labels:
         labels = (args.labels[0], args.labels[1])
         if labels[0] == labels[1]:
@@ -196,9 +192,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
             labels = derive_labels(args.a, args.b, frames[0], frames[1])
         except ValueError as error:
             raise UserError(str(error)) from None
-    paths = write_comparison(frames[0], frames[1], Path(args.out), labels=labels)
+    rounds = (load_rounds(folders[0]), load_rounds(folders[1]))
+    table = compare_results(frames[0], frames[1], labels, rounds=rounds)
+    paths = write_comparison(frames[0], frames[1], Path(args.out), labels=labels, rounds=rounds, table=table)
     for kind, path in paths.items():
         err.print(f"{kind}: {path}")
+    if args.fail_on == "regression":
+        found = regressions(table, choose_main_metric(frames[1]))
+        for line in found:
+            err.print(escape(line), highlight=False)
+        if found:
+            return 1
+        err.print(f"no decided regression of time, memory or the main metric in {labels[1]} against {labels[0]}")
     return 0
 
 
@@ -218,8 +223,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    from ablate import nightly
-
     return nightly.main(args)
 
 
@@ -301,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(compare, "results/compare", "comparison folder (default: results/compare)")
     compare.add_argument("--labels", nargs=2, default=None, metavar=("A", "B"),
                          help="names of A and B (default: from the folders, else their commits or machines)")
+    compare.add_argument("--fail-on", choices=["regression"], default=None,
+                         help="exit 1 when B is decidedly worse than A in time, memory or the main metric "
+                              "(one line per regression)")
     compare.set_defaults(handler=cmd_compare)
 
     export = sub.add_parser("export", help="stored results as CSV, Parquet or JSON (tidy table, plus curves)",
@@ -327,13 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="re-run stored runs that other code produced (another code fingerprint)")
     reproduce.set_defaults(handler=cmd_reproduce)
 
-    nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish",
-                             description="the nightly asv job: run, compare, publish")
-    nightly.add_argument("--quick", action="store_true", help="run every benchmark once; nothing is saved")
-    nightly.add_argument("--threshold", type=float, default=1.2, help="regression factor of time and memory")
-    nightly.add_argument("--accuracy-drop", type=fraction, default=DEFAULT_MAX_DROP,
-                         help="regression of accuracy in absolute terms (default 0.03: 3 points)")
-    nightly.add_argument("--existing", action="store_true", help="use the current environment (no rebuild)")
+    nightly = sub.add_parser("nightly", help="the nightly asv job: run, compare, publish (see docs/nightly.md)",
+                             description="the nightly asv job: run, compare, publish (see docs/nightly.md)")
+    add_nightly_arguments(nightly)
     nightly.set_defaults(handler=cmd_nightly)
 
     listing = sub.add_parser("list", help="registered encodings, poolings, tasks and built-in suites",

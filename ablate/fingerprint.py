@@ -26,7 +26,7 @@ import ablate
 #: Package-relative paths (folders or files) that no run executes: their changes change no stored number.
 NOT_RUN: tuple[str, ...] = (
     "__main__.py", "adaptive.py", "claims", "clean.py", "cli.py", "cli_args.py", "console.py", "export.py",
-    "nightly.py", "nightly_accuracy.py", "plots", "progress.py", "report", "runner.py", "stats",
+    "nightly", "plots", "progress.py", "report", "runner.py",
 )
 #: What :func:`fingerprints` calls the code of runs stored before fingerprints were recorded.
 UNRECORDED = "unrecorded"

@@ -71,6 +71,7 @@ METRICS: dict[str, Metric] = {
         Metric("tokens_per_s", True, "tokens/s", "throughput", scale="ratio"),
         Metric("time_median_s", False, "s", "median step time", scale="ratio"),
         Metric("time_iqr_s", False, "s", "step time IQR", scale="ratio"),
+        Metric("instructions", False, "instructions", "instructions per step (callgrind)", scale="ratio"),
         Metric("peak_memory_bytes", False, "bytes", "peak memory", scale="ratio"),
         Metric("peak_reserved_bytes", False, "bytes", "peak reserved memory", scale="ratio"),
     ]

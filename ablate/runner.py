@@ -7,7 +7,7 @@ Executors (:mod:`ablate.executors`, a registry; ``--executor``):
     * ``ray`` - Ray tasks on a cluster (:mod:`ablate.executors.ray_executor`).
 
 Measurement runs never overlap with anything: they run after the training runs,
-one at a time, in the driver process.
+in the driver process, a group of them at a time in interleaved rounds (:mod:`ablate.measure.run`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ablate.checkpoints import write as write_checkpoint
 from ablate.executors import EXECUTORS, Executor, create_executor, execute_spec
 from ablate.executors.local import LocalExecutor
 from ablate.executors.process import ProcessExecutor, threads_per_worker
+from ablate.measure.run import measure_records, with_partners
 from ablate.progress import create_progress
 from ablate.store import Record, Store, axis_column, load_results
 from ablate.suite import Plan, RunSpec
@@ -182,6 +183,9 @@ def _run_once(plan: Plan, results_root: Path, options: RunOptions) -> RunSummary
         summary = RunSummary(results_dir, total=len(selected), skipped=len(selected) - len(pending))
         train = [r for r in pending if r.kind == "train"]
         measure = [r for r in pending if r.kind == "measure"]
+        if measure:  # a group with a pending run is measured whole: rounds of two sessions do not pair
+            measure = with_partners(plan.measure_runs(), measure)
+            summary.skipped -= len(measure) - len([r for r in pending if r.kind == "measure"])
         with create_progress(len(pending), options.progress, metric=plan.suite.report.main_metric) as bar:
             def consume(records: Iterator[Record]) -> None:
                 for record in records:
@@ -202,9 +206,10 @@ def _run_once(plan: Plan, results_root: Path, options: RunOptions) -> RunSummary
                     consume(runner.run(train))
                 if "train" in kinds:  # evaluation-only variants, from the stored checkpoints
                     summary.variants = run_variants(plan, store, results_dir)
-                if measure:  # timing never overlaps with other work
+                if measure:  # timing never overlaps with other work: in this process, after everything else
                     bar.start_batch(measure)
-                    consume(LocalExecutor().run(measure))
+                    consume(measure_records(measure, axes=plan.axes, baseline=plan.baseline,
+                                            alpha=plan.suite.report.alpha))
             except KeyboardInterrupt:
                 summary.interrupted = True
                 if runner is not None:

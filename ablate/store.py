@@ -3,8 +3,9 @@
 ``results/<suite>/results.sqlite`` holds a ``runs`` table (one row per run:
 status, reason, resolved config, environment, timings, code fingerprint), a ``metrics`` table
 (one row per run x metric x evaluation length) and a ``curves`` table (one row
-per run x validation check: step, training loss, validation metric), and a
-``position_metrics`` table for token-level tasks (:mod:`ablate.positions`). Each run is written in a single
+per run x validation check: step, training loss, validation metric), a
+``position_metrics`` table for token-level tasks (:mod:`ablate.positions`), and a measurement run's every
+round (:mod:`ablate.measure.rounds_table`). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
 Only the driver process writes (executors send records back to it). The schema
@@ -28,6 +29,7 @@ import pandas as pd
 from ablate import store_schema
 from ablate.metrics import METRICS
 from ablate.suite.components import label
+import ablate.measure.rounds_table as rounds_table
 import ablate.positions.table as position_table
 import ablate.variant_table as variant_table
 
@@ -68,6 +70,8 @@ class Record:
     positions: list[Any] = field(default_factory=list)
     #: The trained model (:func:`ablate.checkpoints.serialize`); the driver writes it before the record.
     checkpoint: bytes | None = field(default=None, repr=False)
+    #: A measurement run's every round (:class:`ablate.measure.rounds_table.RoundValue`), paired by round.
+    rounds: list[Any] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -161,6 +165,7 @@ class Store:
                  for p in record.curve],
             )
             self._db.executemany(position_table.INSERT, position_table.values(record.run_id, record.positions))
+            rounds_table.write(self._db, record.run_id, record.rounds)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Suite-level facts (grid axes, baseline, resolved suite) for reports."""

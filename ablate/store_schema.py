@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
+import ablate.measure.rounds_table as rounds_table
 import ablate.positions.table as position_table
 import ablate.variant_table as variant_table
 from ablate.errors import SchemaError
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS curves (
     value REAL,
     PRIMARY KEY (run_id, step)
 );
-""" + variant_table.SCHEMA + position_table.SCHEMA
+""" + variant_table.SCHEMA + position_table.SCHEMA + rounds_table.SCHEMA
 
 
 def _statements(script: str) -> list[str]:

@@ -10,7 +10,7 @@ per run), so a change in accuracy is a change in the library, not in the benchma
 
 Higher is better here, unlike every other asv number, and what matters is points,
 not a ratio: ``ablate nightly`` flags an absolute *drop* of ``--accuracy-drop`` or
-more (:mod:`ablate.nightly_accuracy`, ``docs/nightly.md``).
+more (:mod:`ablate.nightly.results`, ``docs/nightly.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .common import accuracy_params, accuracy_runs, apply_threads
+from .common import accuracy_params, accuracy_runs, apply_threads, recipe_version
 
 PARAMS, PARAM_NAMES = accuracy_params()
 
@@ -66,3 +66,7 @@ class Accuracy:
         if entry["status"] != "ok":  # diverged: a visible failure on the dashboard, not a skip
             raise RuntimeError(f"{encoding} x {pooling}: training {entry['status']}: {entry['reason']}")
         return float(entry["accuracy"][eval_length])
+
+
+# asv's version: the training recipe in the suite and this code (a change starts a new series).
+Accuracy.version = recipe_version("accuracy", Accuracy, accuracy_runs)

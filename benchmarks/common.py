@@ -16,6 +16,9 @@ themselves, so every commit in the history is measured on the same cases.
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
+import json
 import os
 import shlex
 from dataclasses import dataclass
@@ -64,6 +67,30 @@ def load(path: str, overrides: tuple[str, ...] = ()) -> Plan:
 def plan() -> Any:
     """The nightly plan (suite + runs)."""
     return load(str(suite_path()), suite_overrides())
+
+
+#: The suite sections that define each kind of benchmark (its recipe); the grid only names its params.
+RECIPES: dict[str, tuple[str, ...]] = {
+    "forward": ("seeds", "task", "model", "measure"),
+    "train_step": ("seeds", "task", "model", "measure", "train"),
+    "accuracy": ("seeds", "task", "model", "train", "eval"),
+    "threads": ("measure",),
+}
+
+
+def recipe_version(kind: str, *code: Any, the_plan: Any | None = None) -> str:
+    """asv's ``version`` of a benchmark: a hash of its recipe (:data:`RECIPES`) and of its code.
+
+    asv starts a new series when a benchmark's version changes, and never compares
+    numbers across two versions. The recipe is read resolved (defaults filled in),
+    so changing what the nightly suite trains or measures starts a new history, as
+    does changing the benchmark's own code (``code``: the classes and functions that
+    build and run it); a change to the grid only adds or removes parameter combinations.
+    """
+    suite = (the_plan or plan()).suite.model_dump(mode="json")
+    recipe = {section: suite.get(section) for section in RECIPES[kind]}
+    text = json.dumps(recipe, sort_keys=True) + "".join(inspect.getsource(part) for part in code)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def grid_labels(suite: Any, axis: str) -> list[str]:

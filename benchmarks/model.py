@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import apply_threads, build_case, cuda_measured, measure_params, synchronize
+from .common import (
+    Case,
+    _build_case,
+    apply_threads,
+    build_case,
+    cuda_measured,
+    measure_params,
+    recipe_version,
+    synchronize,
+)
 
 try:  # asv's own marker: leave CUDA-only benchmarks undiscovered on machines that measure on the CPU
     from asv_runner.benchmarks.mark import skip_benchmark_if
@@ -107,3 +116,9 @@ class Threads:
 
     def track_threads(self) -> int:
         return apply_threads()
+
+
+# asv's version of each benchmark: its recipe in the suite and its code (a change starts a new series).
+for _kind, _benchmark in (("forward", Forward), ("train_step", TrainStep), ("forward", CudaMemory)):
+    _benchmark.version = recipe_version(_kind, Measured, _benchmark, Case, _build_case)
+Threads.version = recipe_version("threads", Threads)

@@ -43,7 +43,7 @@ def test_an_edit_to_what_runs_changes_the_fingerprint(package_copy: Path, edited
     assert after != before and compute(package_copy, "0.1.0") == before
 
 
-@pytest.mark.parametrize("edited", ["report/sections.py", "stats/verdict.py", "plots/figures.py", "cli.py",
+@pytest.mark.parametrize("edited", ["report/sections.py", "report/findings.py", "plots/figures.py", "cli.py",
                                     "claims/__init__.py", "report/templates/report.md.j2"])
 def test_an_edit_to_analysis_or_presentation_keeps_it(package_copy: Path, edited: str) -> None:
     before, after = _around_an_edit(package_copy, edited)

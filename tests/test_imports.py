@@ -26,6 +26,10 @@ DEFERRED_ALLOWED = {
     "torch.nn.attention.flex_attention": "FlexAttention: present only in newer torch builds",
     "benchmarks.common": "the asv benchmarks live next to the package, in the repository only",
     "pyarrow": "optional dependency of the Parquet export (pip install 'ablate[parquet]')",
+    "asv.results": "optional dependency of the nightly job (pip install 'ablate[bench]')",
+    "asv.runner": "optional dependency of the nightly job (pip install 'ablate[bench]')",
+    "asv.environment": "optional dependency of the nightly job (pip install 'ablate[bench]')",
+    "asv_runner.discovery": "optional dependency of the nightly job's worker (pip install 'ablate[bench]')",
 }
 
 #: Modules allowed to defer their imports, with why (their owners decide).

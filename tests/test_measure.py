@@ -242,7 +242,8 @@ def test_run_measurement_gives_tidy_rows_per_length():
                               encoding={"name": "learned", "max_positions": 16}).model_dump(mode="json"),
         "train": {"length": 8},
         "measure": {"mode": "forward", "batch_size": 2, "dtype": "float32", "device": "cpu", "threads": 1,
-                    "lengths": [8, 32], "memory": False, "min_run_time": 0.01},
+                    "lengths": [8, 32], "memory": False, "protocol": "rounds", "min_run_time": 0.01,
+                    "budget_s": 0.05, "precision": 0.05, "sample_s": 0.001},
         "seed": 0,
     }
     status, reason, rows = run_measurement(parse_run(config))

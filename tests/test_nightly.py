@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ablate import nightly
+from ablate.nightly import commands, jobs
 from ablate.encodings import ENCODINGS
 from ablate.suite import load_plan
 
@@ -148,37 +149,29 @@ def test_track_accuracy_trains_each_run_once(monkeypatch):
 
 
 # ---------------------------------------------------------- asv command lines
-def test_machine_name_records_the_gpu():
-    assert nightly.machine_name("gpu-box.lab.example", "NVIDIA H100 80GB HBM3") == "gpu-box-nvidia-h100-80gb-hbm3"
-    assert nightly.machine_name("Build_Host", None) == "build-host-cpu"
-    assert nightly.machine_command("m").argv[3:6] == ["machine", "--yes", "--machine"]
-
-
 def test_run_commands():
-    opts = nightly.Options(existing=True)
-    run = nightly.run_command(opts, "box-cpu", "abc123", "forkserver", first=False)
+    run = commands.run_command("box-cpu", "abc123", "forkserver", python="/tmp/ablate-asv-x/python3.11")
     assert run.argv[:3] == [sys.executable, "-m", "asv"]
-    assert run.argv[3:7] == ["run", "--python=same", "--set-commit-hash", "abc123"]
+    assert run.argv[3:6] == ["run", "--environment=existing:/tmp/ablate-asv-x/python3.11", "--set-commit-hash"]
     assert ["--machine", "box-cpu"] == run.argv[7:9]
     assert "--launch-method" in run.argv and "forkserver" in run.argv
     assert run.argv[-2:] == ["--config", str(REPO / "asv.conf.json")]
     assert str(REPO) in run.env["ASV_PYTHONPATH"]
-    first = nightly.run_command(nightly.Options(), "gpu-box-h100", "abc123", None, first=True)
+    first = commands.run_command("gpu-box-h100", "abc123", None, python=None, first=True)
     assert first.argv[3:5] == ["run", "abc123^!"] and "--launch-method" not in first.argv and not first.env
-    later = nightly.run_command(nightly.Options(quick=True), "gpu-box-h100", "abc123", None, first=False)
+    later = commands.run_command("gpu-box-h100", "abc123", None, python=None, quick=True)
     assert later.argv[3:5] == ["run", "NEW"] and "--quick" in later.argv
-    compare = nightly.compare_command(nightly.Options(threshold=1.5, existing=True), "m", "aaa", "bbb")
-    assert compare.argv[3:] == ["compare", "aaa", "bbb", "--factor", "1.5", "--split", "--machine", "m",
-                                "--python=same", "--config", str(REPO / "asv.conf.json")]
-    assert nightly.launch_method(cuda=True) is None and nightly.launch_method(cuda=False) == "forkserver"
+    discover = commands.discover_command("m", "/p/python3.11")
+    assert discover.argv[3:7] == ["run", "--environment=existing:/p/python3.11", "--bench", "just-discover"]
+    assert commands.launch_method(cuda=True) is None and commands.launch_method(cuda=False) == "forkserver"
 
 
 def test_check_runs_every_benchmark_on_a_cheap_selection(plan):
-    machine, check, run = nightly.check_commands(plan, "ci-cpu", "forkserver")
+    machine, check, run = commands.check_commands(plan, "ci-cpu", "forkserver")
     assert machine.argv[3:5] == ["machine", "--yes"]
     assert check.argv[3:5] == ["check", "--python=same"]
     assert run.argv[3:8] == ["run", "--python=same", "--quick", "--dry-run", "--show-stderr"]
-    assert run.env["ABLATE_NIGHTLY_SET"] == nightly.CHECK_OVERRIDES
+    assert run.env["ABLATE_NIGHTLY_SET"] == commands.CHECK_OVERRIDES
     regexes = [run.argv[i + 1] for i, arg in enumerate(run.argv) if arg == "--bench"]
     # asv matches each regex against "<benchmark>(<repr of params>)", as asv.benchmarks.Benchmarks does.
     params, _ = common.measure_params(plan)
@@ -201,40 +194,13 @@ def test_check_runs_every_benchmark_on_a_cheap_selection(plan):
     assert all(n in selected for n in names if ".track_accuracy(" in n)  # one training pass trains them all
 
 
-COMPARE_OUTPUT = """
-Benchmarks that have got worse:
-
-| Change   |   Before [84086880] <main~1> |   After [ec7189a2] <main> |   Ratio | Benchmark (Parameter)   |
-|----------|------------------------------|---------------------------|---------|-------------------------|
-| +        |                    10.0±0ms |                 15.0±0ms |    1.50 | model.Forward.time_forward('rope', 'mean', 128)   |
-| +        |                          0.5 |                       0.9 |     1.8 | accuracy.Accuracy.track_accuracy('rope', 64)   |
-| !        |                          0.5 |                    failed |     n/a | accuracy.Accuracy.track_accuracy('t5', 64)   |
-
-Benchmarks that have improved:
-
-| Change   |   Before [84086880] <main~1> |   After [ec7189a2] <main> |   Ratio | Benchmark (Parameter)   |
-|----------|------------------------------|---------------------------|---------|-------------------------|
-| -        |                          0.9 |                       0.5 |    0.56 | accuracy.Accuracy.track_accuracy('none', 32)   |
-| -        |                        200M |                      100M |     0.5 | model.Forward.peakmem_forward('none', 'mean', 128)   |
-|          |                        200M |                      201M |     1.0 | model.Forward.peakmem_forward('none', 'cls', 128)   |
-"""
-
-
-def test_regressions_respect_the_direction_of_each_number():
-    assert len(nightly.parse_compare(COMPARE_OUTPUT)) == 6
-    worse = {change.name for change in nightly.regressions(COMPARE_OUTPUT)}
-    # accuracy's ratio marks are not the rule (tests/test_nightly_accuracy.py: a drop in points is)
-    assert worse == {"model.Forward.time_forward('rope', 'mean', 128)",
-                     "accuracy.Accuracy.track_accuracy('t5', 64)"}  # newly failing
-
-
 def test_failed_benchmarks_are_found_in_asv_run_output():
     output = ("[16.67%] ··· b.A.time_fail                                           1/2 failed\n"
               "[16.67%] ··· === ========\n              1   failed \n"
               "[33.33%] ··· model.Forward.time_forward                                      ok\n"
               "[50.00%] ··· b.time_plain_fail                                           failed\n"
               "              asv: benchmark failed (exit status 1)\n")
-    assert [line.split()[2] for line in nightly.failed_benchmarks(output)] == ["b.A.time_fail", "b.time_plain_fail"]
+    assert [line.split()[2] for line in commands.failed_benchmarks(output)] == ["b.A.time_fail", "b.time_plain_fail"]
 
 
 def test_previous_commit_is_the_newest_ancestor(tmp_path):
@@ -244,27 +210,32 @@ def test_previous_commit_is_the_newest_ancestor(tmp_path):
     for commit, date in [("a1", 1), ("b2", 2), ("c3", 3), ("d4", 4)]:
         (folder / f"{commit}-env.json").write_text(json.dumps({"commit_hash": commit, "date": date, "env_name": "env"}))
     (folder / "b2-other.json").write_text(json.dumps({"commit_hash": "b2", "date": 2, "env_name": "other"}))
-    commits = nightly.result_commits(tmp_path, "box-cpu")
+    (tmp_path / "other-box").mkdir()
+    (tmp_path / "other-box" / "e5-env.json").write_text(json.dumps({"commit_hash": "e5", "date": 5, "env_name": "env"}))
+    commits = commands.result_commits(tmp_path, "box-cpu")
     assert commits == {"a1": 1, "b2": 2, "c3": 3, "d4": 4}
-    assert nightly.result_commits(tmp_path, "box-cpu", {"other"}) == {"b2": 2}
+    assert commands.result_commits(tmp_path, "box-cpu", {"other"}) == {"b2": 2}
+    assert set(commands.result_commits(tmp_path)) == {"a1", "b2", "c3", "d4", "e5"}  # every machine
     on_branch = {"a1", "b2"}.__contains__  # c3 is on another branch; d4 is head
-    assert nightly.previous_commit(commits, "d4", lambda commit, head: on_branch(commit)) == "b2"
-    assert nightly.previous_commit({"d4": 4}, "d4", lambda c, h: True) is None
+    assert commands.previous_commit(commits, "d4", lambda commit, head: on_branch(commit)) == "b2"
+    assert commands.previous_commit({"d4": 4}, "d4", lambda c, h: True) is None
 
 
 def test_dry_run_prints_the_whole_job(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(nightly, "gpu_name", lambda: "NVIDIA H100 80GB HBM3")
-    monkeypatch.setattr(nightly, "results_dir", lambda: tmp_path)
+    monkeypatch.setattr(jobs, "machine_name", lambda override=None: "box-class")
+    monkeypatch.setattr(jobs, "_cuda", lambda: True)
+    monkeypatch.setattr(commands, "results_dir", lambda: tmp_path)
     assert nightly.main(["--existing", "--dry-run", "--threshold", "1.3"]) == 0
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("$ ")]
     assert [line.split(" -m asv ")[1].split()[0] for line in lines] == ["machine", "run", "publish"]
-    assert "-nvidia-h100-80gb-hbm3" in lines[0] and "--launch-method" not in lines[1]
+    assert "--machine box-class" in lines[0] and "--launch-method" not in lines[1]
+    assert "--environment=existing:" in lines[1] and "python3.11" in lines[1]
     assert "nothing to compare" in out
 
 
 def test_asv_configuration():
-    config = nightly.read_config()
+    config = commands.read_config()
     assert config["version"] == 1 and config["project"] == "ablate" and config["repo"] == "."
     assert config["branches"] == ["main"] and config["environment_type"] == "virtualenv"
     assert config["launch_method"] == "spawn"
@@ -273,10 +244,57 @@ def test_asv_configuration():
     assert any("download.pytorch.org/whl/cpu" in step for step in config["install_command"])
 
 
-def test_cli_namespace_is_accepted():
+def test_one_cli_ablate_nightly_has_every_flag_of_the_module_entry_point():
     from ablate.cli import build_parser
 
-    opts = nightly.Options.from_args(build_parser().parse_args(["nightly", "--existing", "--threshold", "1.5",
-                                                                  "--accuracy-drop", "0.02"]))
-    assert (opts.existing, opts.threshold, opts.check, opts.quick, opts.dry_run) == (True, 1.5, False, False, False)
-    assert opts.accuracy_drop == 0.02
+    def flags(parser):
+        return {option for action in parser._actions for option in action.option_strings}
+
+    cli = build_parser()
+    sub = next(a for a in cli._actions if a.dest == "command").choices["nightly"]
+    module = nightly.build_parser()
+    assert flags(sub) == flags(module) >= {"--machine", "--check", "--dry-run", "--continuous", "--quick",
+                                            "--existing", "--threshold", "--accuracy-drop", "--base", "--budget-s"}
+    assert all(action.help for action in sub._actions)  # every flag says what it does
+    args = cli.parse_args(["nightly", "--continuous", "--base", "HEAD", "--threshold", "1.5", "--accuracy-drop",
+                           "0.02", "--machine", "m", "--dry-run"])
+    assert (args.continuous, args.base, args.threshold, args.accuracy_drop, args.machine, args.dry_run) == \
+        (True, "HEAD", 1.5, 0.02, "m", True)
+    docs = (REPO / "docs" / "nightly.md").read_text()
+    assert all(flag in docs for flag in flags(module) - {"-h", "--help"})  # and every flag is documented
+
+
+# ------------------------------------------------------------- benchmark versions
+def test_a_changed_recipe_starts_a_new_series(tmp_path, plan):
+    base = {kind: common.recipe_version(kind, the_plan=plan) for kind in common.RECIPES}
+    variant = load_plan(str(write_suite(tmp_path, "[model]\nd_model = 32\n")))
+    model_changed = {kind: common.recipe_version(kind, the_plan=variant) for kind in common.RECIPES}
+    assert model_changed["forward"] != base["forward"] and model_changed["accuracy"] != base["accuracy"]
+    assert model_changed["threads"] == base["threads"]
+    longer = load_plan(str(write_suite(tmp_path, "[train]\nsteps = 400\n")))
+    train_changed = {kind: common.recipe_version(kind, the_plan=longer) for kind in common.RECIPES}
+    assert train_changed["forward"] == base["forward"]  # inference does not read the training recipe
+    assert train_changed["train_step"] != base["train_step"] and train_changed["accuracy"] != base["accuracy"]
+    wider = load_plan(str(write_suite(tmp_path, '[grid]\nencoding = ["none", "rope"]\n')))
+    assert common.recipe_version("forward", the_plan=wider) == base["forward"]  # the grid names params only
+    assert common.recipe_version("forward", common.Case, the_plan=plan) != base["forward"]  # and the code counts
+
+
+def test_asv_discovers_the_recipe_versions(tmp_path, monkeypatch):
+    from asv_runner.discovery import disc_benchmarks
+    from benchmarks import accuracy, model
+
+    found = {b.name: b.version for b in disc_benchmarks(str(REPO / "benchmarks"))}
+    assert found["model.Forward.time_forward"] == model.Forward.version
+    assert found["accuracy.Accuracy.track_accuracy"] == accuracy.Accuracy.version
+    assert found["model.Forward.time_forward"] != found["model.TrainStep.time_train_step"]
+    monkeypatch.setenv("ABLATE_NIGHTLY_SUITE", str(write_suite(tmp_path, "[eval]\nbatches = 5\n")))
+    try:
+        importlib.reload(model)
+        importlib.reload(accuracy)
+        assert model.Forward.version == found["model.Forward.time_forward"]  # eval is not its recipe
+        assert accuracy.Accuracy.version != found["accuracy.Accuracy.track_accuracy"]
+    finally:
+        monkeypatch.delenv("ABLATE_NIGHTLY_SUITE")
+        importlib.reload(model)
+        importlib.reload(accuracy)

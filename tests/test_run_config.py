@@ -14,20 +14,29 @@ from ablate.executors.worker import execute
 
 #: ``ablate plan suites/quickstart.toml``: reading the config through typed objects must never move
 #: these ids. A new setting in the schema does move them (every run's config gains its default);
-#: re-pin them then, in the same commit (last: ``train.device`` and ``measure.device`` default to ``auto``).
+#: re-pin them then, in the same commit (last: seeds 4..12, margins per metric, device auto, measure rounds).
 QUICKSTART_IDS = [
     "f2133476819f57e9", "8bc8caf2b33862ce", "a3d01181dbc73bb4", "9a3417eb50dd7269", "c98e52f31d5adc88",
-    "24d281d1a8b649f7", "1952b89762365781", "d3b0f6b05d7584ab", "c462565430b3dc2a", "e8e6bd545f8ec0a0",
-    "c32044c9648668c5", "8c57ee6e43b76b03", "39b5727f9772f914", "2762b726a67aeda3", "84c5a83e7435659d",
-    "725b74f70a7221db", "276104aadef9670e", "5587b75484254d25", "80646127c88e4141", "533cafa40a6e84e6",
-    "9c31b8dc1f6e4057", "fc270a923a915231", "56c9f1b849363f5d", "f43ce1195d2897ab", "3b365c0196817d13",
-    "ce51caddf7330b95", "9091b7d22a53abad", "a639fca90825c875", "5921d968d98f2beb", "aa5adfbc8fd2e1f4",
+    "24d281d1a8b649f7", "4dc4349e6173bfcb", "1dc5096af2187751", "adc0f530f7520d97", "58a3689c4fb9c76b",
+    "d3ea1b586ade240f", "96631cd3a25f1e80", "1952b89762365781", "d3b0f6b05d7584ab", "c462565430b3dc2a",
+    "e8e6bd545f8ec0a0", "c32044c9648668c5", "8c57ee6e43b76b03", "3116c53c9e88da3f", "f0309c91b34718ce",
+    "577f6496a4b08b8e", "a049c30e7d2f9e76", "7a7fd2d5b11aea0d", "dda23bdb511f6c55", "39b5727f9772f914",
+    "2762b726a67aeda3", "84c5a83e7435659d", "725b74f70a7221db", "276104aadef9670e", "5587b75484254d25",
+    "8501c030b9a13db0", "6f396834d9d360cd", "ae3cee06004eaeaa", "0150d4554d0695e8", "4335ffe4488df067",
+    "f21d6e7a00907c70", "80646127c88e4141", "533cafa40a6e84e6", "9c31b8dc1f6e4057", "fc270a923a915231",
+    "56c9f1b849363f5d", "f43ce1195d2897ab", "ae988d4497aed045", "069d621403cb8777", "f6337a2c445ff6fb",
+    "6000aa36106525d9", "e217be79c1c51499", "6036eb4fd1c356ae", "3b365c0196817d13", "ce51caddf7330b95",
+    "9091b7d22a53abad", "a639fca90825c875", "5921d968d98f2beb", "aa5adfbc8fd2e1f4", "bdd50fd6cac9c1d9",
+    "5bde611b57e3c4a6", "875cc8e31dd8e2a0", "0d8f03591ddb52cd", "33f3e2fb761dcd2d", "1018609bed2f4950",
     "24582e465828b685", "98ab97fa91cef332", "bdb69e2c298757c3", "420240714e432127", "ae3f2cbca91f0146",
-    "d3fe6e007b160e4a", "f8b4aa82887a85a7", "1a5161301941ebaa", "547860fda1be9352", "ffadbb239d11b2af",
-    "af4aa7bba7eed3b5", "039248c62a083b3c", "0da03aaaef80f53b", "b687ac919182d0c8", "56716ef1b0a70298",
-    "fe3698e13301f3d4", "9b1a4393166faeac", "bb139dd7f9a8c310", "f2aa2ae09303e7e4", "d86478ace15901f3",
-    "78fd5f3fe6df738e", "3fcb47ff1572209e", "ff111397f9f00e77", "05ea1f1b3f3fc1fa", "40df936877681857",
-    "b8295268788e3ab4",
+    "d3fe6e007b160e4a", "0bc94a899f9a4660", "939fed27c1bd1538", "8ad4264d6b69956b", "6c21f22f112085ae",
+    "1646b893590b00f6", "07aca1e534b789a4", "f8b4aa82887a85a7", "1a5161301941ebaa", "547860fda1be9352",
+    "ffadbb239d11b2af", "af4aa7bba7eed3b5", "039248c62a083b3c", "2bdcf90a02b7ca5e", "e284e3c63410e425",
+    "57e1eeea5e53c30f", "ec5820f0f81b1ac7", "f36da5f171db2fbe", "f2a613e55d41b55d", "0da03aaaef80f53b",
+    "b687ac919182d0c8", "56716ef1b0a70298", "fe3698e13301f3d4", "9b1a4393166faeac", "bb139dd7f9a8c310",
+    "6702043831f1071a", "33a8ecfe413bf3ce", "9f4f36200beb2c3e", "31d1b03da66ac300", "80e54ea36209ffe6",
+    "883299a249469ea8", "f31ae14e2f16c7c6", "453564ae94c29283", "33b68bdbb74bdfb8", "cbcbd11d5d8ee41e",
+    "291da395e0367545", "d32bcf4bd8fe71ce", "207e432b1464fe44", "e29c3f7e05d9f8a7",
 ]
 
 
@@ -109,10 +118,12 @@ def test_evaluation_lengths_are_derived_in_one_place():
 
 
 def test_a_measure_point_takes_its_settings_from_the_measure_section():
-    section = MeasureSection(lengths=[512, 128, 128], device="cpu", threads=2, memory=False, min_run_time=0.1)
+    section = MeasureSection(lengths=[512, 128, 128], device="cpu", threads=2, memory=False, min_run_time=0.1,
+                             protocol="instructions", budget_s=7.0)
     point = MeasurePoint.of(section, mode="train_step", batch_size=4, dtype="bfloat16")
     assert point.model_dump() == {"mode": "train_step", "batch_size": 4, "dtype": "bfloat16", "device": "cpu",
-                                  "threads": 2, "lengths": [128, 512], "memory": False, "min_run_time": 0.1}
+                                  "threads": 2, "lengths": [128, 512], "memory": False, "protocol": "instructions",
+                                  "min_run_time": 0.1, "budget_s": 7.0, "precision": 0.05, "sample_s": 0.02}
 
 
 def test_validation_batches_default_once_without_until():

@@ -202,15 +202,23 @@ def measure_rss_peak(step: Callable[[], Any], *, repeats: int = 2, force_samplin
 
 
 def _measure_request(setup: Callable[[], Callable[[], Any]], warmup: Callable[[], Any] | None, repeats: int,
-                     threads: int | None, force_sampling: bool) -> tuple[Any, ...]:
-    """One measurement inside the worker: warm up, build with ``setup()``, measure; a picklable outcome."""
+                     threads: int | None, force_sampling: bool, samples: int = 1) -> tuple[Any, ...]:
+    """Measurements inside the worker: warm up once, then ``samples`` times build with ``setup()`` and measure.
+
+    Each sample measures a fresh build (its first step creates gradients and optimizer
+    state again), after the previous one was freed: a picklable list of results.
+    """
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         if warmup is not None:
             warmup()
-        step = setup()
-        return ("ok", measure_rss_peak(step, repeats=repeats, force_sampling=force_sampling))
+        results = []
+        for _ in range(samples):
+            step = setup()
+            results.append(measure_rss_peak(step, repeats=repeats, force_sampling=force_sampling))
+            del step
+        return ("ok", results)
     except BaseException as error:  # noqa: BLE001 - classified and sent to the parent
         return ("error", *classify_error(error))
 
@@ -317,17 +325,23 @@ def close_memory_worker() -> None:
 atexit.register(close_memory_worker)
 
 
-def cpu_peak(
+def cpu_peak(setup: Callable[[], Callable[[], Any]], **options: Any) -> MemoryResult:
+    """Peak RSS of a step measured in a spawned worker process: :func:`cpu_peaks` with one sample."""
+    return cpu_peaks(setup, samples=1, **options)[0]
+
+
+def cpu_peaks(
     setup: Callable[[], Callable[[], Any]],
     *,
+    samples: int = 1,
     warmup: Callable[[], Any] | None = None,
     repeats: int = 2,
     threads: int | None = None,
     timeout: float = 600.0,
     force_sampling: bool = False,
     fresh: bool = False,
-) -> MemoryResult:
-    """Peak RSS of a step measured in a spawned worker process (see :class:`_MemoryWorker`).
+) -> list[MemoryResult]:
+    """Peak RSS of a step measured ``samples`` times in a spawned worker process (see :class:`_MemoryWorker`).
 
     Args:
         setup: picklable callable (a module-level function or a ``functools.partial``
@@ -335,6 +349,7 @@ def cpu_peak(
             What ``setup`` allocates is the baseline, not the peak.
         warmup: picklable callable run in the worker before ``setup`` (e.g. a tiny
             step that pages in library code, which would otherwise count as the peak).
+        samples: independent measurements, each of a fresh ``setup()`` (one warm-up for all).
         repeats: steps run while the peak is tracked.
         threads: torch threads in the worker (use the measuring process's).
         timeout: seconds before the worker is killed.
@@ -349,7 +364,7 @@ def cpu_peak(
     worker = _MemoryWorker() if fresh else SHARED_WORKER.acquire()
     healthy = False
     try:
-        result = worker.measure((setup, warmup, repeats, threads, force_sampling), timeout)
+        result = worker.measure((setup, warmup, repeats, threads, force_sampling, samples), timeout)
         healthy = result[0] == "ok"
     finally:
         if fresh or not healthy:  # never reuse a worker that failed: its memory state is unknown

@@ -188,8 +188,13 @@ def make_workload(spec: Any) -> Workload:
 
 def cpu_peak_of(spec: Any, *, repeats: int, threads: int) -> _memory.MemoryResult:
     """CPU peak memory of ``spec``'s step, measured in the spawned memory worker."""
-    return _memory.cpu_peak(functools.partial(build_step, spec), warmup=functools.partial(warm_up, spec),
-                            repeats=repeats, threads=threads)
+    return cpu_peaks_of(spec, samples=1, repeats=repeats, threads=threads)[0]
+
+
+def cpu_peaks_of(spec: Any, *, samples: int, repeats: int, threads: int | None) -> list[_memory.MemoryResult]:
+    """``samples`` CPU peak memories of ``spec``'s step, each of a fresh build, in the spawned memory worker."""
+    return _memory.cpu_peaks(functools.partial(build_step, spec), samples=samples,
+                             warmup=functools.partial(warm_up, spec), repeats=repeats, threads=threads)
 
 
 def _attention_backend(workload: Workload, device: torch.device) -> str | None:

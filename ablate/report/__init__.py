@@ -14,6 +14,7 @@ import pandas as pd
 
 import ablate.report.by_position as by_position
 import ablate.report.context as context
+import ablate.report.cost as cost
 import ablate.report.findings as findings
 import ablate.report.learning as learning
 import ablate.report.sections as sections
@@ -33,6 +34,7 @@ def write_report(
     alpha: float | None = None,
     curves: pd.DataFrame | None = None,
     positions: pd.DataFrame | None = None,
+    rounds: pd.DataFrame | None = None,
     preface: Section | None = None,
     verdicts: bool = True,
 ) -> dict[str, Path]:
@@ -47,6 +49,8 @@ def write_report(
         alpha: family-wise error rate of the verdicts; default the suite's ``[report] alpha``.
         curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
         positions: loss and accuracy by token position (:func:`ablate.positions.frame.load_positions`).
+        rounds: every measurement round (:func:`ablate.measure.rounds_table.load_rounds`): cost ratios
+            pair by round when given, else by repeat.
         preface: a section to open the report with (a claim's verdict and predicates).
         verdicts: judge every comparison against the baseline (Findings, the marks of the tables and
             figures, ``comparisons.csv``); ``False`` where the preface's verdicts are the report's own
@@ -67,7 +71,7 @@ def write_report(
     for section in tables:
         section.folded = True  # the findings lead; the full tables follow, folded
     parts = [*([preface] if preface is not None else []), findings.findings(ctx), *tables, findings.extrapolation(ctx),
-             by_position.by_position(ctx, positions), sections.cost(ctx), tradeoffs.quality_cost(ctx),
+             by_position.by_position(ctx, positions), cost.cost(ctx, rounds), tradeoffs.quality_cost(ctx),
              learning.learning_curves(df, curves, ctx.axes, ctx.styles), sections.failures(ctx)]
     paths = render(parts, out_dir, title=title or f"Ablation report: {suite}")
     return {**paths, **write_tables(ctx, out_dir)}

@@ -39,6 +39,8 @@ class Context:
     cell_status: pd.DataFrame | None = None
     #: ``{metric: margin}`` of the suite's ``[report.margins]``.
     margins: Mapping[str, float] | None = None
+    #: Whether this report judges comparisons (``False``: a claim's report, whose predicates are its verdicts).
+    verdicts: bool = True
 
 
 def report_settings(df: pd.DataFrame) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
         table = comparisons(df, metric, baseline=base, alpha=alpha, margins=settings["margins"], threshold=threshold,
                             status=status) if verdicts else None
     return Context(df, axes, base, metric, length, cells, table, styles, alpha, threshold, status,
-                   settings["margins"])
+                   settings["margins"], verdicts)
 
 
 def dropped_runs(ctx: Context) -> set[str]:

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ablate import fingerprint, stats
-from ablate.metrics import METRICS, higher_is_better
+from ablate.metrics import higher_is_better
 from ablate.plots import (
-    cost_curves,
     critical_difference_diagram,
     extrapolation_curves,
     heatmap,
@@ -32,8 +31,6 @@ from ablate.report.variant_curves import variant_curves
 MIN_CD_BLOCKS = 10
 #: A run's bookkeeping rows, not evaluations: their notes say why training stopped.
 BOOKKEEPING = ("steps_used", "criterion_met")
-#: Cost metrics of measurement runs, in the order the cost section shows them.
-COST_METRICS = ("tokens_per_s", "time_median_s", "peak_memory_bytes", "peak_reserved_bytes")
 _CI_TEXT = (f"95% confidence interval over seeds: Student-t below {stats.BOOTSTRAP_MIN_N} seeds, "
             "BCa bootstrap (fixed seed) from there on")
 
@@ -301,72 +298,6 @@ def _untrained(train: pd.DataFrame, axis: str) -> list[Any]:
              for (value, note), group in notes.groupby([axis, "note"], sort=False)]
     return [Paragraph("Parameters that training never reached (results at these lengths rely on them):"),
             Bullets(items)]
-
-
-def cost(ctx: Context) -> Section:
-    """Scaling exponents, cost ratios against the baseline encoding, cost curves."""
-    df = ctx.df
-    present = [m for m in COST_METRICS if df["metric"].eq(m).any()]
-    if not present or not ctx.axes:
-        return Section("Cost", [Paragraph("No cost measurements in these results.")])
-    axis = ctx.axes[0]
-    measure_columns = [c for c in df.columns if str(c).startswith("measure.")]
-    rows_all, fixed = stats.hold_fixed(df[df["metric"].isin(present)], [axis, *measure_columns], reference=df,
-                                       baseline=ctx.baseline)
-    caption = f" ({stats.describe(fixed)})" if fixed else ""
-    blocks: list[Any] = [Paragraph(
-        f"Exponent b of a least-squares fit value ∝ length^b on log-log axes over every ok measurement, with its "
-        f"95% t-interval (b ≈ 1: linear, b ≈ 2: quadratic; throughput falls as b < 0). Ratios divide each mean by "
-        f"the baseline {axis} = {_plain(ctx.baseline[axis])} at the same length{caption}.")]
-    blocks.append(_exponent_table(ctx, rows_all, present, axis))
-    for metric in [m for m in ("tokens_per_s", "peak_memory_bytes", "time_median_s") if m in present][:2]:
-        blocks.append(_ratio_table(ctx, rows_all, metric, axis))
-    modes = list(pd.unique(rows_all["measure.mode"].dropna())) if "measure.mode" in rows_all.columns else [None]
-    for i, mode in enumerate(modes or [None]):
-        where = {**fixed, **({"measure.mode": mode} if mode is not None else {})}
-        fig = cost_curves(df, [m for m in ("tokens_per_s", "peak_memory_bytes") if m in present] or present[:1],
-                          axis=axis, where=where, styles=ctx.styles)
-        blocks.append(Image(f"cost-{i}", f"Cost against sequence length{f' ({mode})' if mode else ''}, log-log; "
-                            "legend: fitted exponent; X: out of memory; x: unsupported or failed.", fig))
-    return Section("Cost", blocks)
-
-
-def _exponent_table(ctx: Context, rows: pd.DataFrame, metrics: list[str], axis: str) -> Table:
-    fits = {m: stats.scaling_exponents(rows, m, by=None) for m in metrics}
-    keys = [k for k in stats.cell_keys(ctx.df, ctx.axes) if k not in ("eval_length", "metric")]
-    shown = _display_keys(rows, keys) or [axis]
-    table: dict[tuple[str, ...], list[str]] = {}
-    for metric, fit in fits.items():
-        for row in fit.to_dict("records"):
-            entry = table.setdefault(_key_of(row, shown), [_plain(row[k]) for k in shown] + ["n/a"] * len(metrics))
-            text = fmt.number(row["exponent"], 3)
-            if np.isfinite(row["ci_low"]):
-                text += f" [{fmt.number(row['ci_low'], 3)}, {fmt.number(row['ci_high'], 3)}]"
-            entry[len(shown) + metrics.index(metric)] = text
-    columns = [*shown, *(f"{metric_label(m)}: exponent" for m in metrics)]
-    return Table(columns, list(table.values()), caption="Scaling exponents with 95% CI.",
-                 numeric=[False] * len(shown) + [True] * len(metrics))
-
-
-def _ratio_table(ctx: Context, rows: pd.DataFrame, metric: str, axis: str) -> Table:
-    ratios = stats.cost_ratios(rows, metric, axis=axis, baseline=ctx.baseline)
-    keys = [k for k in stats.cell_keys(rows, ctx.axes) if k not in ("eval_length", "metric")]
-    metric_rows = rows[rows["metric"].eq(metric)]
-    shown = _display_keys(metric_rows, keys) or [axis]
-    lengths = sorted(metric_rows["eval_length"].dropna().unique())
-    cells = stats.summarize(metric_rows)
-    table: dict[tuple[str, ...], list[str]] = {}
-    for cell in cells.to_dict("records"):
-        entry = table.setdefault(_key_of(cell, shown), [_plain(cell[k]) for k in shown] + ["n/a"] * len(lengths))
-        entry[len(shown) + lengths.index(cell["eval_length"])] = cell["status"] if cell["n"] == 0 else "n/a"
-    for row in ratios.to_dict("records"):
-        if np.isfinite(row["ratio"]):
-            table[_key_of(row, shown)][len(shown) + lengths.index(row["eval_length"])] = f"{row['ratio']:.2f}×"
-    label = METRICS[metric].label if metric in METRICS else metric
-    return Table([*shown, *(f"L={_plain(n)}" for n in lengths)], list(table.values()),
-                 caption=f"{label} relative to {axis} = {_plain(ctx.baseline[axis])} (mean ratio; "
-                         f"{'above' if higher_is_better(metric, ctx.df) else 'below'} 1× is better).",
-                 numeric=[False] * len(shown) + [True] * len(lengths))
 
 
 def failures(ctx: Context) -> Section:

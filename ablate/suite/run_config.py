@@ -101,13 +101,21 @@ class MeasurePoint(Section):
     threads: int | None = Field(..., ge=1)
     lengths: list[PositiveInt] = Field(..., min_length=1)
     memory: bool
+    protocol: Literal["rounds", "instructions"]
     min_run_time: float = Field(..., gt=0)
+    budget_s: float = Field(..., gt=0)
+    precision: float = Field(..., gt=0)
+    sample_s: float = Field(..., gt=0)
 
     @classmethod
     def of(cls, measure: MeasureSection, *, mode: str, batch_size: int, dtype: str) -> "MeasurePoint":
         """The point of ``measure`` at one ``mode``, ``batch_size`` and ``dtype`` (lengths sorted, distinct)."""
-        return cls(mode=mode, batch_size=batch_size, dtype=dtype, device=measure.device, threads=measure.threads,
-                   lengths=sorted(set(measure.lengths)), memory=measure.memory, min_run_time=measure.min_run_time)
+        shared = measure.model_dump(include={"device", "threads", "memory", *PROTOCOL_FIELDS})
+        return cls(mode=mode, batch_size=batch_size, dtype=dtype, lengths=sorted(set(measure.lengths)), **shared)
+
+
+#: How a point is measured (``[measure]`` settings every measurement run carries).
+PROTOCOL_FIELDS = ("protocol", "min_run_time", "budget_s", "precision", "sample_s")
 
 
 class _Run(Section):

@@ -212,8 +212,17 @@ class MeasureSection(Section):
     threads: int | None = Field(None, ge=1)
     #: Also measure peak memory.
     memory: bool = True
-    #: Seconds of timed repetitions per point, at least.
+    #: How a cost is measured: ``rounds`` (wall time in interleaved rounds across the suite's models)
+    #: or ``instructions`` (instruction counts under callgrind: deterministic, one thread, slow).
+    protocol: Literal["rounds", "instructions"] = "rounds"
+    #: Each model is timed at least this many seconds (summed over rounds) before the rounds may stop.
     min_run_time: float = Field(0.5, gt=0)
+    #: Seconds of interleaved rounds per length before they stop, tight or not.
+    budget_s: float = Field(20.0, gt=0)
+    #: The rounds stop once every ratio's interval is narrower than ``1 + precision`` (high / low).
+    precision: float = Field(0.05, gt=0)
+    #: Calls are batched so that one timed sample lasts at least this many seconds.
+    sample_s: float = Field(0.02, gt=0)
 
     @field_validator("device")
     @classmethod
