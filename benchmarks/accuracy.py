@@ -2,7 +2,7 @@
 
 ``setup_cache`` trains every train run of the nightly suite once (its first
 seed, on the CPU with the suite's thread count) through
-:func:`ablate.train.train_and_evaluate`, the same function ``ablate run`` uses,
+:func:`ablate.run.train.train_and_evaluate`, the same function ``ablate run`` uses,
 and asv then reads one number per encoding x pooling x evaluation length from
 the cache. The suite's ``[task]``, ``[model]``, ``[train]`` and ``[eval]``
 sections are the whole recipe (a tiny model, a few hundred steps: a few seconds
@@ -34,7 +34,7 @@ class Accuracy:
     timeout = 60
 
     def setup_cache(self) -> Results:
-        from ablate.train import train_and_evaluate
+        from ablate.run.train import train_and_evaluate
 
         apply_threads()
         results: Results = {}

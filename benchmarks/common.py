@@ -4,7 +4,7 @@ The benchmark params are generated from ``suites/nightly.toml`` (or the file in
 ``$ABLATE_NIGHTLY_SUITE``), never typed here: :func:`measure_params` reads the
 grid and the ``[measure]`` section, and :func:`build_case` turns one parameter
 combination into a model, a frozen batch and a device, by the library's own
-functions (``load_plan``, ``create_task``, ``ablate.train.build``). A combination
+functions (``load_plan``, ``create_task``, ``ablate.run.train.build``). A combination
 the suite cannot run (a length an encoding cannot represent, a combination the
 suite excludes, a mode it does not list, CUDA on a CPU machine) raises
 ``NotImplementedError``, which asv records as skipped rather than failed.
@@ -27,15 +27,15 @@ from typing import Any
 
 import torch
 
-from ablate.devices import autocast, resolve_device
-from ablate.errors import UnsupportedLengthError, UnsupportedRun
-from ablate.step import TrainStep
+from ablate.core.devices import autocast, resolve_device
+from ablate.core.errors import UnsupportedLengthError, UnsupportedRun
+from ablate.run.step import TrainStep
 from ablate.suite import Plan, load_plan
 from ablate.suite.components import label
 from ablate.suite.run_config import MeasureRun, TrainRun, parse_run, parse_train_run
 from ablate.suite.schema import TrainSection
 from ablate.tasks import create_task
-from ablate.train import build
+from ablate.run.train import build
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SUITE = REPO / "suites" / "nightly.toml"
@@ -128,7 +128,7 @@ def accuracy_params(the_plan: Any | None = None) -> tuple[list[list[Any]], list[
 
 @dataclass(frozen=True)
 class AccuracyRun:
-    """A train run of the suite, its config typed (what :func:`ablate.train.train_and_evaluate` takes)."""
+    """A train run of the suite, its config typed (what :func:`ablate.run.train.train_and_evaluate` takes)."""
 
     run_id: str
     config: TrainRun
@@ -196,7 +196,7 @@ class Case:
             return self.model(self.batch.inputs, self.batch.padding_mask)
 
     def train_step(self) -> float:
-        """One step of :class:`ablate.step.TrainStep`, the step suites train with, on the frozen batch."""
+        """One step of :class:`ablate.run.step.TrainStep`, the step suites train with, on the frozen batch."""
         if self.trainer is None:
             self.trainer = TrainStep(self.model, kind=self.task.kind, train=self.train, device=self.device)
         return self.trainer(self.batch)

@@ -68,7 +68,8 @@ class Forward(Measured):
 
 
 class TrainStep(Measured):
-    """One step of :class:`ablate.step.TrainStep`: forward, loss, backward, clipping, scaler, optimiser, schedule."""
+    """One step of :class:`ablate.run.step.TrainStep`: forward, loss, backward, clipping, scaler, optimiser,
+    schedule."""
 
     repeat = (1, 10, 1.0)
     min_run_count = 1  # a single ~10 s step is sample enough

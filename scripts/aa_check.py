@@ -6,7 +6,7 @@
 Each run is a separate ``ablate bench SUITE`` process writing to a fresh results
 folder (nothing is reused between runs). From each run, every model's cost
 relative to its baseline is taken exactly as the report computes it
-(:func:`ablate.report.cost.cost_verdicts`: the median paired ratio over
+(:func:`ablate.analysis.report.cost.cost_verdicts`: the median paired ratio over
 interleaved rounds). Two runs agree on a ratio when they differ by at most the
 tolerance of its length: 5 % at L >= 256 and 10 % below (``--tolerance``). The
 check passes when every ratio of the chosen metrics agrees and no run took longer
@@ -33,11 +33,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ablate.measure.rounds_table import load_rounds  # noqa: E402
-from ablate.report.context import report_settings  # noqa: E402
-from ablate.report.cost import JUDGED, cost_verdicts  # noqa: E402
-from ablate.stats import baseline_of, grid_axes  # noqa: E402
-from ablate.store import load_results  # noqa: E402
+from ablate.results.rounds_table import load_rounds  # noqa: E402
+from ablate.analysis.report.context import report_settings  # noqa: E402
+from ablate.analysis.report.cost import JUDGED, cost_verdicts  # noqa: E402
+from ablate.analysis.stats import baseline_of, grid_axes  # noqa: E402
+from ablate.results.store import load_results  # noqa: E402
 
 #: The metric each protocol measures in interleaved rounds (what the check judges by default).
 PROTOCOL_METRIC = {"rounds": "time_median_s", "instructions": "instructions"}

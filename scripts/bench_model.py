@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.utils import benchmark
 
-from ablate.encodings import ENCODINGS
-from ablate.model import ModelConfig, TransformerModel
+from ablate.model.encodings import ENCODINGS
+from ablate.model.transformer import ModelConfig, TransformerModel
 
 BATCH, D_MODEL, HEADS, LAYERS, VOCAB = 8, 128, 4, 2, 64
 

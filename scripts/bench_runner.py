@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ablate.runner import run_plan
+from ablate.run.runner import run_plan
 from ablate.suite import load_plan
 
 SUITE = """

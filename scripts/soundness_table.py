@@ -1,7 +1,7 @@
 """The verdicts' error rates and power on the data small models produce: the table in docs/statistics.md.
 
 Simulates paired per-seed accuracies (tests/families.py: normal, learn-or-fail exact and
-noisy, skewed, ties, zero spread), looks at the verdict of :func:`ablate.stats.verdict.judge`
+noisy, skewed, ties, zero spread), looks at the verdict of :func:`ablate.analysis.stats.verdict.judge`
 after every round of seeds, and counts a path as wrong if it is ever wrong (as adaptive
 seeds would stop there).
 
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from families import EFFECTS, FIVE_MARGINS, NULLS, Scenario  # noqa: E402
 
-from ablate.stats.verdict import BETTER, EQUIVALENT, WORSE, judge  # noqa: E402
+from ablate.analysis.stats.verdict import BETTER, EQUIVALENT, WORSE, judge  # noqa: E402
 
 
 def rates(scenario: Scenario, looks: tuple[int, ...], paths: int, alpha: float, seed: int) -> dict[str, float]:

@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 
 from ablate import load_results
-from ablate.adaptive import run_adaptive, seed_steps
-from ablate.runner import run_plan
+from ablate.run.adaptive import run_adaptive, seed_steps
+from ablate.run.runner import run_plan
 from ablate.suite import expand
 from ablate.suite.load import suite_from_dict
 from ablate.suite.schema import SeedRange

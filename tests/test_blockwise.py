@@ -2,7 +2,7 @@
 
 Parametrized over the encoding registry: every encoding with a bias or a value term
 (the bias and query-dependent-bias families) is covered the moment it is registered.
-The planner's numbers are explicit inputs (:class:`~ablate.attention.Tuning`), not patched.
+The planner's numbers are explicit inputs (:class:`~ablate.model.attention.Tuning`), not patched.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ablate.attention import Tuning, attend, attention, kernels, plan_attention
-from ablate.attention.kernels import static_bias_blocks
-from ablate.attention.kernels.biased_attention import BiasedAttention
-from ablate.attention.masks import block_allowed
-from ablate.encodings import ENCODINGS, create_encoding
-from ablate.encodings.clipped import value_term
-from ablate.model import ModelConfig, TransformerModel
+from ablate.model.attention import Tuning, attend, attention, kernels, plan_attention
+from ablate.model.attention.kernels import static_bias_blocks
+from ablate.model.attention.kernels.biased_attention import BiasedAttention
+from ablate.model.attention.masks import block_allowed
+from ablate.model.encodings import ENCODINGS, create_encoding
+from ablate.model.encodings.clipped import value_term
+from ablate.model.transformer import ModelConfig, TransformerModel
 
 H, DH, B, L = 2, 4, 2, 10
 #: Attention over blocks at any length (no shared mask is small enough).

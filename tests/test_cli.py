@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,9 @@ from tiny_suite import tiny_suite
 
 from ablate import __version__
 from ablate.cli import build_parser, main
-from ablate.cli_args import RenamedFlag, execution
-from ablate.export import read_export
-from ablate.store import load_results
+from ablate.cli.args import RenamedFlag, execution
+from ablate.results.export import read_export
+from ablate.results.store import load_results
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -49,6 +51,13 @@ def test_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith(f"ablate {__version__} (python 3.")
+
+
+@pytest.mark.parametrize("module", ["ablate", "ablate.cli"])
+def test_python_dash_m_runs_the_command_line(module: str) -> None:
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stdout.startswith(f"ablate {__version__} (python 3."), done.stderr[-1000:]
 
 
 @pytest.mark.parametrize("argv, expected", [

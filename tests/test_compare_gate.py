@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ablate.cli import main
-from ablate.measure.rounds_table import RoundValue
-from ablate.store import MetricRow, Record, Store
+from ablate.results.rounds_table import RoundValue
+from ablate.results.store import MetricRow, Record, Store
 
 SEEDS = 16
 ROUNDS = 20

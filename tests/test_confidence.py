@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from ablate.stats.confidence import mean_interval, quantile_interval, rate_evidence, rate_interval
+from ablate.analysis.stats.confidence import mean_interval, quantile_interval, rate_evidence, rate_interval
 
 
 @pytest.mark.parametrize("successes,trials,p0", [(6, 6, 0.5), (7, 10, 0.5), (3, 12, 0.3), (0, 5, 0.2), (9, 9, 0.8)])

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ablate import load_curves, load_results
-from ablate.criterion import STOP_CAP, STOP_PLATEAU, STOP_TARGET, TrainingMonitor
-from ablate.runner import run_plan
+from ablate.run.criterion import STOP_CAP, STOP_PLATEAU, STOP_TARGET, TrainingMonitor
+from ablate.run.runner import run_plan
 from ablate.suite import expand
 from ablate.suite.load import SuiteError, suite_from_dict
 from ablate.suite.schema import TrainSection

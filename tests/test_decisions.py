@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablate.stats.decisions import (
+from ablate.analysis.stats.decisions import (
     DID_NOT_LEARN,
     LEARNS,
     NOT_JUDGED,
@@ -15,7 +15,7 @@ from ablate.stats.decisions import (
     learn_status,
     learned_by_seed,
 )
-from ablate.stats.verdict import judge
+from ablate.analysis.stats.verdict import judge
 
 #: Train-length accuracy and accuracy at 4x per encoding (order, mean pooling, bidirectional).
 CELLS = {"sinusoidal": (0.99, 0.60), "rope": (0.995, 0.90), "none": (0.50, 0.50), "alibi": (0.50, 0.51),

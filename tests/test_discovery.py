@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from ablate.attention import KERNELS
-from ablate.encodings import ENCODINGS, PositionalEncoding
-from ablate.executors import EXECUTORS
-from ablate.pooling import POOLINGS
-from ablate.registry import Registry, UnknownNameError
+from ablate.model.attention import KERNELS
+from ablate.model.encodings import ENCODINGS, PositionalEncoding
+from ablate.run.executors import EXECUTORS
+from ablate.model.pooling import POOLINGS
+from ablate.core.registry import Registry, UnknownNameError
 from ablate.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_a_registry_discovers_a_new_module_of_its_package(tmp_path, monkeypatch)
     package = tmp_path / "widgets_pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "registry.py").write_text("from ablate.registry import Registry\n"
+    (package / "registry.py").write_text("from ablate.core.registry import Registry\n"
                                          "WIDGETS = Registry('widget', package='widgets_pkg')\n")
     (package / "gear.py").write_text("from widgets_pkg.registry import WIDGETS\n\n"
                                      "@WIDGETS.register('gear')\nclass Gear:\n    pass\n")

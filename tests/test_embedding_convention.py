@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from ablate.encodings import ENCODINGS
-from ablate.encodings.absolute import SinusoidalEncoding, sinusoidal_table
-from ablate.model import ModelConfig, TransformerModel, embedding_multiplier
+from ablate.model.encodings import ENCODINGS
+from ablate.model.encodings.absolute import SinusoidalEncoding, sinusoidal_table
+from ablate.model.transformer import ModelConfig, TransformerModel, embedding_multiplier
 from ablate.suite.load import SuiteError, suite_from_dict
 
 

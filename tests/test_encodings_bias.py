@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ablate.attention import Tuning, attend, attention, plan_attention
-from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding, encodings_of_family
-from ablate.encodings.alibi import alibi_slopes
-from ablate.encodings.clipped import value_term
-from ablate.encodings.t5 import t5_relative_position_bucket
+from ablate.model.attention import Tuning, attend, attention, plan_attention
+from ablate.model.encodings import ENCODINGS, UnsupportedLengthError, create_encoding, encodings_of_family
+from ablate.model.encodings.alibi import alibi_slopes
+from ablate.model.encodings.clipped import value_term
+from ablate.model.encodings.t5 import t5_relative_position_bucket
 
 BIAS_NAMES = encodings_of_family("bias", "query-bias")  # a new bias encoding joins these tests on registration
 H, DH = 2, 4  # heads, head_dim
@@ -347,7 +347,7 @@ def test_nezha_attention_matches_the_reference_transcription(values, causal, len
 @pytest.mark.parametrize("values", [True, False], ids=["keys+values", "keys"])
 def test_nezha_model_output_is_the_same_with_and_without_autograd(values):
     # Training (blockwise, exact bias) and inference (shifted bias in a workspace) agree.
-    from ablate.model import ModelConfig, TransformerModel
+    from ablate.model.transformer import ModelConfig, TransformerModel
 
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=11, num_classes=3, d_model=16, num_heads=2, num_layers=2,
@@ -470,7 +470,7 @@ def test_nezha_gradient_reaches_the_queries():
 @pytest.mark.filterwarnings(UNCOMPILED_FLEX)
 @pytest.mark.parametrize("name", BIAS_NAMES)
 def test_model_sdpa_and_flex_backends_agree(name):
-    from ablate.model import ModelConfig, TransformerModel
+    from ablate.model.transformer import ModelConfig, TransformerModel
 
     torch.manual_seed(0)
     config = dict(vocab_size=11, num_classes=3, d_model=H * DH, num_heads=H, num_layers=2, causal=True,

@@ -10,8 +10,8 @@ import torch
 
 from hf_rope_reference import hf_default, hf_yarn
 
-from ablate.encodings import ENCODINGS, UnsupportedLengthError, create_encoding
-from ablate.encodings.rotary import ntk_base, rope_inv_freq, xpos_zeta, yarn_inv_freq
+from ablate.model.encodings import ENCODINGS, UnsupportedLengthError, create_encoding
+from ablate.model.encodings.rotary import ntk_base, rope_inv_freq, xpos_zeta, yarn_inv_freq
 
 D_MODEL, HEADS = 32, 2  # head_dim 16
 

@@ -10,10 +10,10 @@ import pytest
 
 from tiny_suite import tiny_suite
 
-from ablate.errors import UserError
-from ablate.export import FORMATS, export_results, read_export
-from ablate.runner import run_plan
-from ablate.store import load_curves, load_results
+from ablate.core.errors import UserError
+from ablate.results.export import FORMATS, export_results, read_export
+from ablate.run.runner import run_plan
+from ablate.results.store import load_curves, load_results
 from ablate.suite import load_plan
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from ablate.claims.bounds import bayes_bound, invariance
-from ablate.encodings import ENCODINGS
-from ablate.feasibility import RULES, has_learned, learned_threshold, unable
-from ablate.model import ModelConfig, TransformerModel
-from ablate.pooling import POOLINGS
+from ablate.model.encodings import ENCODINGS
+from ablate.analysis.feasibility import RULES, has_learned, learned_threshold, unable
+from ablate.model.transformer import ModelConfig, TransformerModel
+from ablate.model.pooling import POOLINGS
 from ablate.tasks import TASKS, create_task
 
 

@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 from tiny_suite import tiny_suite
 
-from ablate import fingerprint, load_results
+from ablate.core import fingerprint
+from ablate import load_results
 from ablate.cli import main
-from ablate.fingerprint import NOT_RUN, UNRECORDED, compute, describe, fingerprints, package_root, source_files, stale_runs
+from ablate.core.fingerprint import (NOT_RUN, UNRECORDED, compute, describe, fingerprints, package_root, source_files,
+                                     stale_runs)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +38,17 @@ def _around_an_edit(root: Path, edited: str) -> tuple[str, str]:
         path.write_bytes(original)
 
 
-@pytest.mark.parametrize("edited", ["model.py", "encodings/alibi.py", "tasks/heldout.py", "train.py",
-                                    "criterion.py", "measure/timing.py", "data/shakespeare.csv"])
+@pytest.mark.parametrize("edited", ["model/transformer.py", "model/encodings/alibi.py", "tasks/heldout.py",
+                                    "run/train.py", "run/criterion.py", "measure/timing.py",
+                                    "analysis/stats/confidence.py", "data/shakespeare.csv"])
 def test_an_edit_to_what_runs_changes_the_fingerprint(package_copy: Path, edited: str) -> None:
     before, after = _around_an_edit(package_copy, edited)
     assert after != before and compute(package_copy, "0.1.0") == before
 
 
-@pytest.mark.parametrize("edited", ["report/sections.py", "report/findings.py", "plots/figures.py", "cli.py",
-                                    "claims/__init__.py", "report/templates/report.md.j2"])
+@pytest.mark.parametrize("edited", ["analysis/report/sections.py", "analysis/report/findings.py",
+                                    "analysis/plots/figures.py", "cli/__init__.py", "cli/args.py",
+                                    "claims/__init__.py", "analysis/report/templates/report.md.j2"])
 def test_an_edit_to_analysis_or_presentation_keeps_it(package_copy: Path, edited: str) -> None:
     before, after = _around_an_edit(package_copy, edited)
     assert after == before
@@ -55,7 +59,7 @@ def test_an_edit_to_analysis_or_presentation_keeps_it(package_copy: Path, edited
 _RUN_BOTH_KINDS = """
 import copy, json, sys
 from ablate.suite import load_plan
-from ablate.executors.worker import execute
+from ablate.run.executors.worker import execute
 plan = load_plan(sys.argv[1], ['train.steps=2', 'eval.batches=1', 'measure.min_run_time=0.01', 'measure.lengths=[16]'])
 for spec in (plan.train_runs()[0], plan.measure_runs()[0]):
     record = execute(spec.run_id, plan.name, spec.kind, copy.deepcopy(spec.config), spec.axes)

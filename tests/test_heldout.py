@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import ablate.train as train_module
+import ablate.run.train as train_module
 from ablate.suite import load_plan
 from ablate.suite.run_config import parse_train_run
 from ablate.tasks import TASKS, create_task

@@ -1,7 +1,7 @@
 """Every attention kernel and path against the reference path: output, input gradients, every parameter's gradient.
 
 Parametrized over the kernel registry and the encoding registry: a kernel (one module
-of ablate/attention/kernels registering itself with its condition) or a bias encoding
+of ablate/model/attention/kernels registering itself with its condition) or a bias encoding
 is tested the moment it is registered, wherever the kernel's condition holds on the
 grid below (float64; unpadded, left-padded with per-sequence positions, right-padded
 with shared positions; encoder and causal).
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate.attention import KERNELS, Tuning, attention, case_of, kernels, plan_attention, traits_of
-from ablate.attention.reference import reference_attention
-from ablate.encodings import ENCODINGS, create_encoding
+from ablate.model.attention import KERNELS, Tuning, attention, case_of, kernels, plan_attention, traits_of
+from ablate.model.attention.reference import reference_attention
+from ablate.model.encodings import ENCODINGS, create_encoding
 
 H, DH, B, L = 2, 4, 2, 13
 #: Every fast path reachable at this tiny size, in blocks of a few rows (several blocks, the last one short).

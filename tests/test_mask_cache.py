@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ablate.attention import MaskCache, plan_attention
-from ablate.encodings import create_encoding
+from ablate.model.attention import MaskCache, plan_attention
+from ablate.model.encodings import create_encoding
 
 
 def plan(encoding, positions, cache, padding_mask=None, causal=False):
@@ -43,7 +43,7 @@ def test_nothing_is_cached_under_autograd_with_padding_or_with_random_positions(
 
 
 def test_each_model_owns_its_cache():
-    from ablate.model import ModelConfig, TransformerModel
+    from ablate.model.transformer import ModelConfig, TransformerModel
 
     config = ModelConfig(vocab_size=5, num_classes=2, d_model=8, num_heads=2, num_layers=1, encoding="kerple")
     one, two = TransformerModel(config).eval(), TransformerModel(config).eval()

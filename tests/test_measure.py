@@ -29,8 +29,8 @@ from ablate.measure.memory import ChildFailed
 from ablate.measure.run import run_measurement
 from ablate.suite.run_config import parse_run
 from ablate.suite.schema import ModelSection
-from ablate.stats import fit_power_law, scaling_exponents
-from ablate.model import ModelConfig, TransformerModel
+from ablate.analysis.stats import fit_power_law, scaling_exponents
+from ablate.model.transformer import ModelConfig, TransformerModel
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 MiB = 2**20

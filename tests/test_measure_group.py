@@ -9,14 +9,14 @@ import pytest
 
 import ablate.measure.group as group
 import ablate.measure.point as point
-from ablate.errors import UnsupportedLengthError
+from ablate.core.errors import UnsupportedLengthError
 from ablate.measure.memory import MemoryResult
 from ablate.measure.rounds import rounds_to_decide
-from ablate.measure.rounds_table import load_rounds
+from ablate.results.rounds_table import load_rounds
 from ablate.measure.run import baseline_pairs, groups_of, with_partners
-from ablate.runner import run_plan
-from ablate.stats.verdict import judge
-from ablate.store import load_results
+from ablate.run.runner import run_plan
+from ablate.analysis.stats.verdict import judge
+from ablate.results.store import load_results
 from ablate.suite import load_plan
 
 #: Seconds one call of each encoding's step takes on the fake clock.

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from ablate.attention import flex_available
-from ablate.encodings import ENCODINGS, FAMILIES, UnsupportedLengthError, create_encoding, encodings_of_family
-from ablate.encodings.absolute import sinusoidal_table
-from ablate.model import ModelConfig, TransformerModel
-from ablate.pooling import POOLINGS
+from ablate.model.attention import flex_available
+from ablate.model.encodings import ENCODINGS, FAMILIES, UnsupportedLengthError, create_encoding, encodings_of_family
+from ablate.model.encodings.absolute import sinusoidal_table
+from ablate.model.transformer import ModelConfig, TransformerModel
+from ablate.model.pooling import POOLINGS
 
 #: Relative encodings (by family): attention logits depend on i - j only.
 RELATIVE = encodings_of_family("rotary", "bias", "query-bias")
@@ -224,7 +224,7 @@ def test_embeddings_load_from_a_text_vectors_file(tmp_path) -> None:
 
 
 def test_gelu_is_exact_gelu_in_place_only_without_gradient() -> None:
-    from ablate.model import GELU
+    from ablate.model.transformer import GELU
 
     x = torch.randn(4, 9)
     expected = torch.nn.functional.gelu(x)

@@ -17,7 +17,7 @@ import torch
 
 from ablate import nightly
 from ablate.nightly import commands, jobs
-from ablate.encodings import ENCODINGS
+from ablate.model.encodings import ENCODINGS
 from ablate.suite import load_plan
 
 REPO = Path(__file__).resolve().parents[1]

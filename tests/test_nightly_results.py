@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import ablate.environment
+import ablate.core.environment
 from ablate.nightly import commands, jobs, machine
 from ablate.nightly.machine import MachineClass, machine_name, memory_class, stable_python
 from ablate.nightly.record import env_name
@@ -126,7 +126,7 @@ def test_a_changed_version_is_a_new_series_not_a_regression(tmp_path):
 def night(monkeypatch, tmp_path: Path, *, hostname: str, cpu: str, commit: str, date: int, **values) -> int:
     """One run of ``ablate nightly --existing`` on a simulated runner; asv's run writes ``values``."""
     monkeypatch.setattr("socket.gethostname", lambda: hostname)
-    monkeypatch.setattr(ablate.environment, "cpu_model", lambda: cpu)
+    monkeypatch.setattr(ablate.core.environment, "cpu_model", lambda: cpu)
     monkeypatch.setattr(machine, "usable_cores", lambda: 4)
     monkeypatch.setattr(machine, "total_memory", lambda: int(15.6 * 2**30))
     monkeypatch.setattr(jobs, "_cuda", lambda: False)

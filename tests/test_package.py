@@ -47,6 +47,7 @@ def test_the_wheel_carries_the_suites(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"ablate/suites/{p.relative_to(REPO / 'suites').as_posix()}" for p in (REPO / "suites").rglob("*.toml")}
     assert expected <= names
-    assert {"ablate/report/templates/report.html.j2", "ablate/data/shakespeare.csv", "ablate/suites/__init__.py"} <= names
+    assert {"ablate/analysis/report/templates/report.html.j2", "ablate/analysis/report/templates/report.md.j2",
+            "ablate/data/shakespeare.csv", "ablate/suites/__init__.py"} <= names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Python: >=3.11" in metadata

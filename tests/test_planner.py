@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.attention import KERNELS, TUNING, Case, Traits, Tuning, case_of, choose_path, traits_of
-from ablate.attention.kernels import Kernel, register_kernel
-from ablate.attention.kernels.biased_attention import BiasedAttention
-from ablate.attention.planner import path_named
-from ablate.encodings import create_encoding
+from ablate.model.attention import KERNELS, TUNING, Case, Traits, Tuning, case_of, choose_path, traits_of
+from ablate.model.attention.kernels import Kernel, register_kernel
+from ablate.model.attention.kernels.biased_attention import BiasedAttention
+from ablate.model.attention.planner import path_named
+from ablate.model.encodings import create_encoding
 
 NONE = Traits(heads=4)
 ALIBI = Traits(has_bias=True, heads=4)

@@ -7,8 +7,8 @@ import pytest
 from conftest_report import ENCODINGS, make_frame
 from matplotlib.figure import Figure
 
-from ablate import plots
-from ablate.encodings import ENCODINGS as ENCODINGS_REGISTRY
+from ablate.analysis import plots
+from ablate.model.encodings import ENCODINGS as ENCODINGS_REGISTRY
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +141,9 @@ def test_styles_do_not_depend_on_the_order_encodings_were_imported():
     import subprocess
     import sys
 
-    script = ("import ablate.encodings.rotary, ablate.encodings.alibi\n"  # registered before discovery, as in a worker
-              "from ablate.plots import value_styles\n"
+    # registered before discovery, as in a worker
+    script = ("import ablate.model.encodings.rotary, ablate.model.encodings.alibi\n"
+              "from ablate.analysis.plots import value_styles\n"
               "print(value_styles(['rope', 'alibi', 'sinusoidal'])['rope'])")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == str(plots.value_styles(["rope"])["rope"])

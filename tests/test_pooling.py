@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.pooling import POOLINGS, ConcatPooling, create_pooling, pooling_is_token_level, token_rank
-from ablate.registry import UnknownNameError
+from ablate.model.pooling import POOLINGS, ConcatPooling, create_pooling, pooling_is_token_level, token_rank
+from ablate.core.registry import UnknownNameError
 
 POOLED = [name for name in POOLINGS.names() if not POOLINGS.get(name).token_level]
 
@@ -32,7 +32,7 @@ def test_padding_never_changes_the_pooled_vector(name: str, left: int, right: in
 
 @pytest.mark.parametrize("name", POOLED)
 def test_a_pooling_is_symmetric_exactly_when_its_class_says_so(name: str) -> None:
-    # The trait ablate.feasibility reasons with: the pooled vector of reordered token states.
+    # The trait ablate.analysis.feasibility reasons with: the pooled vector of reordered token states.
     pooling = create_pooling(name, d_model=8, num_heads=2)
     h = torch.randn(3, 6, 8)
     reordered = h[:, torch.tensor([4, 2, 0, 5, 1, 3])]

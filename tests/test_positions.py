@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from ablate.cli import main
-from ablate.positions.frame import load_positions
-from ablate.positions.tally import PositionTally
-from ablate.store import load_results
+from ablate.results.positions.frame import load_positions
+from ablate.results.positions.tally import PositionTally
+from ablate.results.store import load_results
 from ablate.tasks.base import Batch
 
 

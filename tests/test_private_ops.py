@@ -1,4 +1,4 @@
-"""The private torch operators of ablate/attention/private_ops.py: present, with the arguments used, and right.
+"""The private torch operators of ablate/model/attention/private_ops.py: present, with the arguments used, and right.
 
 After a torch upgrade that removes or changes one, these fail naming the operator.
 """
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ablate.attention.private_ops import OPERATORS, flash_attention, flash_attention_backward, operator
+from ablate.model.attention.private_ops import OPERATORS, flash_attention, flash_attention_backward, operator
 
 
 @pytest.mark.parametrize("name", list(OPERATORS))
@@ -23,7 +23,7 @@ def test_each_private_operator_exists_with_the_arguments_it_is_called_with(name:
     arguments = tuple(argument.name for argument in packet.default._schema.arguments)
     assert arguments == OPERATORS[name], (
         f"aten::{name} changed its arguments in torch {torch.__version__}: {arguments}, "
-        f"ablate/attention/private_ops.py passes {OPERATORS[name]}")
+        f"ablate/model/attention/private_ops.py passes {OPERATORS[name]}")
 
 
 def test_a_missing_operator_is_an_error_that_names_it() -> None:

@@ -7,9 +7,9 @@ import itertools
 
 from rich.table import Table
 
-from ablate.console import make_console
-from ablate.progress import LineProgress, RunProgress, create_progress, format_duration, key_metric
-from ablate.store import MetricRow, Record
+from ablate.core.console import make_console
+from ablate.run.progress import LineProgress, RunProgress, create_progress, format_duration, key_metric
+from ablate.results.store import MetricRow, Record
 
 
 def record(run_id: str, status: str = "ok", reason: str | None = None, wall: float = 2.0) -> Record:

@@ -20,8 +20,8 @@ ray = pytest.importorskip("ray")
 from tiny_suite import tiny_suite  # noqa: E402
 
 from ablate.cli import main  # noqa: E402
-from ablate.runner import create_executor, execute_spec, run_plan  # noqa: E402
-from ablate.store import Record, load_results, load_runs  # noqa: E402
+from ablate.run.runner import create_executor, execute_spec, run_plan  # noqa: E402
+from ablate.results.store import Record, load_results, load_runs  # noqa: E402
 from ablate.suite import load_plan  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -132,7 +132,7 @@ def test_interrupted_suite_cancels_outstanding_runs_and_resumes(tmp_path: Path, 
 
 
 def test_executor_is_registered_and_validates_options() -> None:
-    from ablate.executors.ray_executor import RayExecutor, RayExecutorError
+    from ablate.run.executors.ray_executor import RayExecutor, RayExecutorError
 
     assert isinstance(create_executor("ray", workers=3, num_cpus=2), RayExecutor)
     assert create_executor("ray", num_cpus=0.5).threads == 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.attention import SWITCH, choose_backend, requested_backend
-from ablate.encodings import create_encoding
-from ablate.model import ModelConfig, TransformerModel
+from ablate.model.attention import SWITCH, choose_backend, requested_backend
+from ablate.model.encodings import create_encoding
+from ablate.model.transformer import ModelConfig, TransformerModel
 from ablate.suite.schema import ModelSection
 
 H, D = 2, 8

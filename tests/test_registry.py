@@ -9,17 +9,17 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ablate.devices import autocast, check_device_name, resolve_device
-from ablate.dims import head_dim
-from ablate.errors import UnsupportedRun
-from ablate.encodings import create_encoding
-from ablate.executors import EXECUTORS, create_executor
+from ablate.core.devices import autocast, check_device_name, resolve_device
+from ablate.core.dims import head_dim
+from ablate.core.errors import UnsupportedRun
+from ablate.model.encodings import create_encoding
+from ablate.run.executors import EXECUTORS, create_executor
 from ablate.measure.workload import check_arguments
-from ablate.metrics import higher_is_better
-from ablate.model import ModelConfig, TransformerModel
-from ablate.pooling import create_pooling
+from ablate.core.metrics import higher_is_better
+from ablate.model.transformer import ModelConfig, TransformerModel
+from ablate.model.pooling import create_pooling
 from ablate.tasks import create_task
-from ablate.registry import Registry, UnknownNameError, did_you_mean
+from ablate.core.registry import Registry, UnknownNameError, did_you_mean
 from ablate.suite.schema import MeasureSection, ModelSection, TrainSection
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablate.encodings import ENCODINGS
-from ablate.registry import split_spec
+from ablate.model.encodings import ENCODINGS
+from ablate.core.registry import split_spec
 from ablate.suite import load_suite
 
 NIGHTLY = Path(__file__).resolve().parents[1] / "suites" / "nightly.toml"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ablate.attention import Tuning
-from ablate.attention.clipped import add_clipped, sum_clipped
-from ablate.attention.kernels import clipped_regions, clipped_vector_blocks
-from ablate.attention.kernels.clipped_regions import ClippedRelativeRegions
-from ablate.attention.kernels.clipped_vector_blocks import ClippedVectorBlocks
-from ablate.encodings import create_encoding
-from ablate.model import ModelConfig, TransformerModel
+from ablate.model.attention import Tuning
+from ablate.model.attention.clipped import add_clipped, sum_clipped
+from ablate.model.attention.kernels import clipped_regions, clipped_vector_blocks
+from ablate.model.attention.kernels.clipped_regions import ClippedRelativeRegions
+from ablate.model.attention.kernels.clipped_vector_blocks import ClippedVectorBlocks
+from ablate.model.encodings import create_encoding
+from ablate.model.transformer import ModelConfig, TransformerModel
 from tests.test_blockwise import dense_reference
 
 B, H, DH = 3, 2, 8

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest_report import FAILED_REASON, make_frame
 
-from ablate.report import compare_results, context, write_comparison, write_report
-from ablate.stats import decisions
+from ablate.analysis.report import compare_results, context, write_comparison, write_report
+from ablate.analysis.stats import decisions
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def test_quality_against_cost_holds_the_other_axes_where_most_values_have_both(r
 
 def test_a_report_without_verdicts_judges_nothing(tmp_path):
     # a claim's report: its predicates are the verdicts, so no comparison carries a second one
-    from ablate.report.document import Paragraph, Section
+    from ablate.analysis.report.document import Paragraph, Section
 
     preface = Section("Claim: reproduced", [Paragraph("The claim's predicates.")])
     paths = write_report(make_frame(), tmp_path, preface=preface, verdicts=False)

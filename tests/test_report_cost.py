@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablate.report import write_report
-from ablate.report.cost import cost_verdicts, ratio_text
+from ablate.analysis.report import write_report
+from ablate.analysis.report.cost import cost_verdicts, ratio_text
 from conftest_report import make_frame
 
 #: Time per call relative to sinusoidal: rope is 25% slower, alibi the same.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest_report import make_frame
 
-from ablate.report import write_report
-from ablate.report.document import autoescape
+from ablate.analysis.report import write_report
+from ablate.analysis.report.document import autoescape
 
 HOSTILE = "<script>alert('x')</script> & <b>bold</b>"
 
@@ -30,7 +30,7 @@ def test_every_html_template_is_autoescaped():
 def test_report_tables_are_saved_as_data(tmp_path):
     import pandas as pd
 
-    from ablate import stats
+    from ablate.analysis import stats
 
     frame = make_frame(seeds=3)
     paths = write_report(frame, tmp_path)

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablate import store_schema
+from ablate.results import schema as store_schema
 from ablate.cli import main
-from ablate.criterion import CurvePoint
-from ablate.errors import SchemaError
-from ablate.export import export_results, read_export
-from ablate.store import MetricRow, Record, Store, load_curves, load_results, load_runs
-from ablate.store_schema import SCHEMA_VERSION
+from ablate.run.criterion import CurvePoint
+from ablate.core.errors import SchemaError
+from ablate.results.export import export_results, read_export
+from ablate.results.store import MetricRow, Record, Store, load_curves, load_results, load_runs
+from ablate.results.schema import SCHEMA_VERSION
 
 
 def _record(run_id: str, seed: int, fingerprint: str | None = "0.1.0+abc") -> Record:

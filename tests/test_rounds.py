@@ -18,7 +18,7 @@ from ablate.measure.rounds import (
     log_ratio_interval,
     rounds_to_decide,
 )
-from ablate.stats.verdict import judge
+from ablate.analysis.stats.verdict import judge
 
 
 class FakeClock:

@@ -6,11 +6,11 @@ import copy
 
 import pytest
 
-from ablate.errors import SuiteError
+from ablate.core.errors import SuiteError
 from ablate.suite import load_plan, run_id
 from ablate.suite.run_config import MeasurePoint, MeasureRun, ResolvedEval, TrainRun, parse_run, parse_train_run
 from ablate.suite.schema import EvalSection, MeasureSection, TrainSection
-from ablate.executors.worker import execute
+from ablate.run.executors.worker import execute
 
 #: ``ablate plan suites/quickstart.toml``: reading the config through typed objects must never move
 #: these ids. A new setting in the schema does move them (every run's config gains its default);

@@ -16,8 +16,8 @@ import pytest
 from tiny_suite import tiny_suite
 
 from ablate.cli import main
-from ablate.runner import run_plan
-from ablate.store import load_results, load_runs
+from ablate.run.runner import run_plan
+from ablate.results.store import load_results, load_runs
 from ablate.suite import load_plan
 
 def suite_file(tmp_path: Path, steps: int = 3, extra: str = "") -> Path:
@@ -139,7 +139,7 @@ def test_plan_and_list_commands(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_threads_per_worker_are_set_and_recorded(tmp_path: Path) -> None:
-    from ablate.runner import threads_per_worker
+    from ablate.run.runner import threads_per_worker
 
     assert threads_per_worker(1, cores=2) == 2 and threads_per_worker(2, cores=2) == 1
     assert threads_per_worker(4, cores=2) == 1  # never below one
@@ -155,7 +155,7 @@ def test_threads_per_worker_are_set_and_recorded(tmp_path: Path) -> None:
 def test_a_new_database_appears_with_its_tables_and_an_existing_one_is_kept(tmp_path: Path) -> None:
     # A reader polling for results.sqlite (a report, the SIGKILL test above) must never
     # find the file without its tables; a second store must not replace a first one's file.
-    from ablate.store import Store, _create_with_schema
+    from ablate.results.store import Store, _create_with_schema
 
     run_plan(load_plan(str(suite_file(tmp_path))), tmp_path / "results", progress=False)
     database = tmp_path / "results" / "tiny" / "results.sqlite"

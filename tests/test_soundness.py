@@ -1,8 +1,8 @@
 """The stated error rates hold on the data small models produce: simulated through the functions that decide.
 
-Verdicts are reached by :func:`ablate.stats.verdict.judge`, which the report's
-comparisons (:func:`ablate.stats.decisions.comparisons`), the adaptive seeds
-(:func:`ablate.adaptive.run_adaptive`) and the claims' better/order predicates call.
+Verdicts are reached by :func:`ablate.analysis.stats.verdict.judge`, which the report's
+comparisons (:func:`ablate.analysis.stats.decisions.comparisons`), the adaptive seeds
+(:func:`ablate.run.adaptive.run_adaptive`) and the claims' better/order predicates call.
 Every path is looked at after each round of seeds and counts as an error if it is
 *ever* wrong, as the adaptive seeds would stop there. Families: normal, learn-or-fail
 mixtures (exact 1.0/0.5 and noisy), skewed, ties, zero spread (tests/families.py).
@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.adaptive import run_adaptive
+from ablate.run.adaptive import run_adaptive
 from ablate.claims import Claim, judge as judge_claim
 from ablate.claims.predicates import NOT_REPRODUCED, REPRODUCED, value_predicate
-from ablate.stats.decisions import comparisons
-from ablate.stats.verdict import BETTER, EQUIVALENT, WORSE, judge
+from ablate.analysis.stats.decisions import comparisons
+from ablate.analysis.stats.verdict import BETTER, EQUIVALENT, WORSE, judge
 from ablate.suite import expand
 from ablate.suite.load import suite_from_dict
 from families import EFFECTS, FIVE_MARGINS, NULLS, Scenario

@@ -8,7 +8,7 @@ import pytest
 from conftest_report import make_frame
 from scipy import stats as scipy_stats
 
-from ablate import stats
+from ablate.analysis import stats
 
 # Student's sleep data (Cushny & Peebles 1905): extra hours of sleep under two drugs, same 10 patients.
 # R: t.test(extra ~ group, data = sleep, paired = TRUE) -> t = -4.0621, df = 9, p-value = 0.002833

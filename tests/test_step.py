@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate import step as step_module
-from ablate.errors import Diverged, UnsupportedRun
+from ablate.run import step as step_module
+from ablate.core.errors import Diverged, UnsupportedRun
 from ablate.measure.workload import Workload, spec_of
-from ablate.model import ModelConfig, TransformerModel
-from ablate.step import TrainStep, lr_factor
+from ablate.model.transformer import ModelConfig, TransformerModel
+from ablate.run.step import TrainStep, lr_factor
 from ablate.suite.run_config import parse_train_run
 from ablate.suite.schema import ModelSection, TrainSection
 from ablate.tasks import Batch, create_task
-from ablate.train import build, train_model
+from ablate.run.train import build, train_model
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = TrainSection(lr=1e-2, grad_clip=0.5, schedule="linear", steps=4, warmup_steps=1)

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate import checkpoints
+from ablate.run import checkpoints
 from ablate.cli import main
-from ablate.errors import CheckpointError
-from ablate.runner import run_plan
-from ablate.store import load_results, load_runs
+from ablate.core.errors import CheckpointError
+from ablate.run.runner import run_plan
+from ablate.results.store import load_results, load_runs
 from ablate.suite import SuiteError, load_plan
 from ablate.suite.run_config import parse_train_run
-from ablate.variants.run import restore_model
+from ablate.run.variants.run import restore_model
 
 SUITE = """
 name = "ctx"
@@ -89,7 +89,7 @@ def test_restored_model_reproduces_the_stored_evaluation(tmp_path):
     plan = load_plan(str(tmp_path / "ctx.toml"))
     spec = plan.train_runs()[0]
     from ablate.tasks import create_task
-    from ablate.train import evaluate
+    from ablate.run.train import evaluate
 
     model = restore_model(summary.results_dir, spec.run_id, spec.typed(), torch.device("cpu"))
     rows = {(r.metric, r.eval_length): r.value for r in evaluate(model, create_task(spec.config["task"]),
@@ -122,7 +122,7 @@ def test_editing_a_variant_evaluates_it_again_and_retraining_drops_stale_rows(tm
     results = tmp_path / "r"
     run(write_suite(tmp_path, PI), results)
     edited = PI.replace('method = "pi"', 'method = "pi", factor = 4')
-    from ablate.variants import rope
+    from ablate.run.variants import rope
 
     applied = []
     scale_model = rope.scale_model
@@ -142,7 +142,7 @@ def test_editing_a_variant_evaluates_it_again_and_retraining_drops_stale_rows(tm
     db = sqlite3.connect(summary.results_dir / "results.sqlite")
     run_id = db.execute("SELECT run_id FROM runs").fetchone()[0]
     db.close()
-    from ablate.store import Record, Store
+    from ablate.results.store import Record, Store
 
     with Store(summary.results_dir) as store:
         store.write(Record(run_id=run_id, suite="ctx", kind="train", status="failed", config={}, reason="x"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ablate.report.document import Image
-from ablate.report.context import build_context
-from ablate.report.sections import extrapolation
-from ablate.report.variant_curves import variant_curves
+from ablate.analysis.report.document import Image
+from ablate.analysis.report.context import build_context
+from ablate.analysis.report.sections import extrapolation
+from ablate.analysis.report.variant_curves import variant_curves
 
 LENGTHS = [64, 128, 256]
 #: Perplexity per (encoding, variant) at each length: the known truth the figure must show.

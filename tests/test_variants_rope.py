@@ -8,9 +8,9 @@ import pytest
 import torch
 from hf_rope_reference import hf_default, hf_dynamic, hf_linear, hf_yarn
 
-from ablate.encodings import create_encoding
-from ablate.variants import rope
-from ablate.variants.rope import ROPE_METHODS, resolve_factor, restored_frequencies, scale_model
+from ablate.model.encodings import create_encoding
+from ablate.run.variants import rope
+from ablate.run.variants.rope import ROPE_METHODS, resolve_factor, restored_frequencies, scale_model
 
 DIMS = [8, 16, 32]
 

@@ -19,10 +19,10 @@ from typing import Any, Callable
 
 import torch
 
-from ablate.encodings import ENCODINGS
-from ablate.metrics import higher_is_better
-from ablate.pooling import pooling_classes
-from ablate.registry import UnknownNameError, split_spec
+from ablate.model.encodings import ENCODINGS
+from ablate.core.metrics import higher_is_better
+from ablate.model.pooling import pooling_classes
+from ablate.core.registry import UnknownNameError, split_spec
 from ablate.tasks import TASKS
 
 #: Default ``report.learned_threshold`` for accuracy-like metrics (fraction correct at the train length).

@@ -36,14 +36,14 @@ from ablate.claims.predicates import (
     cells_of,
     decisions_of,
 )
-from ablate.cli_args import execution
-from ablate import fingerprint
-from ablate.console import make_console
-from ablate.positions.frame import load_positions
-from ablate.report import write_report
-from ablate.report.document import Paragraph, Section, Table
-from ablate.runner import run_plan, stale_line
-from ablate.store import Store, load_curves, load_results
+from ablate.cli.args import execution
+from ablate.core import fingerprint
+from ablate.core.console import make_console
+from ablate.results.positions.frame import load_positions
+from ablate.analysis.report import write_report
+from ablate.analysis.report.document import Paragraph, Section, Table
+from ablate.run.runner import run_plan, stale_line
+from ablate.results.store import Store, load_curves, load_results
 
 #: Family-wise error rate of a claim's verdict when its suite sets none.
 ALPHA = 0.05

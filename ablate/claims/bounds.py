@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from ablate.feasibility import end_read, position_free_encoder, unable
-from ablate.store import axis_column
+from ablate.analysis.feasibility import end_read, position_free_encoder, unable
+from ablate.results.store import axis_column
 from ablate.suite import Plan
 from ablate.tasks import create_task
 
@@ -82,7 +82,7 @@ GROUPS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
 def invariance(config: Mapping[str, Any]) -> str | None:
     """The group a run config's output is invariant to, whatever its weights (``None``: none known).
 
-    The full invariances are :mod:`ablate.feasibility`'s rules; a permutation-equivariant encoder
+    The full invariances are :mod:`ablate.analysis.feasibility`'s rules; a permutation-equivariant encoder
     (no positions, bidirectional) read at one end is invariant to permutations of the other positions.
     """
     rule = unable(dict(config))

@@ -22,13 +22,13 @@ from typing import Any
 
 from ablate.claims.bounds import by_construction
 from ablate.claims.predicates import OPS, PREDICATES, STATISTICS, cells_of
-from ablate.metrics import METRICS
-from ablate.registry import did_you_mean
-from ablate.store import axis_column
+from ablate.core.metrics import METRICS
+from ablate.core.registry import did_you_mean
+from ablate.results.store import axis_column
 from ablate.suite import Plan, SuiteError, expand, suites_dir
 from ablate.suite.load import suite_from_dict
 from ablate.tasks import create_task
-from ablate.train import EVAL_METRICS
+from ablate.run.train import EVAL_METRICS
 
 CLAIM_KEYS = {"id": True, "title": True, "paper": True, "year": True, "where": True, "statement": True,
               "notes": False}

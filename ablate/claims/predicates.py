@@ -1,7 +1,7 @@
 """Executable predicates over a results frame, each giving a verdict with its evidence.
 
 A predicate reads per-seed values and decides with the same anytime-valid
-intervals as the report (:mod:`ablate.stats.confidence`), at the level ``alpha``
+intervals as the report (:mod:`ablate.analysis.stats.confidence`), at the level ``alpha``
 its claim gives it (the claim's α divided over its tests, :func:`decisions_of`):
 
 * ``value`` / ``ratio`` - the *median* seed (``statistic = "median"``, the default):
@@ -10,12 +10,12 @@ its claim gives it (the claim's α divided over its tests, :func:`decisions_of`)
   when it is shown to fall below 1/2. A metric with a range may ask for the
   ``mean`` instead (a distribution-free interval that needs more seeds). Learn-or-fail
   seeds make the median the honest statistic: "in most seeds".
-* ``better`` / ``order`` - :func:`ablate.stats.verdict.judge`, the report's verdict:
+* ``better`` / ``order`` - :func:`ablate.analysis.stats.verdict.judge`, the report's verdict:
   better is reproduced; worse or equivalent is not reproduced; undecided is inconclusive.
 * ``measure`` - no verdict: the values, reported.
 
 Past the train length a predicate reads only the seeds whose model learned the
-task at the train length (:func:`ablate.stats.decisions.learned_by_seed`); when a
+task at the train length (:func:`ablate.analysis.stats.decisions.learned_by_seed`); when a
 cell did not learn (decided), the predicate cannot be judged and says so.
 Thresholds live in the claim files, fixed before any run (the file's hash is
 recorded with its results); they are never tuned to make a verdict come out.
@@ -30,12 +30,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ablate.feasibility import learned_threshold
-from ablate.metrics import METRICS, higher_is_better
-from ablate.registry import Registry
-from ablate.stats.confidence import mean_interval, rate_interval
-from ablate.stats.decisions import DID_NOT_LEARN, learn_status, learned_by_seed, metric_spec
-from ablate.stats.verdict import BETTER, UNDECIDED, judge
+from ablate.analysis.feasibility import learned_threshold
+from ablate.core.metrics import METRICS, higher_is_better
+from ablate.core.registry import Registry
+from ablate.analysis.stats.confidence import mean_interval, rate_interval
+from ablate.analysis.stats.decisions import DID_NOT_LEARN, learn_status, learned_by_seed, metric_spec
+from ablate.analysis.stats.verdict import BETTER, UNDECIDED, judge
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MEASURED = "reproduced", "not reproduced", "inconclusive", "measured"
 STATISTICS = ("median", "mean")
@@ -197,7 +197,7 @@ def ratio_predicate(frame: pd.DataFrame, *, alpha: float, where: dict[str, Any],
 @PREDICATES.register("better")
 def better_predicate(frame: pd.DataFrame, *, alpha: float, a: dict[str, Any], b: dict[str, Any], metric: str,
                      length: int, margin: float | None = None) -> Verdict:
-    """``a`` is better than ``b`` on ``metric`` at ``length``: the report's verdict (:func:`ablate.stats.verdict.judge`)
+    """``a`` is better than ``b`` on ``metric`` at ``length``: the report's verdict (:func:`ablate.analysis.stats.verdict.judge`)
     on seeds paired between them; ``margin`` is the equivalence margin (default: the metric's)."""
     expected = f"{_label(a)} better than {_label(b)} on {metric} at L={length}"
     seeds, why = learned_seeds(frame, a, metric, length, alpha)

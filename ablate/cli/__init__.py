@@ -4,7 +4,7 @@ User mistakes (a bad suite file, an unknown name, a missing results folder, a
 bad flag value) print one clear message and exit 2, never a traceback. ``ablate
 run`` exits 1 when any run failed, 130 when interrupted (finished runs are kept).
 A bare ``ablate`` prints the help. Tables printed to a file or pipe are never cut
-(:mod:`ablate.console`).
+(:mod:`ablate.core.console`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate import __version__
-from ablate.cli_tables import bench_table, cost_verdict_table
-from ablate.cli_args import add_execution_arguments, add_out, check_report_options, execution
+from ablate.cli.tables import bench_table, cost_verdict_table
+from ablate.cli.args import add_execution_arguments, add_out, check_report_options, execution
 from ablate import nightly
 from ablate.nightly import add_arguments as add_nightly_arguments
-from ablate.console import make_console
-from ablate.errors import UserError
-from ablate.export import FORMATS, require_results
+from ablate.core.console import make_console
+from ablate.core.errors import UserError
+from ablate.results.export import FORMATS, require_results
 from ablate.suite import SuiteError, load_plan
 from ablate.suite.run_config import TrainRun, parse_train_run
 
@@ -36,7 +36,7 @@ err = make_console(stderr=True)
 
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    from ablate.runner import run_plan, stale_line
+    from ablate.run.runner import run_plan, stale_line
 
     how = execution(args)
     plan = load_plan(args.suite, args.set)
@@ -63,8 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ablate.runner import run_plan
-    from ablate.store import load_results
+    from ablate.run.runner import run_plan
+    from ablate.results.store import load_results
 
     plan = load_plan(args.suite, args.set)
     if plan.suite.measure is None:
@@ -141,10 +141,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------- report / compare
 def _report(results_dir: Path, out: Path, main_metric: str | None, baseline: dict[str, str] | None) -> None:
-    from ablate.measure.rounds_table import load_rounds
-    from ablate.positions.frame import load_positions
-    from ablate.report import write_report
-    from ablate.store import load_curves, load_results
+    from ablate.results.rounds_table import load_rounds
+    from ablate.results.positions.frame import load_positions
+    from ablate.analysis.report import write_report
+    from ablate.results.store import load_curves, load_results
 
     frame = load_results(results_dir)
     if frame.empty:
@@ -166,7 +166,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ablate.export import export_results
+    from ablate.results.export import export_results
 
     for kind, path in export_results(args.results_dir, args.format, args.output).items():
         err.print(f"{kind}: {path}")
@@ -174,12 +174,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ablate.measure.rounds_table import load_rounds
-    from ablate.report import compare_results, write_comparison
-    from ablate.report.compare import regressions
-    from ablate.report.context import choose_main_metric
-    from ablate.report.labels import derive_labels
-    from ablate.store import load_results
+    from ablate.results.rounds_table import load_rounds
+    from ablate.analysis.report import compare_results, write_comparison
+    from ablate.analysis.report.compare import regressions
+    from ablate.analysis.report.context import choose_main_metric
+    from ablate.analysis.report.labels import derive_labels
+    from ablate.results.store import load_results
 
     folders = [require_results(path) for path in (args.a, args.b)]
     frames = [load_results(folder) for folder in folders]
@@ -227,9 +227,9 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ablate.encodings import ENCODINGS
-    from ablate.pooling import POOLINGS
-    from ablate.runner import EXECUTORS
+    from ablate.model.encodings import ENCODINGS
+    from ablate.model.pooling import POOLINGS
+    from ablate.run.runner import EXECUTORS
     from ablate.suite.load import suite_folders
     from ablate.tasks import TASKS
 
@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="registered encodings, poolings, tasks and built-in suites")
     listing.set_defaults(handler=cmd_list)
 
-    from ablate.clean import add_parser as add_clean_parser
+    from ablate.cli.clean import add_parser as add_clean_parser
 
     add_clean_parser(sub)
     return parser
@@ -372,10 +372,3 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[bold red]error[/]: {escape(str(error))}", highlight=False)
         return 2
 
-
-if __name__ == "__main__":
-    # Run as `python -m ablate.cli`: delegate to the imported module, so error classes
-    # that other modules import from ablate.cli are the ones main() catches.
-    from ablate.cli import main as _main
-
-    sys.exit(_main())

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ablate.errors import UserError
+from ablate.core.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,7 +35,7 @@ def check_report_options(frame: pd.DataFrame, main_metric: str | None, baseline:
     """Raise :class:`UserError` if ``--main-metric`` or ``--baseline AXIS=VALUE`` does not fit the results."""
     import pandas as pd
 
-    from ablate.stats.frame import column_of, grid_axes
+    from ablate.analysis.stats.frame import column_of, grid_axes
 
     if main_metric is not None:
         metrics = sorted(str(m) for m in pd.unique(frame["metric"].dropna()))
@@ -54,24 +54,13 @@ def check_report_options(frame: pd.DataFrame, main_metric: str | None, baseline:
                             f"Values: {', '.join(values)}")
 
 
-def fraction(text: str) -> float:
-    """An argparse ``type``: a number strictly between 0 and 1 (``--accuracy-drop 0.03`` = 3 points)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.03, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (0.03 = 3 points), got {value:g}")
-    return value
-
-
 #: Flags that only the Ray executor reads, and their option names.
 RAY_FLAGS = {"--address": "address", "--num-cpus": "num_cpus", "--num-gpus": "num_gpus"}
 
 
 @dataclass(frozen=True)
 class Execution:
-    """How ``ablate run`` / ``ablate reproduce`` execute a plan: :func:`ablate.runner.run_plan`'s keywords."""
+    """How ``ablate run`` / ``ablate reproduce`` execute a plan: :func:`ablate.run.runner.run_plan`'s keywords."""
 
     executor: str
     workers: int

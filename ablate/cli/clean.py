@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ablate import checkpoints
-from ablate.cli_args import add_out
-from ablate.errors import CheckpointError, UserError
+from ablate.run import checkpoints
+from ablate.cli.args import add_out
+from ablate.core.errors import CheckpointError, UserError
 from ablate.suite import load_suite
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-from ablate.measure.rounds_table import load_rounds
-from ablate.report.context import report_settings
-from ablate.report.cost import cost_verdicts, ratio_text, suite_margins
-from ablate.stats import baseline_of, grid_axes
+from ablate.results.rounds_table import load_rounds
+from ablate.analysis.report.context import report_settings
+from ablate.analysis.report.cost import cost_verdicts, ratio_text, suite_margins
+from ablate.analysis.stats import baseline_of, grid_axes
 
 #: The keys of one measured point.
 POINT = ["encoding", "pooling", "measure.mode", "measure.batch_size", "measure.dtype", "eval_length"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ablate.errors import UnsupportedRun
+from ablate.core.errors import UnsupportedRun
 
 #: Suite dtype names; ``bfloat16``/``float16`` run under autocast with float32 parameters.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

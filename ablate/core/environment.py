@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import ablate
-from ablate import fingerprint
+from ablate.core import fingerprint
 
 
 @functools.cache
@@ -72,7 +72,7 @@ def _nvidia_driver() -> str | None:
 
 def device_environment(device: str | torch.device = "cpu", *, threads: int | None = None) -> dict[str, Any]:
     """Facts of where work on ``device`` runs (``auto`` resolves): versions, host, CPU, threads, commit,
-    code fingerprint (:mod:`ablate.fingerprint`), device.
+    code fingerprint (:mod:`ablate.core.fingerprint`), device.
 
     Never raises: a device whose facts cannot be read is named ``unavailable``.
     """

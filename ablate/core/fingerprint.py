@@ -25,8 +25,8 @@ import ablate
 
 #: Package-relative paths (folders or files) that no run executes: their changes change no stored number.
 NOT_RUN: tuple[str, ...] = (
-    "__main__.py", "adaptive.py", "claims", "clean.py", "cli.py", "cli_args.py", "console.py", "export.py",
-    "nightly", "plots", "progress.py", "report", "runner.py",
+    "__main__.py", "analysis/plots", "analysis/report", "claims", "cli", "core/console.py", "nightly",
+    "results/export.py", "run/adaptive.py", "run/progress.py", "run/runner.py",
 )
 #: What :func:`fingerprints` calls the code of runs stored before fingerprints were recorded.
 UNRECORDED = "unrecorded"

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ablate.registry import UnknownNameError
+from ablate.core.registry import UnknownNameError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,4 +96,4 @@ def higher_is_better(name: str, df: pd.DataFrame | None = None) -> bool:
     known = df.loc[df["metric"].eq(name), "higher_is_better"].dropna()
     if len(known):
         return bool(known.iloc[0])
-    raise ValueError(f"direction of metric {name!r} is unknown: add it to ablate.metrics.METRICS")
+    raise ValueError(f"direction of metric {name!r} is unknown: add it to ablate.core.metrics.METRICS")

@@ -1,6 +1,6 @@
 """Throughput and peak memory of a model step, on the CPU and CUDA.
 
-How they grow with length is a statistic of the results: :func:`ablate.stats.fit_power_law`.
+How they grow with length is a statistic of the results: :func:`ablate.analysis.stats.fit_power_law`.
 
 - :mod:`~ablate.measure.timing`: warm-up + adaptive repeated timing (:class:`Timing`).
 - :mod:`~ablate.measure.memory`: peak memory (CUDA allocator; CPU peak RSS of a spawned process).
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ablate.measure.environment import environment_facts, git_commit
 from ablate.measure.memory import MemoryResult, cpu_peak, cuda_peak, peakmem_step
-from ablate.devices import is_oom
+from ablate.core.devices import is_oom
 from ablate.measure.outcome import classify_error
 from ablate.measure.point import PointResult, measure_point, measure_sweep
 from ablate.measure.timing import Timing, median_iqr, time_callable, tokens_per_second

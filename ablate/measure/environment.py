@@ -1,6 +1,6 @@
 """Facts about where a measurement ran, stored with every record as ``env.*`` columns.
 
-Built on :mod:`ablate.environment` (the facts every run records); this adds what
+Built on :mod:`ablate.core.environment` (the facts every run records); this adds what
 matters for timing: the threads actually used, the CPUs this process may run
 on, and the CUDA device's details when measuring on one. Nothing here raises:
 a device whose facts cannot be read is named ``unavailable``.
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ablate.environment import cpu_model, device_environment, git_commit
+from ablate.core.environment import cpu_model, device_environment, git_commit
 
 __all__ = ["cpu_model", "environment_facts", "git_commit"]
 
@@ -26,7 +26,7 @@ def _usable_cpus() -> int | None:
 
 
 def environment_facts(device: str | torch.device = "cpu", *, threads: int | None = None) -> dict[str, Any]:
-    """The run facts of :func:`ablate.environment.device_environment`, plus what timing needs.
+    """The run facts of :func:`ablate.core.environment.device_environment`, plus what timing needs.
 
     Args:
         device: the measured device (``cpu``, ``cuda``, ``cuda:N``; ``auto`` resolves).

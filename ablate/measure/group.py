@@ -33,16 +33,16 @@ import numpy as np
 import torch
 
 import ablate.measure.point as point
-from ablate.devices import resolve_device
+from ablate.core.devices import resolve_device
 from ablate.measure.instructions import instruction_rounds
 from ablate.measure.memory import ChildFailed, cuda_peak
 from ablate.measure.outcome import classify_error
 from ablate.measure.rounds import Pair, Rounds, calls_per_sample, interleaved_rounds, rounds_to_decide
-from ablate.measure.rounds_table import RoundValue
+from ablate.results.rounds_table import RoundValue
 from ablate.measure.timing import device_clock, median_iqr, tokens_per_second
 from ablate.measure.workload import WorkloadSpec, spec_of, warm_up
-from ablate.registry import Registry
-from ablate.store import MetricRow
+from ablate.core.registry import Registry
+from ablate.results.store import MetricRow
 from ablate.suite.run_config import MeasurePoint
 
 #: Untimed calls of each model before its first sample (kernel selection, lazy optimizer state).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import traceback
 
-from ablate.devices import is_oom
-from ablate.errors import UnsupportedLengthError, short_reason
+from ablate.core.devices import is_oom
+from ablate.core.errors import UnsupportedLengthError, short_reason
 
 
 def classify_error(error: BaseException) -> tuple[str, str]:

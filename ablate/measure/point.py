@@ -20,13 +20,13 @@ from typing import Any
 import torch
 
 import ablate.measure.memory as _memory
-from ablate.attention import choose_backend
-from ablate.devices import resolve_device
+from ablate.model.attention import choose_backend
+from ablate.core.devices import resolve_device
 from ablate.measure.outcome import classify_error
 from ablate.measure.environment import environment_facts
 from ablate.measure.timing import Timing, time_callable
 from ablate.measure.workload import Workload, build_step, check_arguments, spec_of, warm_up
-from ablate.model_config import ModelConfig
+from ablate.model.config import ModelConfig
 
 STATUSES = ("ok", "oom", "unsupported", "failed")
 
@@ -92,7 +92,7 @@ def measure_point(
     Args:
         config: the model (a :class:`ModelConfig` or its dict form).
         mode: ``forward`` (inference: eval mode, ``torch.inference_mode``) or
-            ``train_step`` (:class:`~ablate.step.TrainStep`, the step suites train with).
+            ``train_step`` (:class:`~ablate.run.step.TrainStep`, the step suites train with).
         batch_size, length: the frozen input batch ``(batch_size, length)``.
         dtype: ``float32``, or autocast ``bfloat16`` / ``float16`` (CUDA only) with
             float32 parameters, as training uses them.

@@ -9,8 +9,8 @@ paired with round ``i`` of its baseline: the paired ratio cancels what the two
 shared.
 
 The rounds stop when every tracked ratio is *tight* - the confidence sequence of
-its median paired ratio (:func:`ablate.stats.confidence.quantile_interval` on the
-log ratios, the estimand :func:`ablate.stats.verdict.judge` decides on) is
+its median paired ratio (:func:`ablate.analysis.stats.confidence.quantile_interval` on the
+log ratios, the estimand :func:`ablate.analysis.stats.verdict.judge` decides on) is
 narrower than ``1 + precision`` - or when the time budget is spent. A confidence
 sequence holds at every number of rounds at once, so "repeat until tight" is a
 valid stopping rule: the interval at the stop covers with the stated probability.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ablate.stats.confidence import quantile_interval
+from ablate.analysis.stats.confidence import quantile_interval
 
 #: One measurement of one configuration (a positive number: seconds per call, bytes, instructions).
 Sampler = Callable[[], float]
@@ -77,7 +77,7 @@ def log_ratio_interval(treatment: Sequence[float], baseline: Sequence[float] | N
                        alpha: float) -> tuple[float, float]:
     """``(low, high)`` of the median paired ratio ``treatment / baseline`` (or of the median value), as ratios.
 
-    The confidence sequence :func:`~ablate.stats.verdict.judge` uses for a ratio metric:
+    The confidence sequence :func:`~ablate.analysis.stats.verdict.judge` uses for a ratio metric:
     the median of the paired log ratios, inverted from order statistics; ``(0, inf)``
     until the rounds can rule anything out.
     """

@@ -5,15 +5,15 @@ group (:mod:`ablate.measure.group`); a group is measured as a whole, so each run
 rounds pair with its baseline's rounds of the same session. A group with any
 pending run is measured again as a whole (stored members included, and replaced):
 rounds measured in different sessions do not pair. Each run still gets its own
-:class:`~ablate.store.Record`: one row per metric and length, a length that ran
+:class:`~ablate.results.store.Record`: one row per metric and length, a length that ran
 out of memory or cannot be represented keeping its own ``oom`` / ``unsupported``
 rows while the other lengths are measured, and its rounds
-(:mod:`ablate.measure.rounds_table`).
+(:mod:`ablate.results.rounds_table`).
 
 The ratios whose intervals decide when rounds stop are those a report compares:
 each run against the run that differs from it in one grid axis, set to that
 axis's baseline value (``plan.baseline``).
-:func:`run_measurement` measures one run alone, as the worker (:func:`ablate.executors.worker.execute`) does
+:func:`run_measurement` measures one run alone, as the worker (:func:`ablate.run.executors.worker.execute`) does
 for a measure run sent to an executor.
 """
 
@@ -25,19 +25,19 @@ import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ablate.devices import resolve_device
-from ablate.environment import environment
-from ablate.errors import SuiteError, UnsupportedRun, short_reason
+from ablate.core.devices import resolve_device
+from ablate.core.environment import environment
+from ablate.core.errors import SuiteError, UnsupportedRun, short_reason
 from ablate.measure.group import Member, Outcome, measure_group
 from ablate.measure.rounds import Pair
 from ablate.measure.workload import check_arguments
-from ablate.store import MetricRow, Record
+from ablate.results.store import MetricRow, Record
 from ablate.suite.run_config import MeasureRun, parse_run
 from ablate.tasks import create_task
 
 
 def model_config_dict(config: MeasureRun) -> dict[str, Any]:
-    """The full :class:`~ablate.model.ModelConfig` dict of a measurement run (sizes from its task)."""
+    """The full :class:`~ablate.model.transformer.ModelConfig` dict of a measurement run (sizes from its task)."""
     return config.model.model_config_for(create_task(config.task)).to_dict()
 
 

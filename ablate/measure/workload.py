@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 import torch
 
-from ablate.devices import DTYPES, autocast, check_dtype
-from ablate.model import ModelConfig, TransformerModel
-from ablate.step import TrainStep
+from ablate.core.devices import DTYPES, autocast, check_dtype
+from ablate.model.transformer import ModelConfig, TransformerModel
+from ablate.run.step import TrainStep
 from ablate.suite.schema import TrainSection
 from ablate.tasks.base import Batch
 
@@ -61,7 +61,7 @@ class Workload:
 
     ``forward``: ``model.eval()``, ``torch.inference_mode()``, logits of the batch.
     ``train_step``: one call of the training step suites train with
-    (:class:`~ablate.step.TrainStep`: forward, loss, backward, clipping, scaler,
+    (:class:`~ablate.run.step.TrainStep`: forward, loss, backward, clipping, scaler,
     optimiser, schedule), with the spec's ``train`` settings and ``dtype``.
     Inputs and weights are frozen by ``seed``. The optimizer is created here but
     its state (two moments per parameter) is created lazily by the first step,

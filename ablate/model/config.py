@@ -1,7 +1,7 @@
 """What defines a model, as plain data: :class:`ModelConfig` (no torch).
 
 A suite's ``[model]`` section defaults to its defaults (:mod:`ablate.suite.schema`) and a
-resolved run builds one (:mod:`ablate.suite.run_config`); :class:`ablate.model.TransformerModel`
+resolved run builds one (:mod:`ablate.suite.run_config`); :class:`ablate.model.transformer.TransformerModel`
 is built from it. Kept apart from the model so that reading a configuration never
 imports the model's code.
 """

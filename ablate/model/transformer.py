@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ablate.attention import TUNING, AttentionPlan, MaskCache, Tuning, attend, choose_backend, plan_attention
-from ablate.dims import head_dim
-from ablate.encodings import PositionalEncoding, create_encoding
-from ablate.model_config import ModelConfig
-from ablate.pooling import Pooling, create_pooling, token_rank
+from ablate.model.attention import TUNING, AttentionPlan, MaskCache, Tuning, attend, choose_backend, plan_attention
+from ablate.core.dims import head_dim
+from ablate.model.encodings import PositionalEncoding, create_encoding
+from ablate.model.config import ModelConfig
+from ablate.model.pooling import Pooling, create_pooling, token_rank
 
 
 class GELU(nn.GELU):
@@ -87,7 +87,7 @@ class TransformerModel(nn.Module):
     ``(B, L, P)`` patches), padding mask ``(B, L)`` bool with ``True`` at real
     tokens (or ``None``). Returns logits ``(B, num_classes)``, or
     ``(B, L, num_classes)`` for token-level pooling ``"none"``. ``tuning`` sets the attention
-    planner's numbers (:class:`~ablate.attention.Tuning`; tests pass others to reach every path).
+    planner's numbers (:class:`~ablate.model.attention.Tuning`; tests pass others to reach every path).
     """
 
     def __init__(self, config: ModelConfig, *, tuning: Tuning = TUNING) -> None:
@@ -133,7 +133,7 @@ class TransformerModel(nn.Module):
         self.embed_in.weight.requires_grad_(not self.config.freeze_embeddings)
 
     def check_length(self, length: int) -> None:
-        """Raise :class:`~ablate.errors.UnsupportedLengthError` if ``length`` input tokens cannot be encoded.
+        """Raise :class:`~ablate.core.errors.UnsupportedLengthError` if ``length`` input tokens cannot be encoded.
 
         Counts the [CLS] token a ``cls`` pooling prepends, which the encoding sees too.
         """

@@ -26,7 +26,6 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ablate.cli_args import fraction
 from ablate.nightly.jobs import Options, run_check, run_continuous, run_stored
 from ablate.nightly.machine import MACHINE_VARIABLE
 from ablate.nightly.results import DEFAULT_FACTOR, DEFAULT_MAX_DROP
@@ -43,6 +42,19 @@ def _above(bound: float, expected: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {value:g}")
         return value
     return parse
+
+
+# Here, not in ablate.cli.args: importing any module of ablate.cli runs ablate/cli/__init__.py,
+# which imports this package (a cycle when ablate.nightly is imported first).
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number strictly between 0 and 1 (``--accuracy-drop 0.03`` = 3 points)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.03, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 (0.03 = 3 points), got {value:g}")
+    return value
 
 
 _factor = _above(1.0, "a ratio above 1 (1.2 = 20% worse)")

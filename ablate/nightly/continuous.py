@@ -7,7 +7,7 @@ the same job on the same machine, each in a worker process with its own checkout
 measured in interleaved rounds (:mod:`ablate.measure.rounds`): each round times
 one sample of each commit, in a shuffled order, so the runner's drift hits both.
 Round ``i`` of the new commit pairs with round ``i`` of the old one, and
-:func:`ablate.stats.verdict.judge` decides on the median paired ratio.
+:func:`ablate.analysis.stats.verdict.judge` decides on the median paired ratio.
 
 A regression is flagged only when the difference exceeds both the factor
 (``--threshold``) and the noise measured in this job: the verdict is *worse* (the
@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from ablate.measure.rounds import calls_per_sample, interleaved_rounds, rounds_to_decide
 from ablate.nightly.results import Value, rule_of
-from ablate.stats.verdict import WORSE, judge
+from ablate.analysis.stats.verdict import WORSE, judge
 
 HEAD, BASE = "new", "old"
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-import ablate.environment
+import ablate.core.environment
 
 #: Overrides the machine name (as ``--machine`` does).
 MACHINE_VARIABLE = "ABLATE_MACHINE"
@@ -93,7 +93,7 @@ def usable_cores() -> int:
 def this_machine() -> MachineClass:
     """The class of the machine this runs on."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return MachineClass(ablate.environment.cpu_model(), usable_cores(), memory_class(total_memory()), gpu,
+    return MachineClass(ablate.core.environment.cpu_model(), usable_cores(), memory_class(total_memory()), gpu,
                         torch.__version__)
 
 

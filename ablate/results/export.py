@@ -1,6 +1,6 @@
 """``ablate export``: results folders as plain data files (CSV, Parquet, JSON).
 
-The first table is the tidy frame of :func:`ablate.store.load_results` (one row per
+The first table is the tidy frame of :func:`ablate.results.store.load_results` (one row per
 run x metric x evaluation length, with the resolved config, the environment and
 the results folder as columns); several folders go into one table, each row
 tagged with its folder (``results_dir``). A second table holds learning curves when the results have them (the
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablate.errors import UserError
-from ablate.store import ResultsPaths, load_curves, load_results
+from ablate.core.errors import UserError
+from ablate.results.store import ResultsPaths, load_curves, load_results
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:
@@ -64,7 +64,8 @@ FORMATS: dict[str, tuple[str, Callable[[pd.DataFrame, Path], None], Callable[[Pa
 
 
 def stored_curves(results_dir: ResultsPaths) -> pd.DataFrame | None:
-    """The learning curves stored with the results (:func:`ablate.store.load_curves`), or ``None`` when there are none."""
+    """The learning curves stored with the results (:func:`ablate.results.store.load_curves`), or ``None``
+    when there are none."""
     curves = load_curves(results_dir)
     return curves if not curves.empty else None
 

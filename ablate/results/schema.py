@@ -1,7 +1,7 @@
 """The results database's tables, its schema version, and the upgrades from older versions.
 
 The version lives in SQLite's ``PRAGMA user_version`` (0 in a database that never
-set it: every store written before versions existed). A writer (:class:`ablate.store.Store`)
+set it: every store written before versions existed). A writer (:class:`ablate.results.store.Store`)
 upgrades an older database in place, in one ``BEGIN IMMEDIATE`` transaction, so a
 crash leaves it as it was and two writers never both upgrade it; readers read
 every version up to :data:`SCHEMA_VERSION` as it is and never write. A database
@@ -15,10 +15,10 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-import ablate.measure.rounds_table as rounds_table
-import ablate.positions.table as position_table
-import ablate.variant_table as variant_table
-from ablate.errors import SchemaError
+import ablate.results.rounds_table as rounds_table
+import ablate.results.positions.table as position_table
+import ablate.results.variant_table as variant_table
+from ablate.core.errors import SchemaError
 
 #: The version this ablate writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1

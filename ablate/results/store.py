@@ -4,12 +4,12 @@
 status, reason, resolved config, environment, timings, code fingerprint), a ``metrics`` table
 (one row per run x metric x evaluation length) and a ``curves`` table (one row
 per run x validation check: step, training loss, validation metric), a
-``position_metrics`` table for token-level tasks (:mod:`ablate.positions`), and a measurement run's every
-round (:mod:`ablate.measure.rounds_table`). Each run is written in a single
+``position_metrics`` table for token-level tasks (:mod:`ablate.results.positions`), and a measurement run's every
+round (:mod:`ablate.results.rounds_table`). Each run is written in a single
 transaction, so a crash, Ctrl-C or SIGKILL at any moment leaves every finished
 run intact and no half-written one; the next ``ablate run`` skips stored ids.
 Only the driver process writes (executors send records back to it). The schema
-has a version (:mod:`ablate.store_schema`, ``docs/results.md``); the readers take
+has a version (:mod:`ablate.results.schema`, ``docs/results.md``); the readers take
 one results folder or several, each row tagged with its folder (``results_dir``).
 """
 
@@ -26,12 +26,12 @@ from typing import Any
 
 import pandas as pd
 
-from ablate import store_schema
-from ablate.metrics import METRICS
+from ablate.results import schema as store_schema
+from ablate.core.metrics import METRICS
 from ablate.suite.components import label
-import ablate.measure.rounds_table as rounds_table
-import ablate.positions.table as position_table
-import ablate.variant_table as variant_table
+import ablate.results.rounds_table as rounds_table
+import ablate.results.positions.table as position_table
+import ablate.results.variant_table as variant_table
 
 STATUSES = ("ok", "failed", "diverged", "oom", "unsupported")
 
@@ -64,13 +64,13 @@ class Record:
     wall_s: float | None = None
     #: Seconds of pure training + evaluation (or measurement) work, for overhead accounting.
     work_s: float | None = None
-    #: The learning curve (:class:`ablate.criterion.CurvePoint`: step, train_loss, metric, value).
+    #: The learning curve (:class:`ablate.run.criterion.CurvePoint`: step, train_loss, metric, value).
     curve: list[Any] = field(default_factory=list)
-    #: Loss and accuracy by token position (:class:`ablate.positions.PositionRow`), token-level tasks only.
+    #: Loss and accuracy by token position (:class:`ablate.results.positions.PositionRow`), token-level tasks only.
     positions: list[Any] = field(default_factory=list)
-    #: The trained model (:func:`ablate.checkpoints.serialize`); the driver writes it before the record.
+    #: The trained model (:func:`ablate.run.checkpoints.serialize`); the driver writes it before the record.
     checkpoint: bytes | None = field(default=None, repr=False)
-    #: A measurement run's every round (:class:`ablate.measure.rounds_table.RoundValue`), paired by round.
+    #: A measurement run's every round (:class:`ablate.results.rounds_table.RoundValue`), paired by round.
     rounds: list[Any] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -133,7 +133,7 @@ class Store:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The open database, for modules that own a table of it (:mod:`ablate.variant_table`)."""
+        """The open database, for modules that own a table of it (:mod:`ablate.results.variant_table`)."""
         return self._db
 
     # ------------------------------------------------------------------ writes
@@ -289,7 +289,7 @@ def load_results(path: ResultsPaths) -> pd.DataFrame:
     building) still appears, once, with ``metric`` None. ``df.attrs`` carries the
     suite's ``axes``, ``baseline``, resolved ``suite_config`` and ``results_path``
     (where :func:`load_curves` finds the learning curves). When evaluation-only
-    variants were stored (:mod:`ablate.variants`), their rows follow their run's, and a
+    variants were stored (:mod:`ablate.run.variants`), their rows follow their run's, and a
     ``variant`` column tells them apart (``base``: the trained model's own evaluation).
 
     Args:

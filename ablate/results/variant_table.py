@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ablate.variant_schema import BASE
+from ablate.suite.variant_schema import BASE
 
 #: Added to the store's schema (``CREATE ... IF NOT EXISTS``: older databases gain it on open).
 SCHEMA = """
@@ -37,7 +37,7 @@ def _has_table(db: sqlite3.Connection) -> bool:
 
 
 def write(db: sqlite3.Connection, run_id: str, variant: str, variant_id: str, rows: Iterable[Any]) -> None:
-    """Replace ``variant``'s rows of ``run_id`` in one transaction (rows: :class:`~ablate.store.MetricRow`)."""
+    """Replace ``variant``'s rows of ``run_id`` in one transaction (rows: :class:`~ablate.results.store.MetricRow`)."""
     values = []
     for row in rows:
         value = None if row.value is None or not math.isfinite(float(row.value)) else float(row.value)

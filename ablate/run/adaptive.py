@@ -1,7 +1,7 @@
 """Adaptive seeds: run every cell at ``seeds.min``, then add seeds only where they can still decide something.
 
 A suite with ``seeds = { min = 4, max = 12, step = 4 }`` is run in rounds. After
-each round the comparisons of :mod:`ablate.stats.decisions` are evaluated on
+each round the comparisons of :mod:`ablate.analysis.stats.decisions` are evaluated on
 everything stored; a cell gets the next ``step`` seeds when it takes part in an
 undecided comparison or its learn rate is still open, and stops otherwise. The
 rounds end when nothing is open or the cap is reached. The verdicts' confidence
@@ -17,9 +17,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ablate.feasibility import learned_threshold
-from ablate.report.context import choose_main_metric
-from ablate.stats.decisions import cells_needing_seeds, comparisons, learn_status
+from ablate.analysis.feasibility import learned_threshold
+from ablate.analysis.report.context import choose_main_metric
+from ablate.analysis.stats.decisions import cells_needing_seeds, comparisons, learn_status
 from ablate.suite import Plan, RunSpec
 from ablate.suite.expand import run_id
 from ablate.suite.schema import ReportSection, SeedRange
@@ -47,7 +47,7 @@ def run_adaptive(plan: Plan, run_round: Callable[[Plan], Any], load: Callable[[]
 
     Args:
         run_round: runs a sub-plan (resuming: stored runs are skipped) and returns its summary.
-        load: the stored results frame (:func:`ablate.store.load_results`).
+        load: the stored results frame (:func:`ablate.results.store.load_results`).
         undecided: the run ids whose cells take part in an undecided question (a claim's
             inconclusive predicates); default :func:`undecided_comparisons`.
     """
@@ -76,7 +76,8 @@ def run_adaptive(plan: Plan, run_round: Callable[[Plan], Any], load: Callable[[]
 
 
 def undecided_comparisons(frame: pd.DataFrame, report: ReportSection) -> set[str]:
-    """Run ids of the cells more seeds could decide something for (:func:`ablate.stats.decisions.cells_needing_seeds`)."""
+    """Run ids of the cells more seeds could decide something for
+    (:func:`ablate.analysis.stats.decisions.cells_needing_seeds`)."""
     if not len(frame):
         return set()
     metric = choose_main_metric(frame, report.main_metric)

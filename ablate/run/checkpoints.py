@@ -3,9 +3,9 @@
 A train run's worker serialises its model (:func:`serialize`) into the record;
 the driver writes it here (:func:`write`, atomically) *before* it stores the
 record, so a run stored as ``ok`` always has its checkpoint unless the user
-removed it (``ablate clean``). Evaluation-only variants (:mod:`ablate.variants`)
+removed it (``ablate clean``). Evaluation-only variants (:mod:`ablate.run.variants`)
 load these instead of retraining. A checkpoint that is missing or fails to load
-raises :class:`~ablate.errors.CheckpointError`; nothing is ever retrained silently.
+raises :class:`~ablate.core.errors.CheckpointError`; nothing is ever retrained silently.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ablate.errors import CheckpointError
+from ablate.core.errors import CheckpointError
 
 
 #: Folder of a suite's results that holds the checkpoints.

@@ -11,7 +11,7 @@ so the loop itself stays one optimiser step per iteration.
 
 * ``metric`` - validation metric (default: the task kind's headline: accuracy,
   token_accuracy, or loss for language models); its direction comes from
-  :mod:`ablate.metrics`.
+  :mod:`ablate.core.metrics`.
 * ``target`` - stop as soon as the metric reaches it (``>=``, or ``<=`` when
   lower is better).
 * ``patience`` - stop when the metric has not improved by more than
@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ablate.metrics import higher_is_better
+from ablate.core.metrics import higher_is_better
 from ablate.suite.schema import TrainSection
 
 #: The validation metric a task kind is judged by when ``until.metric`` is not given.

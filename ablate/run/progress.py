@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ablate.store import Record
+from ablate.results.store import Record
 from ablate.suite import RunSpec
 
 STATUS_STYLE = {"ok": "green", "unsupported": "yellow", "diverged": "magenta", "oom": "red", "failed": "bold red"}

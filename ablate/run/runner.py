@@ -1,10 +1,10 @@
 """Executing a plan: skip stored runs, run the rest on an executor, store each record as it arrives.
 
-Executors (:mod:`ablate.executors`, a registry; ``--executor``):
+Executors (:mod:`ablate.run.executors`, a registry; ``--executor``):
     * ``local`` - sequentially in this process.
     * ``process`` - a spawn-based process pool of ``--workers N``; each worker
       gets ``cores // N`` torch threads so workers never oversubscribe the cores.
-    * ``ray`` - Ray tasks on a cluster (:mod:`ablate.executors.ray_executor`).
+    * ``ray`` - Ray tasks on a cluster (:mod:`ablate.run.executors.ray_executor`).
 
 Measurement runs never overlap with anything: they run after the training runs,
 in the driver process, a group of them at a time in interleaved rounds (:mod:`ablate.measure.run`).
@@ -17,21 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ablate import fingerprint
-from ablate.adaptive import run_adaptive
-from ablate.checkpoints import write as write_checkpoint
-from ablate.executors import EXECUTORS, Executor, create_executor, execute_spec
-from ablate.executors.local import LocalExecutor
-from ablate.executors.process import ProcessExecutor, threads_per_worker
+from ablate.core import fingerprint
+from ablate.run.adaptive import run_adaptive
+from ablate.run.checkpoints import write as write_checkpoint
+from ablate.run.executors import EXECUTORS, Executor, create_executor, execute_spec
+from ablate.run.executors.local import LocalExecutor
+from ablate.run.executors.process import ProcessExecutor, threads_per_worker
 from ablate.measure.run import measure_records, with_partners
-from ablate.progress import create_progress
-from ablate.store import Record, Store, axis_column, load_results
+from ablate.run.progress import create_progress
+from ablate.results.store import Record, Store, axis_column, load_results
 from ablate.suite import Plan, RunSpec
 from ablate.suite.schema import SeedRange
-from ablate.variants.run import check_checkpoints, run_variants
+from ablate.run.variants.run import check_checkpoints, run_variants
 
 #: Statuses that are final: a resumed suite skips them (``--rerun-failed`` retries the others,
-#: ``--rerun-stale`` the runs of other code, :mod:`ablate.fingerprint`).
+#: ``--rerun-stale`` the runs of other code, :mod:`ablate.core.fingerprint`).
 FINAL_STATUSES = {"ok", "unsupported", "diverged"}
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RunOptions", "RunSummary", "create_executor",
@@ -49,7 +49,7 @@ class RunSummary:
     wall_s: float = 0.0
     work_s: float = 0.0
     interrupted: bool = False
-    #: (run, variant) evaluations done from stored checkpoints (:mod:`ablate.variants`).
+    #: (run, variant) evaluations done from stored checkpoints (:mod:`ablate.run.variants`).
     variants: int = 0
 
     @property
@@ -134,12 +134,12 @@ def run_plan(
     """Run every pending spec of ``plan`` and store the records under ``results_root/<suite>``.
 
     A suite with a seed range (``seeds = {min, max}``) runs in rounds that add seeds
-    only to undecided cells (:mod:`ablate.adaptive`). Ctrl-C stops the executor, keeps
+    only to undecided cells (:mod:`ablate.run.adaptive`). Ctrl-C stops the executor, keeps
     every finished run, and re-raises ``KeyboardInterrupt`` after marking the summary interrupted.
     ``undecided`` replaces the adaptive rounds' question (e.g. a claim's inconclusive predicates).
     ``progress``: ``None`` a rich bar on a terminal, else a line per finished run on stderr;
     ``True`` the bar; ``False`` nothing. ``rerun_stale`` runs again the stored runs that other
-    code produced (:mod:`ablate.fingerprint`), replacing their records.
+    code produced (:mod:`ablate.core.fingerprint`), replacing their records.
     """
     options = RunOptions(executor=executor, workers=workers, rerun_failed=rerun_failed, kinds=kinds,
                          progress=progress, on_record=on_record, executor_options=executor_options,

@@ -1,6 +1,6 @@
 """The one training step: forward, loss, backward, clipping, gradient scaling, optimiser and schedule.
 
-Suite training (:func:`ablate.train.train_model`), ``ablate bench``
+Suite training (:func:`ablate.run.train.train_model`), ``ablate bench``
 (:mod:`ablate.measure.workload`) and the asv benchmarks
 (``benchmarks/common.py``) all take their steps through :class:`TrainStep`,
 so what is timed and measured is exactly what suites train with.
@@ -14,8 +14,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ablate.devices import autocast
-from ablate.errors import Diverged
+from ablate.core.devices import autocast
+from ablate.core.errors import Diverged
 from ablate.suite.schema import TrainSection
 from ablate.tasks.base import Batch
 

@@ -2,7 +2,7 @@
 
 A problem of the run itself is its status, never an exception: ``unsupported``
 (a length the encoding cannot represent) or ``diverged`` here, ``oom`` and
-``failed`` at the worker's boundary (:func:`ablate.executors.worker.execute`), so one
+``failed`` at the worker's boundary (:func:`ablate.run.executors.worker.execute`), so one
 bad run never stops a suite. Measurement runs are this module's sibling,
 :mod:`ablate.measure.run`.
 """
@@ -16,14 +16,14 @@ from typing import Any, Callable, ContextManager
 
 import torch
 
-from ablate.checkpoints import serialize
-from ablate.criterion import CurvePoint, TrainingMonitor
-from ablate.devices import autocast, is_oom, resolve_device
-from ablate.errors import Diverged, UnsupportedLengthError, short_reason
-from ablate.model import TransformerModel
-from ablate.positions.tally import PositionRow, PositionTally
-from ablate.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
-from ablate.store import MetricRow
+from ablate.run.checkpoints import serialize
+from ablate.run.criterion import CurvePoint, TrainingMonitor
+from ablate.core.devices import autocast, is_oom, resolve_device
+from ablate.core.errors import Diverged, UnsupportedLengthError, short_reason
+from ablate.model.transformer import TransformerModel
+from ablate.results.positions.tally import PositionRow, PositionTally
+from ablate.run.step import TrainStep, loss_and_counts, lr_factor, make_optimizer
+from ablate.results.store import MetricRow
 from ablate.suite.run_config import MeasureRun, TrainRun
 from ablate.tasks import create_task
 from ablate.tasks.base import Batch, Task
@@ -35,7 +35,7 @@ EVAL_METRICS: dict[str, tuple[str, ...]] = {
     "lm": ("loss", "perplexity", "bits_per_char"),
 }
 
-#: Re-exported: the step and its parts live in :mod:`ablate.step`.
+#: Re-exported: the step and its parts live in :mod:`ablate.run.step`.
 __all__ = ["EVAL_METRICS", "TrainStep", "build", "evaluate", "loss_and_counts", "lr_factor", "make_optimizer",
            "train_and_evaluate", "train_model"]
 
@@ -49,7 +49,7 @@ def train_model(model: TransformerModel, task: Task, config: TrainRun, device: t
                 monitor: TrainingMonitor | None = None) -> float:
     """Run up to ``train.steps`` optimiser steps; returns the mean loss of the last 10 steps.
 
-    ``monitor`` (:mod:`ablate.criterion`) schedules validation checks, records the curve
+    ``monitor`` (:mod:`ablate.run.criterion`) schedules validation checks, records the curve
     and may stop training early.
     """
     train = config.train
@@ -101,7 +101,7 @@ def evaluate(model: TransformerModel, task: Task, config: TrainRun, device: torc
 
     ``at_length(L)``, when given, is entered around the scoring at length ``L``
     (evaluation-time variants that depend on the length, e.g. RoPE scaling factors).
-    ``positions``, when given, receives loss and accuracy by token position (:mod:`ablate.positions`).
+    ``positions``, when given, receives loss and accuracy by token position (:mod:`ablate.results.positions`).
     """
     model.eval()
     evaluation, train = config.eval, config.train
@@ -195,12 +195,12 @@ def train_and_evaluate(config: TrainRun, keep: dict[str, Any] | None = None
 
 def train_evaluate_curve(config: TrainRun, keep: dict[str, Any] | None = None
                          ) -> tuple[str, str | None, list[MetricRow], list[CurvePoint]]:
-    """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.criterion`).
+    """:func:`train_and_evaluate` plus the learning curve (:mod:`ablate.run.criterion`).
 
     The rows include ``steps_used`` and ``criterion_met`` (1/0, with the stop reason
     in its note) at the train length, and ``held_out`` (1/0, :meth:`~ablate.tasks.base.Task.held_out`)
     at the train length and every evaluation length. ``keep``, when given, receives the trained model
-    as ``keep["checkpoint"]`` (bytes, :func:`ablate.checkpoints.serialize`) for the
+    as ``keep["checkpoint"]`` (bytes, :func:`ablate.run.checkpoints.serialize`) for the
     driver to store.
     """
     torch.manual_seed(config.seed)

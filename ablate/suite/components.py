@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.registry import Registry, split_spec
+from ablate.core.registry import Registry, split_spec
 
 #: Constructor arguments the harness supplies itself; a suite must not set them.
 SUPPLIED = {"d_model", "num_heads", "causal", "self"}

@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from ablate.encodings import ENCODINGS
-from ablate.pooling import POOLINGS
+from ablate.model.encodings import ENCODINGS
+from ablate.model.pooling import POOLINGS
 from ablate.suite.components import check_component, label, normalize
 from ablate.suite.load import SuiteError, canonical_path, format_validation_error, set_path
 from ablate.suite.run_config import MeasurePoint, ResolvedEval, RunConfig, parse_run

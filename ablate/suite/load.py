@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ablate.errors import SuiteError, UserError
-from ablate.registry import did_you_mean
+from ablate.core.errors import SuiteError, UserError
+from ablate.core.registry import did_you_mean
 from ablate.suite.schema import AXIS_ALIASES, SECTIONS, SuiteFile, known_paths
 
 

@@ -10,7 +10,7 @@ resolved config, so the dict stays the one wire and storage format and run ids
 do not change.
 
 Every section forbids unknown keys, so a misspelled key in a stored or hand-made
-config is refused with a :class:`~ablate.errors.SuiteError` that names it.
+config is refused with a :class:`~ablate.core.errors.SuiteError` that names it.
 Defaults have one source: the suite sections of :mod:`ablate.suite.schema`; the
 resolved forms here only narrow types (``causal`` is a bool, evaluation lengths
 are a list) and add no defaults of their own.
@@ -22,8 +22,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from ablate.errors import SuiteError
-from ablate.model_config import ModelConfig
+from ablate.core.errors import SuiteError
+from ablate.model.config import ModelConfig
 from ablate.suite.load import format_validation_error
 from ablate.suite.schema import Dtype, EvalSection, MeasureSection, ModelSection, Section, TrainSection
 
@@ -34,7 +34,7 @@ DEFAULT_MULTIPLES = (1.0, 2.0, 4.0)
 class ComponentSpec(BaseModel):
     """A registered component of a resolved run: its ``name`` and parameters, ``{"name": "rope", "factor": 4}``.
 
-    The registries build it as it is (:meth:`ablate.registry.Registry.build`); it dumps back to
+    The registries build it as it is (:meth:`ablate.core.registry.Registry.build`); it dumps back to
     the same dict. Parameters stay as the suite gave them (a wrapper's base is a nested dict).
     """
 

@@ -11,11 +11,11 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from ablate.devices import check_device_name
-from ablate.dims import head_dim
-from ablate.metrics import METRICS, metric
-from ablate.model_config import ModelConfig
-from ablate.variant_schema import Variant, check_names
+from ablate.core.devices import check_device_name
+from ablate.core.dims import head_dim
+from ablate.core.metrics import METRICS, metric
+from ablate.model.config import ModelConfig
+from ablate.suite.variant_schema import Variant, check_names
 
 #: The model's own defaults: a suite's ``[model]`` section defaults to what ``ModelConfig`` does.
 MODEL_DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
@@ -80,7 +80,7 @@ class ModelSection(Section):
 
 
 class UntilSection(Section):
-    """Training to a criterion (:mod:`ablate.criterion`): check every ``every`` steps, stop at ``target``
+    """Training to a criterion (:mod:`ablate.run.criterion`): check every ``every`` steps, stop at ``target``
     or after ``patience`` checks without improvement; ``train.steps`` stays the cap."""
 
     #: Validation metric checked (unset: the task's accuracy, or loss for language models).
@@ -140,7 +140,7 @@ class TrainSection(Section):
     device: str = "auto"
     #: Stop and record ``diverged`` when the training loss exceeds this or is not finite.
     diverge_loss: float = Field(1e4, gt=0)
-    #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.criterion`.
+    #: Stop early at a validation target or plateau (``steps`` stays the cap); see :mod:`ablate.run.criterion`.
     until: UntilSection | None = None
 
     @property
@@ -294,7 +294,7 @@ class SuiteFile(Section):
     description: str = ""
     #: Another suite file (relative to this one) whose keys this file overrides.
     extends: str | None = None
-    #: A list of seeds, or ``{min = 3, max = 12, step = 3}`` for adaptive seeds (:mod:`ablate.adaptive`).
+    #: A list of seeds, or ``{min = 3, max = 12, step = 3}`` for adaptive seeds (:mod:`ablate.run.adaptive`).
     seeds: Union[list[int], SeedRange] = Field(default_factory=lambda: [0])
     #: The task: a registered name or `{ name = ..., params }` (`ablate list` shows the tasks).
     task: Component = "parity"
@@ -314,7 +314,7 @@ class SuiteFile(Section):
     measure: MeasureSection | None = None
     #: Defaults for the report and for the verdicts of adaptive seeds.
     report: ReportSection = Field(default_factory=ReportSection)
-    #: Evaluation-only variants of every trained model (:mod:`ablate.variants`); not part of run ids.
+    #: Evaluation-only variants of every trained model (:mod:`ablate.run.variants`); not part of run ids.
     variants: dict[str, Variant] = Field(default_factory=dict)
 
     @field_validator("variants")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 #: The name the trained model's own evaluation (no variant) carries in the ``variant`` column.
 BASE = "base"
-#: ``rope_scaling.method`` values (see :mod:`ablate.variants.rope`).
+#: ``rope_scaling.method`` values (see :mod:`ablate.run.variants.rope`).
 ROPE_METHODS = ("pi", "ntk", "dynamic", "yarn")
 
 

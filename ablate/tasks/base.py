@@ -41,7 +41,7 @@ class Task:
     #: Token-level tasks are solved by a causal decoder; classification by either.
     default_causal: ClassVar[bool] = False
     #: Transformations of the input that change the label (``"permutation"``, ``"reversal"``): a
-    #: model invariant to one cannot solve the task (:mod:`ablate.feasibility`). Empty: none known.
+    #: model invariant to one cannot solve the task (:mod:`ablate.analysis.feasibility`). Empty: none known.
     label_changes_under: ClassVar[frozenset[str]] = frozenset()
 
     vocab_size: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.registry import Registry
+from ablate.core.registry import Registry
 from ablate.tasks.base import Task
 
 TASKS: Registry[Task] = Registry("task", package="ablate.tasks", base=Task)

@@ -4,7 +4,7 @@ Used by tests/test_discovery.py to prove that a new encoding is picked up by the
 registry-parametrized tests with no test file edited. It is a real encoding
 (a learned slope per head times the signed distance, ALiBi with trainable
 slopes), so the tests it joins must pass for it too. Its mathematics is one method
-(:class:`~ablate.encodings.distance.DistanceBias` derives the dense bias and the
+(:class:`~ablate.model.encodings.distance.DistanceBias` derives the dense bias and the
 FlexAttention form), as docs/encodings.md shows.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.encodings.distance import DistanceBias
-from ablate.encodings.registry import ENCODINGS
+from ablate.model.encodings.distance import DistanceBias
+from ablate.model.encodings.registry import ENCODINGS
 
 NAME = "throwaway_slopes"
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from ablate.attention.kernels.registry import Kernel, register_kernel
-from ablate.attention.masks import static_block_mask
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.softmax_backward import SoftmaxBackward
-from ablate.attention.traits import Case, Traits, Tuning, over_blocks
+from ablate.model.attention.kernels.registry import Kernel, register_kernel
+from ablate.model.attention.masks import static_block_mask
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.softmax_backward import SoftmaxBackward
+from ablate.model.attention.traits import Case, Traits, Tuning, over_blocks
 
 NAME = "throwaway-dense"
 

@@ -3,22 +3,22 @@
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot): no
 global figure registry to leak, no GUI backend, and rendering through Agg.
 
-- :mod:`~ablate.plots.palette`: one style per value, the same in every figure and report.
-- :mod:`~ablate.plots.style`: metric labels and scales, slicing, saving.
-- :mod:`~ablate.plots.figures`: the figures.
+- :mod:`~ablate.analysis.plots.palette`: one style per value, the same in every figure and report.
+- :mod:`~ablate.analysis.plots.style`: metric labels and scales, slicing, saving.
+- :mod:`~ablate.analysis.plots.figures`: the figures.
 """
 
-from ablate.plots.figures import (
+from ablate.analysis.plots.figures import (
     cost_curves,
     critical_difference_diagram,
     extrapolation_curves,
     heatmap,
     seed_strip,
 )
-from ablate.plots.curves import learning_curves
-from ablate.plots.palette import MARKERS, PALETTE, Style, value_styles
-from ablate.plots.pareto import pareto_front, quality_cost
-from ablate.plots.style import metric_label, metric_scale, save_figure
+from ablate.analysis.plots.curves import learning_curves
+from ablate.analysis.plots.palette import MARKERS, PALETTE, Style, value_styles
+from ablate.analysis.plots.pareto import pareto_front, quality_cost
+from ablate.analysis.plots.style import metric_label, metric_scale, save_figure
 
 __all__ = [
     "MARKERS",

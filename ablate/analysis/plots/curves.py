@@ -8,16 +8,16 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate.plots.palette import Style, styles_for
-from ablate.plots.style import metric_label, new_grid
+from ablate.analysis.plots.palette import Style, styles_for
+from ablate.analysis.plots.style import metric_label, new_grid
 
 def learning_curves(curves: pd.DataFrame, *, colour_by: str = "encoding", panel_by: str | None = None,
                     panel_order: Sequence[str] | None = None, styles: Mapping[Any, Style] | None = None) -> Figure:
-    """Every run's validation curve (:func:`ablate.store.load_curves`), coloured by ``colour_by``.
+    """Every run's validation curve (:func:`ablate.results.store.load_curves`), coloured by ``colour_by``.
 
     Args:
         curves: one row per run x check: ``run_id, step, metric, value`` and config columns.
-        colour_by: the column whose value fixes a line's style (:mod:`ablate.plots.palette`).
+        colour_by: the column whose value fixes a line's style (:mod:`ablate.analysis.plots.palette`).
         panel_by: a column with one panel per value, or ``None`` for one panel.
         panel_order: the panels' values in order (default: as they appear); others follow.
         styles: the report's styles; the same rules apply without them.

@@ -13,11 +13,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ablate.feasibility import learned_threshold
-from ablate.metrics import higher_is_better
-from ablate.plots.palette import Style, styles_for
-from ablate.stats.decisions import comparisons as comparisons_table
-from ablate.plots.style import (
+from ablate.analysis.feasibility import learned_threshold
+from ablate.core.metrics import higher_is_better
+from ablate.analysis.plots.palette import Style, styles_for
+from ablate.analysis.stats.decisions import comparisons as comparisons_table
+from ablate.analysis.plots.style import (
     MARKS,
     failed_points,
     format_number,
@@ -31,7 +31,7 @@ from ablate.plots.style import (
     slice_frame,
     title_with,
 )
-from ablate.stats import (
+from ablate.analysis.stats import (
     RankResult,
     baseline_of,
     friedman_nemenyi,
@@ -58,7 +58,7 @@ def heatmap(
     """Mean of ``metric`` per ``rows`` x ``cols`` cell, annotated ``mean ± CI half-width`` and a mark.
 
     ▲/▼: the verdict better/worse than the baseline ``rows`` value in the same column,
-    from :func:`ablate.stats.decisions.comparisons` (the report's one table of verdicts).
+    from :func:`ablate.analysis.stats.decisions.comparisons` (the report's one table of verdicts).
 
     Args:
         comparisons: that table (default: computed from ``df`` with the suite's settings).
@@ -171,7 +171,7 @@ def cost_curves(
 ) -> Figure:
     """Cost against sequence length on log-log axes, one panel per metric, one line per ``axis`` value.
 
-    Legend entries carry the fitted exponent (``∝ L^1.02``, see :func:`ablate.stats.scaling_exponents`);
+    Legend entries carry the fitted exponent (``∝ L^1.02``, see :func:`ablate.analysis.stats.scaling_exponents`);
     ``X`` at the top marks out-of-memory lengths, ``x`` at the bottom other failures.
     """
     styles = styles_for(df, axis, styles)
@@ -222,7 +222,7 @@ def critical_difference_diagram(
     """Demsar's critical-difference diagram: average ranks, CD bar, and bars joining indistinguishable values.
 
     Args:
-        result: a precomputed :func:`ablate.stats.friedman_nemenyi` result (else computed here).
+        result: a precomputed :func:`ablate.analysis.stats.friedman_nemenyi` result (else computed here).
     """
     styles = styles_for(df, axis, styles)
     if result is None:

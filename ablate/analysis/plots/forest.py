@@ -4,7 +4,7 @@ Left panel: the share of paired seeds the treatment wins (ties set aside) with i
 confidence sequence; better/worse is decided when it excludes 1/2. Right panel: the
 comparison's estimand (mean or median difference, or ratio) with its confidence
 sequence and the margin band; equivalence is decided when it lies inside the band.
-Rows are the rows of :func:`ablate.stats.decisions.comparisons`, decided ones first.
+Rows are the rows of :func:`ablate.analysis.stats.decisions.comparisons`, decided ones first.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate.plots.style import metric_label, metric_scale, new_figure
-from ablate.stats.verdict import BETTER, EQUIVALENT, UNDECIDED, WORSE
+from ablate.analysis.plots.style import metric_label, metric_scale, new_figure
+from ablate.analysis.stats.verdict import BETTER, EQUIVALENT, UNDECIDED, WORSE
 
 #: Colour of each verdict (Okabe-Ito: bluish green, vermillion, blue, grey).
 VERDICT_COLORS = {BETTER: "#009E73", WORSE: "#D55E00", EQUIVALENT: "#0072B2", UNDECIDED: "#8c8c8c"}

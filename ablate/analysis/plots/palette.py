@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.encodings import ENCODINGS
-from ablate.pooling import POOLINGS
-from ablate.registry import Registry
+from ablate.model.encodings import ENCODINGS
+from ablate.model.pooling import POOLINGS
+from ablate.core.registry import Registry
 
 #: Okabe & Ito (2008) without its yellow (too pale on white), then Paul Tol's muted
 #: indigo, wine, olive, teal and rose: twelve colours that stay apart for the common
@@ -53,7 +53,7 @@ def style_at(index: int) -> Style:
 def stable_order(registry: Registry[Any]) -> list[str]:
     """A registry's names by where they are defined (module, then line), the same in every process.
 
-    Registration order is not: a process that imports ``ablate.encodings.rotary`` (to
+    Registration order is not: a process that imports ``ablate.model.encodings.rotary`` (to
     build a model) before the registry discovers its package registers ``rope`` first.
     """
     def where(item: tuple[str, Any]) -> tuple[str, int, str]:

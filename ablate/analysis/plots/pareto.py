@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate.plots.palette import Style, styles_for
-from ablate.plots.style import metric_label, metric_scale, new_grid
+from ablate.analysis.plots.palette import Style, styles_for
+from ablate.analysis.plots.style import metric_label, metric_scale, new_grid
 
 FRONT_COLOUR = "0.45"
 

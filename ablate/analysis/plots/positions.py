@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate.plots.palette import Style, styles_for
-from ablate.plots.style import new_figure
+from ablate.analysis.plots.palette import Style, styles_for
+from ablate.analysis.plots.style import new_figure
 
 #: Positions are pooled into at most this many bins of equal width, so long windows stay legible.
 MAX_BINS = 32
@@ -38,7 +38,7 @@ def by_position(rows: pd.DataFrame, *, axis: str, value: str, train_length: floa
     """``value`` (``loss`` or ``accuracy``) against token position, a line per ``axis`` value with a 95% band.
 
     Args:
-        rows: :func:`ablate.positions.frame.load_positions` rows of one evaluation length and task.
+        rows: :func:`ablate.results.positions.frame.load_positions` rows of one evaluation length and task.
         train_length: drawn as a dashed line: positions right of it were never trained at.
     """
     styles = styles_for(rows, axis, styles)

@@ -1,6 +1,6 @@
 """What every figure shares: metric labels, slicing, failure marks, saving.
 
-Styles (one colour and marker per value) are :mod:`ablate.plots.palette`'s. Where a
+Styles (one colour and marker per value) are :mod:`ablate.analysis.plots.palette`'s. Where a
 figure shows one axis, every other axis is fixed at its baseline value (or its first
 value where the baseline was not run) and the title says so.
 """
@@ -21,9 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, NullLocator
 from matplotlib.transforms import blended_transform_factory
 
-from ablate.metrics import METRICS
-from ablate.plots.palette import Style
-from ablate.stats import describe, hold_fixed, select
+from ablate.core.metrics import METRICS
+from ablate.analysis.plots.palette import Style
+from ablate.analysis.stats import describe, hold_fixed, select
 
 
 MARKS = {"better": "▲", "worse": "▼"}

@@ -12,16 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-import ablate.report.by_position as by_position
-import ablate.report.context as context
-import ablate.report.cost as cost
-import ablate.report.findings as findings
-import ablate.report.learning as learning
-import ablate.report.sections as sections
-import ablate.report.tradeoffs as tradeoffs
-from ablate.report.compare import compare_results, write_comparison
-from ablate.report.document import Section, render
-from ablate.report.tables import write_tables
+import ablate.analysis.report.by_position as by_position
+import ablate.analysis.report.context as context
+import ablate.analysis.report.cost as cost
+import ablate.analysis.report.findings as findings
+import ablate.analysis.report.learning as learning
+import ablate.analysis.report.sections as sections
+import ablate.analysis.report.tradeoffs as tradeoffs
+from ablate.analysis.report.compare import compare_results, write_comparison
+from ablate.analysis.report.document import Section, render
+from ablate.analysis.report.tables import write_tables
 
 
 def write_report(
@@ -41,15 +41,15 @@ def write_report(
     """Write ``report.html`` (self-contained), ``report.md``, ``figures/*.png`` and the tables as CSV into ``out_dir``.
 
     Args:
-        df: the tidy results frame (:func:`ablate.store.load_results`).
+        df: the tidy results frame (:func:`ablate.results.store.load_results`).
         out_dir: output folder, created if needed.
         title: report title; default ``"Ablation report: <suite>"``.
         main_metric: headline metric; default the suite's ``[report] main_metric``, else accuracy-like.
         baseline: ``{axis: value}`` overriding the suite's baseline for every comparison.
         alpha: family-wise error rate of the verdicts; default the suite's ``[report] alpha``.
-        curves: the learning curves (:func:`ablate.store.load_curves`), plotted when given.
-        positions: loss and accuracy by token position (:func:`ablate.positions.frame.load_positions`).
-        rounds: every measurement round (:func:`ablate.measure.rounds_table.load_rounds`): cost ratios
+        curves: the learning curves (:func:`ablate.results.store.load_curves`), plotted when given.
+        positions: loss and accuracy by token position (:func:`ablate.results.positions.frame.load_positions`).
+        rounds: every measurement round (:func:`ablate.results.rounds_table.load_rounds`): cost ratios
             pair by round when given, else by repeat.
         preface: a section to open the report with (a claim's verdict and predicates).
         verdicts: judge every comparison against the baseline (Findings, the marks of the tables and

@@ -6,10 +6,10 @@ from typing import Any
 
 import pandas as pd
 
-from ablate import stats
-from ablate.plots.positions import by_position as by_position_figure
-from ablate.report.context import Context, learned_rows
-from ablate.report.document import Image, Paragraph, Section
+from ablate.analysis import stats
+from ablate.analysis.plots.positions import by_position as by_position_figure
+from ablate.analysis.report.context import Context, learned_rows
+from ablate.analysis.report.document import Image, Paragraph, Section
 
 TITLE = "By position"
 #: Main metrics read as a loss: the figure then shows loss by position, else accuracy.
@@ -21,7 +21,7 @@ def by_position(ctx: Context, positions: pd.DataFrame | None) -> Section:
 
     Args:
         ctx: the report's context (axes, baseline, styles, which cells learned).
-        positions: :func:`ablate.positions.frame.load_positions`; ``None`` or empty says there are none.
+        positions: :func:`ablate.results.positions.frame.load_positions`; ``None`` or empty says there are none.
     """
     if positions is None or positions.empty or not ctx.axes or ctx.axes[0] not in positions.columns:
         return Section(TITLE, [Paragraph(

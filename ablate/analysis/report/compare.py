@@ -3,7 +3,7 @@
 Cells are matched by configuration (the cell key columns), never by ``run_id``:
 the environment is part of neither, so the same configuration on another machine
 is the same cell. Each cell of B is judged against the same cell of A by
-:func:`ablate.stats.verdict.judge`, the function that decides every comparison
+:func:`ablate.analysis.stats.verdict.judge`, the function that decides every comparison
 ablate reports:
 
 * training metrics pair by seed (the same seed is the same initialisation and data
@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate import stats
-from ablate.measure.rounds_table import paired
-from ablate.metrics import METRICS, Metric, higher_is_better
-from ablate.plots import metric_label
-import ablate.report.formatting as fmt
-from ablate.report.cost import suite_margins
-from ablate.report.document import Bullets, Paragraph, Section, Table, render
-from ablate.stats.verdict import WORSE, judge, margin_of
+from ablate.analysis import stats
+from ablate.results.rounds_table import paired
+from ablate.core.metrics import METRICS, Metric, higher_is_better
+from ablate.analysis.plots import metric_label
+import ablate.analysis.report.formatting as fmt
+from ablate.analysis.report.cost import suite_margins
+from ablate.analysis.report.document import Bullets, Paragraph, Section, Table, render
+from ablate.analysis.stats.verdict import WORSE, judge, margin_of
 
 #: Costs judged on their rounds (and read by the gate as time or memory regressions).
 COSTS = ("time_median_s", "instructions", "peak_memory_bytes", "peak_reserved_bytes")
@@ -93,7 +93,7 @@ def compare_results(
         df_b: the results compared with them.
         labels: names of A and B, used in the column names ``n_<A>``, ``mean_<A>``, ...
         alpha: error rate of each metric's family of cells (``alpha / m`` each).
-        rounds: each folder's :func:`ablate.measure.rounds_table.load_rounds` (costs pair by round when given).
+        rounds: each folder's :func:`ablate.results.rounds_table.load_rounds` (costs pair by round when given).
 
     Returns:
         The matching key columns, ``n_<A>, mean_<A>, n_<B>, mean_<B>``, ``ratio`` (mean B / mean A),

@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from ablate import stats
-from ablate.feasibility import learned_threshold
-from ablate.plots import Style, value_styles
-from ablate.stats.decisions import LEARN_COLUMNS, comparisons, learn_status, learned_by_seed
+from ablate.analysis import stats
+from ablate.analysis.feasibility import learned_threshold
+from ablate.analysis.plots import Style, value_styles
+from ablate.analysis.stats.decisions import LEARN_COLUMNS, comparisons, learn_status, learned_by_seed
 
 #: Headline metric when neither the caller nor the suite's ``[report]`` names one (first present wins).
 PREFERRED_METRICS = ("accuracy", "exact_match", "token_accuracy", "bits_per_char", "loss", "perplexity")
@@ -27,7 +27,7 @@ class Context:
     metric: str | None
     length: int | None
     cells: pd.DataFrame
-    #: The one table of verdicts of the main metric (:func:`ablate.stats.decisions.comparisons`);
+    #: The one table of verdicts of the main metric (:func:`ablate.analysis.stats.decisions.comparisons`);
     #: every section that shows a verdict reads it. ``None`` without a metric.
     comparisons: pd.DataFrame | None
     styles: Mapping[Any, Style]
@@ -35,7 +35,7 @@ class Context:
     #: The train-length value a seed must reach to count as having learned (``None``: no threshold).
     threshold: float | None = None
     #: Per cell of the train runs: learn rate and status, unable by construction
-    #: (:func:`ablate.stats.decisions.learn_status`); ``None`` without a metric.
+    #: (:func:`ablate.analysis.stats.decisions.learn_status`); ``None`` without a metric.
     cell_status: pd.DataFrame | None = None
     #: ``{metric: margin}`` of the suite's ``[report.margins]``.
     margins: Mapping[str, float] | None = None

@@ -5,7 +5,7 @@ model and round ``i`` of its baseline (the model that differs in the compared ax
 alone, set to its baseline value) were measured moments apart in the same session.
 A ratio here is the *median paired ratio* over those rounds, its interval the
 anytime-valid confidence sequence of that median, and its verdict
-:func:`ablate.stats.verdict.judge`'s with ``by="interval"``: worse or better only
+:func:`ablate.analysis.stats.verdict.judge`'s with ``by="interval"``: worse or better only
 when the whole interval lies beyond the metric's margin, equivalent when it lies
 inside it, undecided otherwise. A family is the comparisons of one metric at one
 length and measure point (one session's), each at ``alpha / m`` (Bonferroni).
@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import ablate.report.formatting as fmt
-from ablate import stats
-from ablate.measure.rounds_table import paired
-from ablate.metrics import METRICS
-from ablate.plots import cost_curves, metric_label
-from ablate.report.context import Context
-from ablate.report.document import Image, Paragraph, Section, Table
-from ablate.stats.verdict import BETTER, EQUIVALENT, WORSE, judge, margin_of
+import ablate.analysis.report.formatting as fmt
+from ablate.analysis import stats
+from ablate.results.rounds_table import paired
+from ablate.core.metrics import METRICS
+from ablate.analysis.plots import cost_curves, metric_label
+from ablate.analysis.report.context import Context
+from ablate.analysis.report.document import Image, Paragraph, Section, Table
+from ablate.analysis.stats.verdict import BETTER, EQUIVALENT, WORSE, judge, margin_of
 
 #: Cost metrics of measurement runs, in the order the section shows them.
 COST_METRICS = ("tokens_per_s", "time_median_s", "instructions", "peak_memory_bytes", "peak_reserved_bytes")
@@ -55,7 +55,7 @@ def cost_verdicts(df: pd.DataFrame, rounds: pd.DataFrame | None, *, axis: str, b
 
     Args:
         df: the tidy results frame (measurement rows are used).
-        rounds: :func:`ablate.measure.rounds_table.load_rounds` of the same results (``None``: pair by seed).
+        rounds: :func:`ablate.results.rounds_table.load_rounds` of the same results (``None``: pair by seed).
         axis: the compared grid axis (a frame column, e.g. ``encoding``).
         baseline: ``{axis: value}``; ``baseline[axis]`` is the reference.
         alpha: error rate of a family (one metric, length and measure point) of comparisons.

@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
-from ablate.plots import save_figure
+from ablate.analysis.plots import save_figure
 
 
 @dataclass
@@ -105,7 +105,7 @@ def autoescape(template_name: str | None) -> bool:
 
 
 def _environment() -> jinja2.Environment:
-    loader = jinja2.PackageLoader("ablate.report", "templates")
+    loader = jinja2.PackageLoader("ablate.analysis.report", "templates")
     env = jinja2.Environment(loader=loader, autoescape=autoescape, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     return env

@@ -1,6 +1,6 @@
 """The report's opening: the verdicts, the cells' learn rates, and what more seeds would decide.
 
-* :func:`findings` - every judged comparison of :func:`ablate.stats.decisions.comparisons`
+* :func:`findings` - every judged comparison of :func:`ablate.analysis.stats.decisions.comparisons`
   (the report's one table of verdicts) as a forest plot and a table, decided first
   and undecided folded below with what would decide them; cells unable by
   construction, named once with the reason and left out of the comparisons; each
@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-import ablate.report.formatting as fmt
-from ablate.plots.forest import forest_plot, judged, row_label
-from ablate.report.context import Context, dropped_runs, learned_rows
-from ablate.report.document import Image, Paragraph, Section, Table
-from ablate.report.sections import extrapolation as curves_section
-from ablate.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds
-from ablate.stats.verdict import LOOK_AHEAD, UNDECIDED
+import ablate.analysis.report.formatting as fmt
+from ablate.analysis.plots.forest import forest_plot, judged, row_label
+from ablate.analysis.report.context import Context, dropped_runs, learned_rows
+from ablate.analysis.report.document import Image, Paragraph, Section, Table
+from ablate.analysis.report.sections import extrapolation as curves_section
+from ablate.analysis.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds
+from ablate.analysis.stats.verdict import LOOK_AHEAD, UNDECIDED
 
 #: Where the statistics are explained at length.
 STATISTICS_DOC = "docs/statistics.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ablate.plots import metric_scale
+from ablate.analysis.plots import metric_scale
 
 MARKS = {"better": "▲", "worse": "▼"}
 
@@ -62,7 +62,7 @@ def mean_pm(mean: Any, low: Any, high: Any, metric: str) -> str:
 def verdict(row: Any, metric: str) -> str:
     """A comparison as a table cell: ``▲ better +0.093``, ``undecided +0.01`` or ``not judged``.
 
-    The verdict is the one of :func:`ablate.stats.decisions.comparisons`; the number its estimate.
+    The verdict is the one of :func:`ablate.analysis.stats.decisions.comparisons`; the number its estimate.
     """
     if row["verdict"] not in ("better", "worse", "equivalent", "undecided"):
         return str(row["verdict"])

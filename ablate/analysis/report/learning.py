@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-import ablate.report.formatting as fmt
-from ablate.plots import Style
-from ablate.plots.curves import learning_curves as curves_figure
-from ablate.report.document import Image, Paragraph, Section
+import ablate.analysis.report.formatting as fmt
+from ablate.analysis.plots import Style
+from ablate.analysis.plots.curves import learning_curves as curves_figure
+from ablate.analysis.report.document import Image, Paragraph, Section
 
 
 def learning_curves(df: pd.DataFrame, curves: pd.DataFrame | None, axes: list[str],
@@ -19,7 +19,7 @@ def learning_curves(df: pd.DataFrame, curves: pd.DataFrame | None, axes: list[st
 
     Args:
         df: the results frame (its ``steps_used`` and ``criterion_met`` rows).
-        curves: :func:`ablate.store.load_curves`; ``None`` or empty says there are none.
+        curves: :func:`ablate.results.store.load_curves`; ``None`` or empty says there are none.
         axes: the grid axes; the first colours the lines, the next present one makes panels.
         styles: the report's styles of the first axis' values.
     """

@@ -12,19 +12,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate import fingerprint, stats
-from ablate.metrics import higher_is_better
-from ablate.plots import (
+from ablate.core import fingerprint
+from ablate.analysis import stats
+from ablate.core.metrics import higher_is_better
+from ablate.analysis.plots import (
     critical_difference_diagram,
     extrapolation_curves,
     heatmap,
     metric_label,
     seed_strip,
 )
-import ablate.report.formatting as fmt
-from ablate.report.document import Bullets, Image, Paragraph, Section, Table
-from ablate.report.context import PREFERRED_METRICS, Context
-from ablate.report.variant_curves import variant_curves
+import ablate.analysis.report.formatting as fmt
+from ablate.analysis.report.document import Bullets, Image, Paragraph, Section, Table
+from ablate.analysis.report.context import PREFERRED_METRICS, Context
+from ablate.analysis.report.variant_curves import variant_curves
 
 #: Blocks (seeds x tasks x other axes) a critical-difference diagram needs before it is drawn: Demšar
 #: (2006) advises N > 10 for the Friedman chi-square approximation the diagram rests on.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ablate.report.context import Context
+from ablate.analysis.report.context import Context
 
 
 def write_tables(ctx: Context, out_dir: str | Path) -> dict[str, Path]:

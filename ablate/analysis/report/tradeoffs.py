@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate import stats
-from ablate.metrics import higher_is_better
-from ablate.plots import metric_label
-from ablate.plots.pareto import quality_cost as quality_cost_figure
-from ablate.report.context import Context, learned_rows
-from ablate.report.document import Image, Paragraph, Section
+from ablate.analysis import stats
+from ablate.core.metrics import higher_is_better
+from ablate.analysis.plots import metric_label
+from ablate.analysis.plots.pareto import quality_cost as quality_cost_figure
+from ablate.analysis.report.context import Context, learned_rows
+from ablate.analysis.report.document import Image, Paragraph, Section
 
 TITLE = "Quality against cost"
 #: Cost metrics drawn against quality, one panel each, in this order.

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from ablate.stats import grid_axes
-from ablate.variant_schema import BASE
+from ablate.analysis.stats import grid_axes
+from ablate.suite.variant_schema import BASE
 
 #: The column that names a curve once a frame has variant rows.
 CURVE = "curve"

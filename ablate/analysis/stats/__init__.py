@@ -1,16 +1,17 @@
 """Statistics over the tidy results frame: pure functions, built on scipy.
 
-- :mod:`~ablate.stats.frame`: what a grid axis, a baseline and a cell are.
-- :mod:`~ablate.stats.summary`: per-cell mean, std and confidence interval.
-- :mod:`~ablate.stats.confidence`: anytime-valid confidence sequences (a rate, a quantile, a bounded mean).
-- :mod:`~ablate.stats.verdict`: :func:`judge`, the one verdict of a paired comparison.
-- :mod:`~ablate.stats.decisions`: every comparison of a results frame, and each cell's learn rate.
-- :mod:`~ablate.stats.paired`: descriptions beside a verdict (effect sizes, Wilcoxon p, Holm).
-- :mod:`~ablate.stats.ranks`: Friedman, Nemenyi post-hoc, critical difference.
-- :mod:`~ablate.stats.scaling`: power-law fits of cost against length (one series, or per configuration) and cost ratios.
+- :mod:`~ablate.analysis.stats.frame`: what a grid axis, a baseline and a cell are.
+- :mod:`~ablate.analysis.stats.summary`: per-cell mean, std and confidence interval.
+- :mod:`~ablate.analysis.stats.confidence`: anytime-valid confidence sequences (a rate, a quantile, a bounded mean).
+- :mod:`~ablate.analysis.stats.verdict`: :func:`judge`, the one verdict of a paired comparison.
+- :mod:`~ablate.analysis.stats.decisions`: every comparison of a results frame, and each cell's learn rate.
+- :mod:`~ablate.analysis.stats.paired`: descriptions beside a verdict (effect sizes, Wilcoxon p, Holm).
+- :mod:`~ablate.analysis.stats.ranks`: Friedman, Nemenyi post-hoc, critical difference.
+- :mod:`~ablate.analysis.stats.scaling`: power-law fits of cost against length (one series, or per configuration)
+  and cost ratios.
 """
 
-from ablate.stats.frame import (
+from ablate.analysis.stats.frame import (
     baseline_of,
     cell_keys,
     describe,
@@ -20,13 +21,13 @@ from ablate.stats.frame import (
     ok_rows,
     select,
 )
-from ablate.stats.confidence import mean_interval, quantile_interval, rate_interval
-from ablate.stats.decisions import comparisons, learn_status
-from ablate.stats.paired import MIN_PAIRS, cliffs_delta, cohens_dz, holm, paired_test
-from ablate.stats.verdict import Verdict, judge
-from ablate.stats.ranks import RankResult, critical_difference, friedman_nemenyi, nemenyi_pvalue
-from ablate.stats.scaling import PowerLaw, cost_ratios, fit_power_law, scaling_exponents
-from ablate.stats.summary import BOOTSTRAP_MIN_N, confidence_interval, summarize
+from ablate.analysis.stats.confidence import mean_interval, quantile_interval, rate_interval
+from ablate.analysis.stats.decisions import comparisons, learn_status
+from ablate.analysis.stats.paired import MIN_PAIRS, cliffs_delta, cohens_dz, holm, paired_test
+from ablate.analysis.stats.verdict import Verdict, judge
+from ablate.analysis.stats.ranks import RankResult, critical_difference, friedman_nemenyi, nemenyi_pvalue
+from ablate.analysis.stats.scaling import PowerLaw, cost_ratios, fit_power_law, scaling_exponents
+from ablate.analysis.stats.summary import BOOTSTRAP_MIN_N, confidence_interval, summarize
 
 __all__ = [
     "BOOTSTRAP_MIN_N",

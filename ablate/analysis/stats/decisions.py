@@ -2,10 +2,10 @@
 
 :func:`comparisons` is the one table of verdicts: the report's findings, heatmap,
 significance table and ``comparisons.csv``, and the adaptive seeds
-(:func:`ablate.adaptive.undecided_comparisons`) all read it. Its rows compare each
+(:func:`ablate.run.adaptive.undecided_comparisons`) all read it. Its rows compare each
 non-baseline value of each grid axis with the baseline value, every other key held
 fixed, paired by seed, at every evaluation length of the training runs, and each
-row's verdict comes from :func:`ablate.stats.verdict.judge` at ``alpha / m``
+row's verdict comes from :func:`ablate.analysis.stats.verdict.judge` at ``alpha / m``
 (Bonferroni over the ``m`` judged comparisons).
 
 Learning is its own binary outcome per seed: a run *learned* when its metric at
@@ -14,7 +14,7 @@ the train length reaches the threshold (a run that failed or diverged did not).
 cell "did not learn" only when the whole interval lies below 1/2 (most seeds fail,
 decided), "learns" when it lies above, and is "open" otherwise. Comparisons:
 
-* involving a cell *unable by construction* (:mod:`ablate.feasibility`) are not
+* involving a cell *unable by construction* (:mod:`ablate.analysis.feasibility`) are not
   judged and not in the family: the outcome is known before any run;
 * past the train length use only the seeds where both cells learned (an
   extrapolation result needs a model that learned the task), and are not judged
@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ablate.feasibility import has_learned, unable
-from ablate.metrics import METRICS, Metric, higher_is_better
-from ablate.stats.confidence import rate_interval
-from ablate.stats.frame import baseline_of, cell_keys, describe, grid_axes, ok_rows
-from ablate.stats.paired import paired_test
-from ablate.stats.verdict import UNDECIDED, judge, margin_of, pairs_needed
+from ablate.analysis.feasibility import has_learned, unable
+from ablate.core.metrics import METRICS, Metric, higher_is_better
+from ablate.analysis.stats.confidence import rate_interval
+from ablate.analysis.stats.frame import baseline_of, cell_keys, describe, grid_axes, ok_rows
+from ablate.analysis.stats.paired import paired_test
+from ablate.analysis.stats.verdict import UNDECIDED, judge, margin_of, pairs_needed
 
 NOT_JUDGED = "not judged"
 #: What each verdict rests on, for the table's ``why`` column.
@@ -55,7 +55,7 @@ COLUMNS = ["axis", "baseline", "context", "n", "wins", "losses", "ties", "win_lo
 
 
 def metric_spec(metric: str, df: pd.DataFrame | None = None) -> Metric:
-    """The :class:`~ablate.metrics.Metric` of ``metric``; one stored by another version gets no range."""
+    """The :class:`~ablate.core.metrics.Metric` of ``metric``; one stored by another version gets no range."""
     if metric in METRICS:
         return METRICS[metric]
     return Metric(metric, higher_is_better(metric, df))

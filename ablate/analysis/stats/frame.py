@@ -20,7 +20,7 @@ RESULT_COLUMNS = frozenset(
     {"run_id", "suite", "kind", "status", "run_status", "reason", "note", "metric", "value", "eval_length",
      "higher_is_better", "wall_s", "work_s", "started_at", "attempts"}
 )
-#: Config paths whose tidy column has a short name (mirrors ``ablate.store.AXIS_COLUMNS``).
+#: Config paths whose tidy column has a short name (mirrors ``ablate.results.store.AXIS_COLUMNS``).
 _AXIS_ALIASES = {"model.encoding": "encoding", "model.pooling": "pooling", "train.length": "train_length"}
 #: Inferred axes come in this order first, then the remaining columns in frame order.
 _PREFERRED_AXES = ("encoding", "pooling", "task", "train_length")

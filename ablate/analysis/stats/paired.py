@@ -1,6 +1,6 @@
 """Descriptions of paired samples: effect sizes and classical tests shown beside a verdict, never instead of it.
 
-Verdicts come from :mod:`ablate.stats.verdict` alone. What is here describes the
+Verdicts come from :mod:`ablate.analysis.stats.verdict` alone. What is here describes the
 same pairs for a reader used to them: Cohen's d_z, Cliff's delta, the paired t and
 Wilcoxon signed-rank p-values (fixed-sample, uncorrected: not valid after seeds
 were added adaptively, so never a decision), and Holm's adjustment for tables of

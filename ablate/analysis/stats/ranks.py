@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.metrics import higher_is_better
-from ablate.stats.frame import cell_keys, grid_axes, ok_rows, select
+from ablate.core.metrics import higher_is_better
+from ablate.analysis.stats.frame import cell_keys, grid_axes, ok_rows, select
 
 
 def critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:

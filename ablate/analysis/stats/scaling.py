@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.stats.frame import baseline_of, cell_keys, grid_axes, ok_rows
+from ablate.analysis.stats.frame import baseline_of, cell_keys, grid_axes, ok_rows
 
 
 @dataclass(frozen=True)

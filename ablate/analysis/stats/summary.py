@@ -13,7 +13,7 @@ Interval method, chosen per cell and recorded in the ``ci_method`` column:
 
 An interval of a metric with a range (accuracy in ``[0, 1]``) is cut to that range: the
 mean lies in it, so the cut interval covers whenever the uncut one does. These
-intervals describe the seeds; verdicts come from :mod:`ablate.stats.verdict`.
+intervals describe the seeds; verdicts come from :mod:`ablate.analysis.stats.verdict`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ablate.metrics import METRICS, higher_is_better
-from ablate.stats.frame import cell_keys
+from ablate.core.metrics import METRICS, higher_is_better
+from ablate.analysis.stats.frame import cell_keys
 
 #: Smallest number of seeds for which the BCa bootstrap is used instead of the t-interval.
 BOOTSTRAP_MIN_N = 10
@@ -87,7 +87,7 @@ def summarize(
     Args:
         df: the tidy results frame.
         confidence: interval coverage.
-        axes: grid axes; default :func:`ablate.stats.frame.grid_axes`.
+        axes: grid axes; default :func:`ablate.analysis.stats.frame.grid_axes`.
         n_resamples: bootstrap resamples for cells with enough seeds.
         seed: bootstrap seed.
 

@@ -8,7 +8,7 @@ are paired by seed; ``q`` is the paired difference (``treatment - baseline``, or
 
 * **better / worse** - the treatment wins more paired seeds than it loses (ties set
   aside), shown by a confidence sequence for the win rate
-  (:func:`~ablate.stats.confidence.rate_interval`) that excludes 1/2, and the
+  (:func:`~ablate.analysis.stats.confidence.rate_interval`) that excludes 1/2, and the
   average difference points the same way. *Guarantee*: when the compared axis
   makes no difference (the two runs of a seed are exchangeable - in particular two
   cells with the same distribution of outcomes, whatever that distribution is:
@@ -44,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ablate.metrics import METRICS, Metric
-from ablate.stats.confidence import mean_interval, quantile_interval, rate_interval
+from ablate.core.metrics import METRICS, Metric
+from ablate.analysis.stats.confidence import mean_interval, quantile_interval, rate_interval
 
 BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
 VERDICTS = (BETTER, WORSE, EQUIVALENT, UNDECIDED)
@@ -96,7 +96,7 @@ def judge(treatment: Sequence[float], baseline: Sequence[float], *, metric: str 
 
     Args:
         treatment, baseline: per-seed values; a pair with a missing (NaN) side is dropped.
-        metric: a metric name or :class:`~ablate.metrics.Metric` (direction, scale, range).
+        metric: a metric name or :class:`~ablate.core.metrics.Metric` (direction, scale, range).
         alpha: the error rate of this one comparison (a family passes ``alpha / m``).
         margin: equivalence margin in the scale's terms (default: the metric's).
         by: ``"wins"`` (seeds: better/worse from the win rate) or ``"interval"`` (repeated measurements:

@@ -1,6 +1,6 @@
 """The general path over blocks of query rows: each block a checkpoint, memory linear in the length.
 
-Taken when attention must go over blocks (:func:`~ablate.attention.traits.over_blocks`)
+Taken when attention must go over blocks (:func:`~ablate.model.attention.traits.over_blocks`)
 and no registered kernel applies: a bias that reads the queries or a value term with
 per-sequence (padded) positions, or a value term without autograd. Queries go
 ``rows`` at a time; in training each block is a :func:`torch.utils.checkpoint.checkpoint`
@@ -18,11 +18,11 @@ import math
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ablate.attention.kernels.biased_attention import masked_attention
-from ablate.attention.masks import block_allowed, block_ranges
-from ablate.attention.plan import AttentionPlan
-from ablate.encodings.base import ClippedRelative, PositionalEncoding
-from ablate.encodings.clipped import value_term
+from ablate.model.attention.kernels.biased_attention import masked_attention
+from ablate.model.attention.masks import block_allowed, block_ranges
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.encodings.base import ClippedRelative, PositionalEncoding
+from ablate.model.encodings.clipped import value_term
 
 
 def attend_over_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:

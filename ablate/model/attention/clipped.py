@@ -4,8 +4,8 @@ For contiguous positions, query ``start + r`` and key ``first_key + j`` are at c
 distance ``c = clip(first_key + j - start - r, -k, k) + k``. Left of a block's band every
 pair has ``c = 0``, right of it ``c = 2k``, so only the band (``rows + 2k`` columns) is
 gathered or scattered; the rest is one broadcast add or one row sum. Shared by the
-kernels of :mod:`ablate.attention.kernels` that run such terms (T5's buckets, NEZHA's
-vectors; :class:`~ablate.encodings.base.ClippedRelative`).
+kernels of :mod:`ablate.model.attention.kernels` that run such terms (T5's buckets, NEZHA's
+vectors; :class:`~ablate.model.encodings.base.ClippedRelative`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one attention call site: plan once per forward pass, then attend in every layer along the planned path.
 
 :func:`plan_attention` reads the encoding's traits and the pass's case, asks the
-planner (:func:`~ablate.attention.planner.choose_path`) for a path, and builds what
+planner (:func:`~ablate.model.attention.planner.choose_path`) for a path, and builds what
 every layer shares (masks, a FlexAttention block mask). :func:`attend` runs one
 layer's attention along that path. Nothing here names an encoding.
 
@@ -19,18 +19,18 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ablate.attention.blocks import attend_over_blocks
-from ablate.attention.flex import block_mask_of, flex, flex_available
-from ablate.attention.kernels.biased_attention import masked_attention
-from ablate.attention.kernels.registry import KERNELS
-from ablate.attention.mask_cache import MaskCache
-from ablate.attention.masks import allowed_keys
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.planner import choose_path, path_named
-from ablate.attention.reference import reference_attention
-from ablate.attention.shared_mask import attend_shared_mask, prepare_shared_mask
-from ablate.attention.traits import TUNING, Tuning, case_of, traits_of
-from ablate.encodings.base import PositionalEncoding
+from ablate.model.attention.blocks import attend_over_blocks
+from ablate.model.attention.flex import block_mask_of, flex, flex_available
+from ablate.model.attention.kernels.biased_attention import masked_attention
+from ablate.model.attention.kernels.registry import KERNELS
+from ablate.model.attention.mask_cache import MaskCache
+from ablate.model.attention.masks import allowed_keys
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.planner import choose_path, path_named
+from ablate.model.attention.reference import reference_attention
+from ablate.model.attention.shared_mask import attend_shared_mask, prepare_shared_mask
+from ablate.model.attention.traits import TUNING, Tuning, case_of, traits_of
+from ablate.model.encodings.base import PositionalEncoding
 
 BACKENDS = ("auto", "sdpa", "flex", "reference")
 #: The environment variable that overrides every model's ``attention_backend``.
@@ -83,7 +83,7 @@ def plan_attention(
         backend: ``sdpa``, ``flex`` or ``reference`` (already resolved by :func:`choose_backend`).
         dtype: the attention dtype (additive masks must match the queries).
         cache: where the combined mask of a static bias is kept between inference calls.
-        tuning: the planner's numbers (:class:`~ablate.attention.traits.Tuning`).
+        tuning: the planner's numbers (:class:`~ablate.model.attention.traits.Tuning`).
         path: run this path by name instead of the planner's choice (tests, re-checks).
     """
     traits = traits_of(encoding)

@@ -42,7 +42,10 @@ def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, score_mod: Any, b
 
 
 def block_mask_of(padding_mask: torch.Tensor | None, causal: bool, length: int, device: torch.device) -> Any:
-    """The block mask of padding ``(B, L)`` and causality (as :func:`ablate.attention.masks.block_allowed`), or None."""
+    """The block mask of padding ``(B, L)`` and causality, or None.
+
+    As :func:`ablate.model.attention.masks.block_allowed` allows keys.
+    """
     if padding_mask is None and not causal:
         return None
     from torch.nn.attention.flex_attention import create_block_mask

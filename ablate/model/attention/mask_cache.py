@@ -15,7 +15,7 @@ from torch import nn
 
 
 class MaskCache:
-    """The last combined mask of a static bias (as :mod:`ablate.attention` builds it) and its key.
+    """The last combined mask of a static bias (as :mod:`ablate.model.attention` builds it) and its key.
 
     The key is everything the mask depends on: the first position and the length of a
     contiguous integer range, the device, the dtype, causality, the encoding's

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ablate.encodings.base import PositionalEncoding
+from ablate.model.encodings.base import PositionalEncoding
 
 
 def block_allowed(

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from ablate.attention.traits import TUNING, Tuning
-from ablate.encodings.base import PositionalEncoding
+from ablate.model.attention.traits import TUNING, Tuning
+from ablate.model.encodings.base import PositionalEncoding
 
 
 @dataclass(frozen=True)
 class Path:
-    """A named way to compute attention (see :func:`ablate.attention.planner.choose_path`).
+    """A named way to compute attention (see :func:`ablate.model.attention.planner.choose_path`).
 
     Attributes:
         name: a built-in path (``reference``, ``fused``, ``flex``, ``query-bias``, ``shared-mask``,

@@ -6,7 +6,7 @@ Paths, in the order they are considered (the first that applies runs):
 ``reference``             asked for (``attention_backend = "reference"`` or ``ABLATE_ATTENTION``):
                           the dense bias, an explicit softmax, plain autograd
 registered ``blocks``     attention must go over blocks of query rows (:func:`over_blocks`) and
-kernels, by order         the kernel's condition holds (``ablate.attention.kernels``)
+kernels, by order         the kernel's condition holds (``ablate.model.attention.kernels``)
 ``blocks``                over blocks otherwise: each block a checkpoint (the general form)
 ``flex``                  FlexAttention asked for, in inference or on CUDA
 ``fused``                 no bias: SDPA's fused kernel (``is_causal``, or a boolean padding mask)
@@ -19,9 +19,9 @@ kernels, by order         the kernel's condition holds (``ablate.attention.kerne
 
 from __future__ import annotations
 
-from ablate.attention.kernels.registry import kernels
-from ablate.attention.plan import Path
-from ablate.attention.traits import TUNING, Case, Traits, Tuning, over_blocks
+from ablate.model.attention.kernels.registry import kernels
+from ablate.model.attention.plan import Path
+from ablate.model.attention.traits import TUNING, Case, Traits, Tuning, over_blocks
 
 #: Paths without a kernel of their own (registered kernels of kind ``blocks`` are the others).
 BUILT_IN_PATHS = ("reference", "blocks", "flex", "fused", "query-bias", "shared-mask")

@@ -29,7 +29,7 @@ def operator(name: str) -> torch._ops.OpOverloadPacket:
         return getattr(torch.ops.aten, name)
     except (AttributeError, RuntimeError):
         raise RuntimeError(f"torch {torch.__version__} has no operator aten::{name}, which ablate's fused CPU "
-                           "attention kernels use (ablate/attention/private_ops.py)") from None
+                           "attention kernels use (ablate/model/attention/private_ops.py)") from None
 
 
 def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Tensor | None = None,
@@ -51,7 +51,7 @@ def flash_attention_backward(
 
     Its row term is ``grad_out . out`` and the probabilities are ``exp(logits - logsumexp)``,
     so a caller may pass a shifted ``out`` and ``logsumexp`` to differentiate part of a
-    larger softmax (:mod:`ablate.attention.kernels.clipped_regions`).
+    larger softmax (:mod:`ablate.model.attention.kernels.clipped_regions`).
     """
     grad_q, grad_k, grad_v = operator(_BACKWARD)(grad_out, q, k, v, out, logsumexp, 0.0, causal, attn_mask=mask)
     return grad_q, grad_k, grad_v

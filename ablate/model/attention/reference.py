@@ -12,9 +12,9 @@ import math
 
 import torch
 
-from ablate.attention.masks import allowed_keys
-from ablate.encodings.base import PositionalEncoding
-from ablate.encodings.clipped import value_term
+from ablate.model.attention.masks import allowed_keys
+from ablate.model.encodings.base import PositionalEncoding
+from ablate.model.encodings.clipped import value_term
 
 
 def reference_attention(

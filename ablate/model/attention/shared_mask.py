@@ -7,7 +7,7 @@ last query, so the masked half is neither built nor read. A learned bias in trai
 is built in row blocks too, in checkpointed regions of ``trained_mask_rows`` rows: what
 the bias computes on the way (FIRE's MLP on every distance) is kept for one region at a
 time in backward; its blocks carry gradients and run the ``biased-attention`` kernel.
-Inference keeps the mask in the model's :class:`~ablate.attention.mask_cache.MaskCache`.
+Inference keeps the mask in the model's :class:`~ablate.model.attention.mask_cache.MaskCache`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import functools
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from ablate.attention.kernels.biased_attention import masked_attention
-from ablate.attention.mask_cache import MaskCache
-from ablate.attention.masks import block_ranges, static_block_mask
-from ablate.attention.plan import AttentionPlan
+from ablate.model.attention.kernels.biased_attention import masked_attention
+from ablate.model.attention.mask_cache import MaskCache
+from ablate.model.attention.masks import block_ranges, static_block_mask
+from ablate.model.attention.plan import AttentionPlan
 
-#: ``(mask, None)`` or ``(None, row blocks)``; see :class:`~ablate.attention.plan.AttentionPlan`.
+#: ``(mask, None)`` or ``(None, row blocks)``; see :class:`~ablate.model.attention.plan.AttentionPlan`.
 SharedMasks = tuple[torch.Tensor | None, list[tuple[int, int, torch.Tensor]] | None]
 
 

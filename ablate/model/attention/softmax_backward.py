@@ -6,7 +6,7 @@ For ``out = P v`` with ``P = softmax(S)`` row by row::
     dS = P * (dP - rowsum(dO * out))
     dq += dS k / sqrt(Dh)        dk += dS^T q / sqrt(Dh)
 
-Every kernel that recomputes probabilities in backward (``ablate.attention.kernels``)
+Every kernel that recomputes probabilities in backward (``ablate.model.attention.kernels``)
 computes a block's ``P`` its own way (from a mask, a band of clipped distances, ...)
 and hands it to :class:`SoftmaxBackward`, which returns ``dS``: the gradient of the
 block's logits, which is its bias's. A block costs two ``(B, H, rows, keys)``
@@ -22,7 +22,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ablate.attention.private_ops import flash_attention
+from ablate.model.attention.private_ops import flash_attention
 
 
 def attention_with_logsumexp(

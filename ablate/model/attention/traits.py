@@ -1,6 +1,6 @@
 """What the attention planner decides from: an encoding's traits, one forward pass's case, and the tuning.
 
-Plain values, no tensors, so :func:`ablate.attention.planner.choose_path` is a pure
+Plain values, no tensors, so :func:`ablate.model.attention.planner.choose_path` is a pure
 function of them and is tested as a table. :func:`traits_of` and :func:`case_of` read
 them off an encoding and a forward pass's tensors; the conditions shared by several
 paths (:func:`over_blocks`) are stated here once.
@@ -12,12 +12,12 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ablate.encodings.base import PositionalEncoding, is_contiguous_range
+from ablate.model.encodings.base import PositionalEncoding, is_contiguous_range
 
 
 @dataclass(frozen=True)
 class Traits:
-    """What attention needs to know of an encoding (its contract: :mod:`ablate.encodings.base`).
+    """What attention needs to know of an encoding (its contract: :mod:`ablate.model.encodings.base`).
 
     Attributes:
         has_bias: it adds a bias to the logits.

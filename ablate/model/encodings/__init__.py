@@ -8,10 +8,10 @@ name with parameters, e.g. ``{name = "rope", scaling = "pi", factor = 4}``.
 
 from __future__ import annotations
 
-from ablate.encodings.base import PositionalEncoding, ScoreMod, relative_positions
-from ablate.encodings.registry import ENCODINGS, FAMILIES, create_encoding, encodings_of_family
-from ablate.errors import UnsupportedLengthError
-from ablate.registry import split_spec
+from ablate.model.encodings.base import PositionalEncoding, ScoreMod, relative_positions
+from ablate.model.encodings.registry import ENCODINGS, FAMILIES, create_encoding, encodings_of_family
+from ablate.core.errors import UnsupportedLengthError
+from ablate.core.registry import split_spec
 
 __all__ = [
     "ENCODINGS",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, UnsupportedLengthError
+from ablate.model.encodings.registry import ENCODINGS
+from ablate.model.encodings.base import PositionalEncoding, UnsupportedLengthError
 
 
 @ENCODINGS.register("none")
@@ -42,7 +42,7 @@ class SinusoidalEncoding(PositionalEncoding):
 
     The original Transformer's ``sqrt(d_model)`` factor on the token embeddings is
     not applied here: it is the model-level ``embedding_scale`` setting, the same
-    for every encoding (:class:`ablate.model.ModelConfig`).
+    for every encoding (:class:`ablate.model.transformer.ModelConfig`).
 
     Args:
         base: wavelength base (10000 in the paper).

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from ablate.encodings.distance import DistanceBias
-from ablate.encodings.registry import ENCODINGS
+from ablate.model.encodings.distance import DistanceBias
+from ablate.model.encodings.registry import ENCODINGS
 
 
 def alibi_slopes(num_heads: int) -> list[float]:

@@ -17,11 +17,11 @@ states its mathematics once and derives them (docs/encodings.md):
   queries, and vectors added to the output (the value term, which needs the attention
   probabilities). Attention's clipped kernels run it as it is.
 
-:mod:`ablate.encodings.distance` (a bias of ``j - i``) and :mod:`ablate.encodings.clipped`
+:mod:`ablate.model.encodings.distance` (a bias of ``j - i``) and :mod:`ablate.model.encodings.clipped`
 (a term of the clipped distance) are the forms that derive ``bias`` and ``score_mod`` from
 one method.
 
-What attention relies on (``ablate.attention`` never names an encoding):
+What attention relies on (``ablate.model.attention`` never names an encoding):
 
 * ``bias`` is called with any block of query rows against any range of keys
   (``q_positions`` a slice of the key positions), always with that block's queries
@@ -49,8 +49,8 @@ from typing import Callable, ClassVar
 import torch
 from torch import nn
 
-from ablate.dims import head_dim
-from ablate.errors import UnsupportedLengthError
+from ablate.core.dims import head_dim
+from ablate.core.errors import UnsupportedLengthError
 
 # A FlexAttention score modification: (score, batch, head, q_idx, kv_idx) -> score.
 ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -90,7 +90,7 @@ class PositionalEncoding(nn.Module):
     family: ClassVar[str] = "none"
     #: Whether the bidirectional (encoder) form sees positions only through ``|i - j|``, or not at all,
     #: so it cannot tell a sequence from its reversal (ALiBi's and KERPLE's encoder form; NoPE).
-    #: ``ablate.feasibility`` reasons with it and ``tests/test_feasibility.py`` proves it.
+    #: ``ablate.analysis.feasibility`` reasons with it and ``tests/test_feasibility.py`` proves it.
     direction_blind: ClassVar[bool] = False
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
@@ -160,7 +160,7 @@ class PositionalEncoding(nn.Module):
         computes for contiguous positions (and its whole value term), or ``None`` (the default).
 
         Attention's clipped kernels then run it over blocks of query rows without building
-        any per-pair tensor for the whole sequence (:mod:`ablate.attention.kernels`). Called
+        any per-pair tensor for the whole sequence (:mod:`ablate.model.attention.kernels`). Called
         once per layer, so a table is recomputed from the current parameters.
         """
         return None

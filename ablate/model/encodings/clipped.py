@@ -2,9 +2,9 @@
 
 T5 (a learned value per head and bucket, the bucket a function of the clipped distance)
 and NEZHA (sinusoidal vectors met by the queries, on keys and values) state their
-mathematics as one :class:`~ablate.encodings.base.ClippedRelative`. The dense bias, the
+mathematics as one :class:`~ablate.model.encodings.base.ClippedRelative`. The dense bias, the
 FlexAttention ``score_mod`` and the value term are derived from it here; attention's
-clipped kernels take it as it is (:mod:`ablate.attention.kernels`).
+clipped kernels take it as it is (:mod:`ablate.model.attention.kernels`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from ablate.encodings.banded import Workspace, spread_shifted
-from ablate.encodings.base import (
+from ablate.model.encodings.banded import Workspace, spread_shifted
+from ablate.model.encodings.base import (
     ClippedRelative,
     PositionalEncoding,
     ScoreMod,
@@ -30,7 +30,7 @@ class ClippedBias(PositionalEncoding):
     """Base of relative terms of ``c = clip(j - i, -k, k) + k``; subclasses implement :meth:`clipped_relative`.
 
     The bias is ``table[h, c] + q_i . keys[c] / sqrt(Dh)`` and the value term
-    ``sum_j p_ij values[c]`` (see :class:`~ablate.encodings.base.ClippedRelative`).
+    ``sum_j p_ij values[c]`` (see :class:`~ablate.model.encodings.base.ClippedRelative`).
     """
 
     def __init__(self, *, d_model: int, num_heads: int, causal: bool = False) -> None:
@@ -48,7 +48,7 @@ class ClippedBias(PositionalEncoding):
 
         Vectors met by the queries need ``q`` ``(B, H, Lq, Dh)``. In inference over one
         contiguous range (queries = keys) their part is each row less its far-left value,
-        in a reused workspace (:mod:`ablate.encodings.banded`); exact otherwise.
+        in a reused workspace (:mod:`ablate.model.encodings.banded`); exact otherwise.
         """
         require_integer(q_positions, k_positions)
         relative = self.clipped_relative()

@@ -1,7 +1,7 @@
 """A bias of the signed distance ``j - i`` alone, stated once: :meth:`DistanceBias.distance_bias`.
 
 ALiBi, KERPLE and any bias ``b_h(j - i)`` write their mathematics in that one method;
-the dense bias (evaluated once per distinct distance, :func:`~ablate.encodings.base.bias_from_distances`)
+the dense bias (evaluated once per distinct distance, :func:`~ablate.model.encodings.base.bias_from_distances`)
 and the FlexAttention ``score_mod`` are derived from it here.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ablate.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
+from ablate.model.encodings.base import PositionalEncoding, ScoreMod, bias_from_distances, gather_positions
 
 
 class DistanceBias(PositionalEncoding):

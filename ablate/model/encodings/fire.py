@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import PositionalEncoding, ScoreMod, gather_positions
+from ablate.model.encodings.registry import ENCODINGS
+from ablate.model.encodings.base import PositionalEncoding, ScoreMod, gather_positions
 
 
 def fire_input(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ablate.encodings.distance import DistanceBias
-from ablate.encodings.registry import ENCODINGS
+from ablate.model.encodings.distance import DistanceBias
+from ablate.model.encodings.registry import ENCODINGS
 
 
 @ENCODINGS.register("kerple")

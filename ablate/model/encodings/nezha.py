@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ablate.encodings.absolute import sinusoidal_table
-from ablate.encodings.base import ClippedRelative
-from ablate.encodings.clipped import ClippedBias
-from ablate.encodings.registry import ENCODINGS
+from ablate.model.encodings.absolute import sinusoidal_table
+from ablate.model.encodings.base import ClippedRelative
+from ablate.model.encodings.clipped import ClippedBias
+from ablate.model.encodings.registry import ENCODINGS
 
 
 @ENCODINGS.register("nezha")
@@ -25,7 +25,7 @@ class NezhaRelative(ClippedBias):
 
     A term of the clipped distance, stated once in :meth:`clipped_relative`; the dense bias,
     the FlexAttention form and the value term are derived from it
-    (:class:`~ablate.encodings.clipped.ClippedBias`). The bias depends on the queries
+    (:class:`~ablate.model.encodings.clipped.ClippedBias`). The bias depends on the queries
     (``family = "query-bias"``, so ``bias_needs_query``) and attention calls it in every
     layer. The ``(L, L, head_dim)`` tensor of the reference code is never built: the
     queries meet the ``2k + 1`` distinct vectors once, ``(B, H, Lq, 2k + 1)``, and each pair

@@ -6,9 +6,9 @@ from typing import Any, Mapping
 
 import torch
 
-from ablate.encodings.registry import ENCODINGS, create_encoding
-from ablate.registry import split_spec
-from ablate.encodings.base import ClippedRelative, PositionalEncoding, ScoreMod
+from ablate.model.encodings.registry import ENCODINGS, create_encoding
+from ablate.core.registry import split_spec
+from ablate.model.encodings.base import ClippedRelative, PositionalEncoding, ScoreMod
 
 EVAL_POSITIONS = ("ordinary", "random")
 

@@ -1,13 +1,14 @@
-"""The encoding registry: every module of :mod:`ablate.encodings` that registers a class is found on first use."""
+"""The encoding registry: every module of :mod:`ablate.model.encodings` that registers a class is found on first use."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ablate.encodings.base import PositionalEncoding
-from ablate.registry import Registry
+from ablate.model.encodings.base import PositionalEncoding
+from ablate.core.registry import Registry
 
-ENCODINGS: Registry[PositionalEncoding] = Registry("encoding", package="ablate.encodings", base=PositionalEncoding)
+ENCODINGS: Registry[PositionalEncoding] = Registry("encoding", package="ablate.model.encodings",
+                                                   base=PositionalEncoding)
 
 #: What every encoding class says about itself in its ``family`` attribute (see ``PositionalEncoding.family``).
 FAMILIES = ("none", "absolute", "rotary", "bias", "query-bias", "wrapper")

@@ -1,4 +1,5 @@
-"""Rotary encodings, which rotate queries and keys: ``rope`` (with pi/ntk/yarn scaling); ``xpos`` in :mod:`~ablate.encodings.xpos`.
+"""Rotary encodings, which rotate queries and keys: ``rope`` (with pi/ntk/yarn scaling); ``xpos`` in
+:mod:`~ablate.model.encodings.xpos`.
 
 Layout: HF LLaMA / GPT-NeoX ``rotate_half`` ("half-split"). Feature ``j`` of the
 rotated part is paired with feature ``j + R/2`` and both turn at frequency
@@ -21,8 +22,8 @@ from typing import Callable
 
 import torch
 
-from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.base import PositionalEncoding
+from ablate.model.encodings.registry import ENCODINGS
+from ablate.model.encodings.base import PositionalEncoding
 
 #: Allowed values of ``rope``'s ``scaling`` (``None`` or ``"none"`` turns it off).
 SCALINGS = ("pi", "ntk", "yarn")

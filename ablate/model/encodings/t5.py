@@ -7,9 +7,9 @@ import math
 import torch
 from torch import nn
 
-from ablate.encodings.base import ClippedRelative, UnsupportedLengthError, relative_positions
-from ablate.encodings.clipped import ClippedBias
-from ablate.encodings.registry import ENCODINGS
+from ablate.model.encodings.base import ClippedRelative, UnsupportedLengthError, relative_positions
+from ablate.model.encodings.clipped import ClippedBias
+from ablate.model.encodings.registry import ENCODINGS
 
 
 def t5_relative_position_bucket(
@@ -66,7 +66,7 @@ class T5Bias(ClippedBias):
     only on ``clamp(key - query, -max_distance, max_distance)``: T5 is a term of the
     clipped distance, stated once in :meth:`clipped_relative` (a ``(H, 2 max_distance + 1)``
     table), from which the dense bias and the FlexAttention form are derived
-    (:class:`~ablate.encodings.clipped.ClippedBias`), bit-identical on every device.
+    (:class:`~ablate.model.encodings.clipped.ClippedBias`), bit-identical on every device.
 
     Args:
         num_buckets: buckets (T5: 32).

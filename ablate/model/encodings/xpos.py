@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from ablate.encodings.base import UnsupportedLengthError
-from ablate.encodings.registry import ENCODINGS
-from ablate.encodings.rotary import (
+from ablate.model.encodings.base import UnsupportedLengthError
+from ablate.model.encodings.registry import ENCODINGS
+from ablate.model.encodings.rotary import (
     _check_base,
     _check_inputs,
     _compute_dtype,

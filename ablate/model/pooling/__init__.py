@@ -7,8 +7,8 @@ A new pooling is one module of this package holding its class and its
 ``@POOLINGS.register`` line; the registry finds it.
 """
 
-from ablate.pooling.base import Pooling, token_rank
-from ablate.pooling.registry import (
+from ablate.model.pooling.base import Pooling, token_rank
+from ablate.model.pooling.registry import (
     POOLINGS,
     ConcatPooling,
     create_pooling,

@@ -16,7 +16,7 @@ class Pooling(nn.Module, metaclass=ABCMeta):
     #: Output stays per token, ``(B, L, D)`` (language modelling, seq2seq).
     token_level: bool = False
     #: The pooled vector is a symmetric function of the token states: the same for any order of
-    #: them (``ablate.feasibility`` reasons with it; ``tests/test_feasibility.py`` proves it).
+    #: them (``ablate.analysis.feasibility`` reasons with it; ``tests/test_feasibility.py`` proves it).
     symmetric: bool = False
     #: The pooled vector is the state at one end of the sequence (``"first"`` or ``"last"``), else
     #: ``None``: a position-free encoder read there is invariant to permutations of the other positions.

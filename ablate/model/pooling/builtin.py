@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ablate.dims import head_dim
-from ablate.pooling.base import Pooling, masked_sum, real_lengths, token_rank
-from ablate.pooling.registry import POOLINGS
+from ablate.core.dims import head_dim
+from ablate.model.pooling.base import Pooling, masked_sum, real_lengths, token_rank
+from ablate.model.pooling.registry import POOLINGS
 
 
 @POOLINGS.register("none")

@@ -1,4 +1,4 @@
-"""The pooling registry: every module of :mod:`ablate.pooling` that registers a class is found on first use.
+"""The pooling registry: every module of :mod:`ablate.model.pooling` that registers a class is found on first use.
 
 Names combine with ``+``: ``"mean+max"`` concatenates both (:class:`ConcatPooling`).
 """
@@ -10,10 +10,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ablate.pooling.base import Pooling
-from ablate.registry import Registry, split_spec
+from ablate.model.pooling.base import Pooling
+from ablate.core.registry import Registry, split_spec
 
-POOLINGS: Registry[Pooling] = Registry("pooling", package="ablate.pooling", base=Pooling)
+POOLINGS: Registry[Pooling] = Registry("pooling", package="ablate.model.pooling", base=Pooling)
 
 
 class ConcatPooling(Pooling):

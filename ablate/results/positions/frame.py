@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablate.positions import table
-from ablate.store import config_columns, database_of
+from ablate.results.positions import table
+from ablate.results.store import config_columns, database_of
 
 
 def load_positions(path: str | Path) -> pd.DataFrame:

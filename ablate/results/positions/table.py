@@ -28,7 +28,7 @@ COLUMNS = ["run_id", "eval_length", "position", "tokens", "loss", "accuracy"]
 
 
 def values(run_id: str, rows: Iterable[Any]) -> list[tuple[Any, ...]]:
-    """:data:`INSERT`'s parameters for ``rows`` (:class:`~ablate.positions.tally.PositionRow`) of ``run_id``."""
+    """:data:`INSERT`'s parameters for ``rows`` (:class:`~ablate.results.positions.tally.PositionRow`) of ``run_id``."""
     return [(run_id, int(r.eval_length), int(r.position), int(r.tokens), float(r.loss), float(r.accuracy))
             for r in rows]
 

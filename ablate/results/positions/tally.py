@@ -1,4 +1,4 @@
-"""Per-position sums over one evaluation length's batches (the hook :func:`ablate.train.evaluate` calls)."""
+"""Per-position sums over one evaluation length's batches (the hook :func:`ablate.run.train.evaluate` calls)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ the registry imports them on first use. Nothing here imports Ray: the Ray
 executor imports it when one is built, so ``ablate`` works without it.
 """
 
-from ablate.executors.base import Executor, crashed
-from ablate.executors.worker import execute_spec
-from ablate.executors.registry import EXECUTORS, create_executor
+from ablate.run.executors.base import Executor, crashed
+from ablate.run.executors.worker import execute_spec
+from ablate.run.executors.registry import EXECUTORS, create_executor
 
 __all__ = ["EXECUTORS", "Executor", "crashed", "create_executor", "execute_spec"]

@@ -1,11 +1,12 @@
-"""What an executor is; the one function every executor runs for a spec is :func:`ablate.executors.worker.execute_spec`."""
+"""What an executor is; the one function every executor runs for a spec is
+:func:`ablate.run.executors.worker.execute_spec`."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import Iterator
 
-from ablate.store import Record
+from ablate.results.store import Record
 from ablate.suite import RunSpec
 
 

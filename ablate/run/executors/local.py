@@ -6,10 +6,10 @@ from typing import Iterator
 
 import torch
 
-from ablate.executors.base import Executor
-from ablate.executors.worker import execute_spec
-from ablate.executors.registry import EXECUTORS
-from ablate.store import Record
+from ablate.run.executors.base import Executor
+from ablate.run.executors.worker import execute_spec
+from ablate.run.executors.registry import EXECUTORS
+from ablate.results.store import Record
 from ablate.suite import RunSpec
 
 

@@ -9,10 +9,10 @@ from typing import Iterator
 
 import torch
 
-from ablate.executors.base import Executor, crashed
-from ablate.executors.worker import execute_spec
-from ablate.executors.registry import EXECUTORS
-from ablate.store import Record
+from ablate.run.executors.base import Executor, crashed
+from ablate.run.executors.worker import execute_spec
+from ablate.run.executors.registry import EXECUTORS
+from ablate.results.store import Record
 from ablate.suite import RunSpec
 
 

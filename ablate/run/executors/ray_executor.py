@@ -3,8 +3,8 @@
 The driver (``ablate run ... --executor ray``) keeps everything but the training:
 it expands the suite, skips stored runs, shows progress and is the only writer of
 ``results/<suite>/``. Each pending run becomes one Ray task that calls
-:func:`ablate.executors.worker.execute_spec` on a worker and returns its
-:class:`~ablate.store.Record`; records stream back with ``ray.wait`` in the order
+:func:`ablate.run.executors.worker.execute_spec` on a worker and returns its
+:class:`~ablate.results.store.Record`; records stream back with ``ray.wait`` in the order
 runs finish.
 
 Failures:
@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ablate.errors import UserError
-from ablate.executors.base import Executor
-from ablate.executors.worker import execute_spec
-from ablate.executors.registry import EXECUTORS
-from ablate.store import Record
+from ablate.core.errors import UserError
+from ablate.run.executors.base import Executor
+from ablate.run.executors.worker import execute_spec
+from ablate.run.executors.registry import EXECUTORS
+from ablate.results.store import Record
 from ablate.suite import RunSpec
 
 INSTALL_HINT = 'pip install "ablate[ray]"'

@@ -1,7 +1,7 @@
-"""The executor registry (``--executor``): every module of :mod:`ablate.executors` registers its own.
+"""The executor registry (``--executor``): every module of :mod:`ablate.run.executors` registers its own.
 
 Modules are imported on first use; the Ray executor's module imports Ray only
-when a :class:`~ablate.executors.ray_executor.RayExecutor` is built, so listing
+when a :class:`~ablate.run.executors.ray_executor.RayExecutor` is built, so listing
 executors never needs Ray.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.executors.base import Executor
-from ablate.registry import Registry
+from ablate.run.executors.base import Executor
+from ablate.core.registry import Registry
 
-EXECUTORS: Registry[Executor] = Registry("executor", package="ablate.executors", base=Executor, parameter="option")
+EXECUTORS: Registry[Executor] = Registry("executor", package="ablate.run.executors", base=Executor, parameter="option")
 
 
 def create_executor(name: str, **options: Any) -> Executor:

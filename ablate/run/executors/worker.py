@@ -2,7 +2,7 @@
 
 Every executor runs :func:`execute_spec` (in this process, a spawned process or a Ray
 worker). It parses the plan's plain config dict into its typed form once and hands
-it to training (:mod:`ablate.train`) or measurement (:mod:`ablate.measure.run`),
+it to training (:mod:`ablate.run.train`) or measurement (:mod:`ablate.measure.run`),
 siblings below it; a problem of the run itself becomes the record's status
 (``unsupported``, ``diverged``, ``oom``, ``failed`` with the reason), so one bad
 run never stops a suite.
@@ -15,14 +15,14 @@ import time
 import traceback
 from typing import Any
 
-from ablate.devices import is_oom
-from ablate.environment import environment
-from ablate.errors import SuiteError, UnsupportedLengthError, UnsupportedRun, short_reason
+from ablate.core.devices import is_oom
+from ablate.core.environment import environment
+from ablate.core.errors import SuiteError, UnsupportedLengthError, UnsupportedRun, short_reason
 from ablate.measure.run import run_measurement
-from ablate.store import Record
+from ablate.results.store import Record
 from ablate.suite import RunSpec
 from ablate.suite.run_config import MeasureRun, parse_run
-from ablate.train import train_evaluate_curve
+from ablate.run.train import train_evaluate_curve
 
 
 def execute_spec(spec: RunSpec) -> Record:

@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from ablate.encodings.rotary import RotaryEncoding, ntk_base, rope_inv_freq, yarn_inv_freq
-from ablate.registry import Registry
+from ablate.model.encodings.rotary import RotaryEncoding, ntk_base, rope_inv_freq, yarn_inv_freq
+from ablate.core.registry import Registry
 
 #: ``(dim, base, factor, train_length, length) -> (inv_freq (dim/2,) float64, attention_factor)``.
 Frequencies = Callable[[int, float, float, int, int], tuple[torch.Tensor, float]]
@@ -107,7 +107,7 @@ def scale_model(model: torch.nn.Module, method: str, factor: float, train_length
 
 def resolve_factor(factor: float | str | None, method: str, train_length: int, length: int,
                    finetune_length: int | None = None) -> float:
-    """The scaling factor at evaluation length ``length`` (see :class:`~ablate.variant_schema.RopeScaling`)."""
+    """The scaling factor at evaluation length ``length`` (see :class:`~ablate.suite.variant_schema.RopeScaling`)."""
     if isinstance(factor, (int, float)):
         return float(factor)
     if method == "dynamic":

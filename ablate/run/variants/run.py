@@ -17,16 +17,16 @@ from typing import Any, Iterator
 
 import torch
 
-from ablate import checkpoints
-from ablate import variant_table as table
-from ablate.devices import is_oom, resolve_device
-from ablate.errors import CheckpointError, Diverged, UnsupportedLengthError, UnsupportedRun
-from ablate.store import MetricRow, Store
+from ablate.run import checkpoints
+from ablate.results import variant_table as table
+from ablate.core.devices import is_oom, resolve_device
+from ablate.core.errors import CheckpointError, Diverged, UnsupportedLengthError, UnsupportedRun
+from ablate.results.store import MetricRow, Store
 from ablate.suite.run_config import TrainRun, parse_train_run
 from ablate.tasks import TASKS, create_task
-from ablate.train import EVAL_METRICS, build, eval_seed, evaluate
-from ablate.variant_schema import Variant
-from ablate.variants.settings import VariantContext, active
+from ablate.run.train import EVAL_METRICS, build, eval_seed, evaluate
+from ablate.suite.variant_schema import Variant
+from ablate.run.variants.settings import VariantContext, active
 
 
 def variant_id(variant: Variant) -> str:

@@ -4,7 +4,7 @@ A setting can refuse a model (:meth:`Setting.unsupported`), change it for the
 whole variant (:meth:`Setting.prepare`, undone when the variant's stack closes;
 a fine-tune trains here and returns its loss row) and change it per evaluation
 length (:meth:`Setting.at_length`). Settings apply in the order of
-:class:`~ablate.variant_schema.Variant`'s fields: RoPE scaling and evaluation
+:class:`~ablate.suite.variant_schema.Variant`'s fields: RoPE scaling and evaluation
 positions first, so a fine-tune trains under them.
 """
 
@@ -16,15 +16,15 @@ from typing import Iterator, Protocol
 
 import torch
 
-from ablate.encodings.randomized import RandomizedPositions
-from ablate.registry import Registry
-from ablate.store import MetricRow
+from ablate.model.encodings.randomized import RandomizedPositions
+from ablate.core.registry import Registry
+from ablate.results.store import MetricRow
 from ablate.suite.run_config import TrainRun
 from ablate.suite.schema import TrainSection
 from ablate.tasks.base import Task
-from ablate.train import train_model
-from ablate.variants import rope
-from ablate.variant_schema import Variant
+from ablate.run.train import train_model
+from ablate.run.variants import rope
+from ablate.suite.variant_schema import Variant
 
 
 @dataclass
@@ -58,7 +58,7 @@ SETTINGS: Registry[Setting] = Registry("variant setting")
 
 @SETTINGS.register("rope_scaling")
 class RopeScalingSetting:
-    """PI / NTK / dynamic NTK / YaRN frequencies while the variant runs (:mod:`ablate.variants.rope`)."""
+    """PI / NTK / dynamic NTK / YaRN frequencies while the variant runs (:mod:`ablate.run.variants.rope`)."""
 
     def unsupported(self, model: torch.nn.Module, context: VariantContext) -> str | None:
         return rope.unsupported_reason(model)

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from ablate.attention.kernels.registry import Kernel, register_kernel
-from ablate.attention.masks import allowed_keys
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp, batch_summed
-from ablate.attention.traits import TUNING, Case, Traits, Tuning
+from ablate.model.attention.kernels.registry import Kernel, register_kernel
+from ablate.model.attention.masks import allowed_keys
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp, batch_summed
+from ablate.model.attention.traits import TUNING, Case, Traits, Tuning
 
 
 class BiasedAttention(torch.autograd.Function):

@@ -11,8 +11,8 @@ Only the band ``|j - i| < k`` is computed explicitly, a block of query rows at a
 The three parts combine by their log-sum-exps. Forward keeps, besides ``q, k, v`` and
 the output, each far region's own output and log-sum-exp (linear in the length), which
 give the gradient of the far shifts. Unpadded attention on the CPU only;
-:class:`~ablate.attention.kernels.clipped_vector_blocks.ClippedVectorBlocks` (NEZHA) and
-:class:`~ablate.attention.kernels.static_bias_blocks.StaticBiasBlocks` (T5) are the general forms.
+:class:`~ablate.model.attention.kernels.clipped_vector_blocks.ClippedVectorBlocks` (NEZHA) and
+:class:`~ablate.model.attention.kernels.static_bias_blocks.StaticBiasBlocks` (T5) are the general forms.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 
-from ablate.attention.clipped import add_clipped, clipped_band, mix_clipped, require_constant, sum_clipped
-from ablate.attention.kernels.registry import Kernel, register_kernel
-from ablate.attention.masks import block_ranges
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.private_ops import flash_attention, flash_attention_backward
-from ablate.attention.softmax_backward import SoftmaxBackward
-from ablate.attention.traits import Case, Traits, Tuning, over_blocks
+from ablate.model.attention.clipped import add_clipped, clipped_band, mix_clipped, require_constant, sum_clipped
+from ablate.model.attention.kernels.registry import Kernel, register_kernel
+from ablate.model.attention.masks import block_ranges
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.private_ops import flash_attention, flash_attention_backward
+from ablate.model.attention.softmax_backward import SoftmaxBackward
+from ablate.model.attention.traits import Case, Traits, Tuning, over_blocks
 
 
 class ClippedRelativeRegions(torch.autograd.Function):

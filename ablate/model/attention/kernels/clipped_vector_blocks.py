@@ -4,7 +4,7 @@ Shaw et al. (2018) and NEZHA add ``q_i . a^K_c / sqrt(Dh)`` to the logits and
 ``sum_j p_ij a^V_c`` to the output, with one vector per clipped distance
 ``c = clip(j - i, -k, k) + k``. The queries meet the ``2k + 1`` key vectors once per
 block, ``(B, H, rows, 2k + 1)``, and the block's logits gain each pair's entry
-(:mod:`ablate.attention.clipped`); the value term sums each row's probabilities per
+(:mod:`ablate.model.attention.clipped`); the value term sums each row's probabilities per
 clipped distance. Backward recomputes each block from ``q, k, v``, the output and the
 rows' log-sum-exp, the only tensors kept: no ``(B, H, L, L)`` tensor, and no graph per
 block. Contiguous positions, padding allowed.
@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from ablate.attention.clipped import add_clipped, mix_clipped, require_constant, sum_clipped
-from ablate.attention.kernels.registry import Kernel, register_kernel
-from ablate.attention.masks import block_allowed, block_ranges
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.softmax_backward import SoftmaxBackward
-from ablate.attention.traits import Case, Traits, Tuning, over_blocks
+from ablate.model.attention.clipped import add_clipped, mix_clipped, require_constant, sum_clipped
+from ablate.model.attention.kernels.registry import Kernel, register_kernel
+from ablate.model.attention.masks import block_allowed, block_ranges
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.softmax_backward import SoftmaxBackward
+from ablate.model.attention.traits import Case, Traits, Tuning, over_blocks
 
 
 class ClippedVectorBlocks(torch.autograd.Function):

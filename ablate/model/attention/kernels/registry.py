@@ -1,4 +1,4 @@
-"""The kernel registry: every module of :mod:`ablate.attention.kernels` registers its one autograd Function.
+"""The kernel registry: every module of :mod:`ablate.model.attention.kernels` registers its one autograd Function.
 
 A kernel is a hand-written autograd Function with the condition under which it runs.
 Kernels of kind ``blocks`` compute a whole layer's attention over blocks of query rows;
@@ -16,9 +16,9 @@ from typing import Callable, Literal
 
 import torch
 
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.traits import Case, Traits, Tuning
-from ablate.registry import Registry
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.traits import Case, Traits, Tuning
+from ablate.core.registry import Registry
 
 Condition = Callable[[Traits, Case, Tuning], bool]
 
@@ -50,7 +50,7 @@ class Kernel:
     order: int = 0
 
 
-KERNELS: Registry[Kernel] = Registry("attention kernel", package="ablate.attention.kernels")
+KERNELS: Registry[Kernel] = Registry("attention kernel", package="ablate.model.attention.kernels")
 
 KINDS = ("blocks", "mask")
 

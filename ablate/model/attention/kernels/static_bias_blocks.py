@@ -3,7 +3,7 @@
 Forward runs the fused kernel block by block with the block's ``(1|B, H, rows, keys)``
 mask and keeps only ``q, k, v``, the output and its rows' log-sum-exp; backward
 recomputes each block's mask and probabilities, writes the block's gradients into one
-``grad_q``, ``grad_k``, ``grad_v`` (:class:`~ablate.attention.softmax_backward.SoftmaxBackward`)
+``grad_q``, ``grad_k``, ``grad_v`` (:class:`~ablate.model.attention.softmax_backward.SoftmaxBackward`)
 and reduces the block's bias gradient into the encoding's parameters with
 :func:`torch.autograd.grad` on that block's recomputed mask (T5 buckets, KERPLE's
 ``r1, r2``, FIRE's MLP, one block at a time). Per-block checkpoints would give autograd
@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from ablate.attention.kernels.registry import Kernel, register_kernel
-from ablate.attention.masks import block_ranges, static_block_mask
-from ablate.attention.plan import AttentionPlan
-from ablate.attention.private_ops import flash_attention_backward
-from ablate.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp, batch_summed
-from ablate.attention.traits import Case, Traits, Tuning, over_blocks
+from ablate.model.attention.kernels.registry import Kernel, register_kernel
+from ablate.model.attention.masks import block_ranges, static_block_mask
+from ablate.model.attention.plan import AttentionPlan
+from ablate.model.attention.private_ops import flash_attention_backward
+from ablate.model.attention.softmax_backward import SoftmaxBackward, attention_with_logsumexp, batch_summed
+from ablate.model.attention.traits import Case, Traits, Tuning, over_blocks
 
 
 class StaticBiasBlocks(torch.autograd.Function):
