@@ -178,3 +178,40 @@ def test_shipped_claims_load_and_expand(path: Path) -> None:
     overall, verdicts = judge(claim, pd.DataFrame(columns=["metric", "value", "status", "seed", "eval_length",
                                                            "encoding", "pooling", "task", "run_id", "kind"]))
     assert len(verdicts) == len(claim.expect)  # evaluable on an empty frame (inconclusive, not a crash)
+
+
+def _cost_store(tmp_path: Path, ratios: dict[str, float], rounds: int) -> pd.DataFrame:
+    """A results folder with one measurement run per encoding and ``rounds`` interleaved rounds of step time."""
+    from ablate.results.rounds_table import RoundValue
+    from ablate.results.store import MetricRow, Record, Store, load_results
+
+    rng = np.random.default_rng(0)
+    drift = 0.1 + 0.02 * rng.random(rounds)  # what a round shares: cancels in the paired ratio
+    with Store(tmp_path) as store:
+        for encoding, ratio in {"sinusoidal": 1.0, **ratios}.items():
+            values = drift * ratio * (1 + 0.01 * rng.standard_normal(rounds))
+            store.write(Record(
+                run_id=f"m-{encoding}", suite="cost", kind="measure", status="ok",
+                config={"model": {"encoding": encoding}, "seed": 0}, axes={"model.encoding": encoding},
+                metrics=[MetricRow("time_median_s", 512, float(np.median(values)))],
+                rounds=[RoundValue("time_median_s", 512, i, float(v), 0, "s0") for i, v in enumerate(values)]))
+    return load_results(tmp_path)
+
+
+def test_a_cost_predicate_reads_the_rounds_ratio_and_its_interval(tmp_path: Path) -> None:
+    from ablate.claims.predicates import cost_predicate
+
+    frame = _cost_store(tmp_path, {"alibi": 1.01, "t5": 1.6}, rounds=40)
+    base = {"encoding": "sinusoidal"}
+    t5 = cost_predicate(frame, alpha=ALPHA, where={"encoding": "t5"}, other=base, metric="time_median_s",
+                        length=512, op=">=", threshold=1.2)
+    assert t5.verdict == REPRODUCED and "40 paired rounds" in t5.measured
+    alibi = cost_predicate(frame, alpha=ALPHA, where={"encoding": "alibi"}, other=base, metric="time_median_s",
+                           length=512, op="<=", threshold=1.05)
+    assert alibi.verdict == REPRODUCED
+    slower = cost_predicate(frame, alpha=ALPHA, where={"encoding": "alibi"}, other=base, metric="time_median_s",
+                            length=512, op=">=", threshold=1.2)
+    assert slower.verdict == NOT_REPRODUCED
+    few = _cost_store(tmp_path / "few", {"t5": 1.6}, rounds=4)
+    assert cost_predicate(few, alpha=ALPHA, where={"encoding": "t5"}, other=base, metric="time_median_s",
+                          length=512, op=">=", threshold=1.2).verdict == INCONCLUSIVE  # 4 rounds bound nothing

@@ -161,7 +161,9 @@ ERROR_CONTROL = (
     "seeds added where a predicate was inconclusive cost no error rate. A reproduced claim is false with "
     "probability at most α; a true claim is called not reproduced with probability at most α. Value and ratio "
     "predicates are about the median seed (the share of seeds on the claimed side, shown above or below 1/2); "
-    "better and order predicates use the report's verdict (a treatment that wins more paired seeds than it loses)."
+    "better and order predicates use the report's verdict (a treatment that wins more paired seeds than it loses); "
+    "cost predicates read the median paired ratio over interleaved measurement rounds, decided when its whole "
+    "interval lies on one side of the threshold."
 )
 
 
@@ -211,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
     rows, spent = [], []
-    listed = {c.path.resolve(): c for c in [*all_claims(), *chosen]}
+    listed = {c.id: c for c in [*all_claims(), *chosen]}  # a claim file given by path wins over a shipped id
     for claim in listed.values():
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():

@@ -35,7 +35,8 @@ CLAIM_KEYS = {"id": True, "title": True, "paper": True, "year": True, "where": T
 TOP_KEYS = ("claim", "suite", "expect", "scales")
 #: Metrics every training run reports beside its task's evaluation metrics.
 TRAIN_METRICS = ("train_loss", "train_time_s", "eval_time_s", "steps_used", "criterion_met")
-MEASURE_METRICS = ("tokens_per_s", "time_median_s", "time_iqr_s", "peak_memory_bytes", "peak_reserved_bytes")
+MEASURE_METRICS = ("tokens_per_s", "time_median_s", "time_iqr_s", "peak_memory_bytes", "peak_reserved_bytes",
+                   "instructions")
 
 
 @dataclass
@@ -215,7 +216,7 @@ def _check_threshold(claim: Claim, plan: Plan, index: int, expectation: dict[str
     if "threshold" not in expectation:
         return
     threshold = float(expectation["threshold"])
-    if expectation["predicate"] == "ratio":
+    if expectation["predicate"] in ("ratio", "cost"):
         if threshold <= 0:
             raise _fail(claim, index, f"a ratio threshold must be > 0, got {threshold:g}")
         return

@@ -33,9 +33,10 @@ import pandas as pd
 from ablate.analysis.feasibility import learned_threshold
 from ablate.core.metrics import METRICS, higher_is_better
 from ablate.core.registry import Registry
-from ablate.analysis.stats.confidence import mean_interval, rate_interval
+from ablate.analysis.stats.confidence import mean_interval, quantile_interval, rate_interval
 from ablate.analysis.stats.decisions import DID_NOT_LEARN, learn_status, learned_by_seed, metric_spec
 from ablate.analysis.stats.verdict import BETTER, UNDECIDED, judge
+from ablate.results.rounds_table import load_rounds, paired
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, MEASURED = "reproduced", "not reproduced", "inconclusive", "measured"
 STATISTICS = ("median", "mean")
@@ -192,6 +193,40 @@ def ratio_predicate(frame: pd.DataFrame, *, alpha: float, where: dict[str, Any],
     verdict, measured = _decide(ratio.dropna().to_numpy(), metric, threshold, op, "median", alpha)
     details = f"{missing} seed(s) without a value (unsupported/failed)" if missing else ""
     return Verdict(verdict, expected, f"ratio {measured}", details)
+
+
+@PREDICATES.register("cost")
+def cost_predicate(frame: pd.DataFrame, *, alpha: float, where: dict[str, Any], other: dict[str, Any], metric: str,
+                   length: int, op: str, threshold: float) -> Verdict:
+    """The cost ``metric`` of ``where`` relative to ``other`` at ``length`` is ``op`` ``threshold``: the median
+    paired ratio over the measurement rounds (round ``i`` of one model with round ``i`` of the other, measured
+    together), reproduced when its whole confidence sequence lies on the claimed side, not reproduced when it
+    lies on the other side."""
+    if op not in OPS:
+        raise ValueError(f"claim predicate: op must be '<=' or '>=', got {op!r}")
+    expected = f"median paired ratio of {metric} of {_label(where)} to {_label(other)} at L={length} {op} {threshold:g}"
+    rounds = load_rounds(frame.attrs["results_path"]) if frame.attrs.get("results_path") else None
+    t, b = _cost_rounds(frame, rounds, where, metric, length), _cost_rounds(frame, rounds, other, metric, length)
+    ratio_t, ratio_b = paired(t, b) if len(t) and len(b) else ([], [])
+    q = np.log(np.asarray(ratio_t, dtype=float)) - np.log(np.asarray(ratio_b, dtype=float))
+    low, high = (np.exp(v) for v in quantile_interval(q, 0.5, alpha))
+    if op == ">=":
+        verdict = REPRODUCED if low >= threshold else NOT_REPRODUCED if high < threshold else INCONCLUSIVE
+    else:
+        verdict = REPRODUCED if high <= threshold else NOT_REPRODUCED if low > threshold else INCONCLUSIVE
+    estimate = f"{np.exp(np.median(q)):.3f}" if q.size else "n/a"
+    return Verdict(verdict, expected, f"ratio {estimate} [{low:.3f}, {high:.3f}] over {q.size} paired rounds")
+
+
+def _cost_rounds(frame: pd.DataFrame, rounds: pd.DataFrame | None, where: dict[str, Any], metric: str,
+                 length: int) -> pd.DataFrame:
+    """The stored rounds of the measurement run of ``where`` at ``length`` (empty when none)."""
+    runs = _matching(frame[frame["kind"].eq("measure") & frame["metric"].eq(metric)], where)
+    if rounds is None or runs.empty:
+        return pd.DataFrame(columns=["session", "round", "value"])
+    mine = rounds[rounds["run_id"].isin(set(runs["run_id"])) & rounds["metric"].eq(metric)
+                  & rounds["eval_length"].eq(length)]
+    return mine
 
 
 @PREDICATES.register("better")
