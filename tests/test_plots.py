@@ -170,3 +170,17 @@ def test_extrapolation_curves_of_a_blown_up_perplexity_are_on_a_log_axis():
     assert "randomized[base=rope,\neval_positions=random]" in labels  # long labels wrap at their commas
     accuracy = plots.extrapolation_curves(make_frame(), "accuracy").axes[0]
     assert accuracy.get_yscale() == "linear"  # a difference-scale metric never gets a log axis
+
+
+def test_forest_plot_of_a_ratio_whose_interval_reaches_zero(recwarn):
+    """A log-ratio bound of -inf is a ratio bound of 0: the log axis starts at the other values, the bar at its edge."""
+    from ablate.plots.forest import forest_plot
+
+    table = pd.DataFrame([{"verdict": verdict, "axis": "encoding", "encoding": name, "baseline": "rope",
+                           "eval_length": 256, "wins": 3, "losses": 0, "win_low": 0.2, "win_high": 1.0,
+                           "scale": "ratio", "margin": 0.05, "low": low, "high": 0.9, "estimate": 0.5,
+                           "estimand": "median"}
+                          for verdict, name, low in (("undecided", "alibi", 0.0), ("better", "kerple", 0.3))])
+    ax = forest_plot(table, "perplexity").axes[1]
+    assert ax.get_xscale() == "log" and 0 < ax.get_xlim()[0] < 0.3
+    assert not [w for w in recwarn if "non-positive" in str(w.message)]
