@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.claims import Claim, claims_dir, judge, load_claim
+from ablate.claims import Claim, all_claims, claims_dir, judge, load_claim
 from ablate.claims.predicates import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -19,7 +19,7 @@ from ablate.claims.predicates import (
     decisions_of,
     value_predicate,
 )
-from ablate.suite import SuiteError
+from ablate.suite import SuiteError, load_plan, suites_dir
 
 ALPHA = 0.05
 
@@ -178,3 +178,16 @@ def test_shipped_claims_load_and_expand(path: Path) -> None:
     overall, verdicts = judge(claim, pd.DataFrame(columns=["metric", "value", "status", "seed", "eval_length",
                                                            "encoding", "pooling", "task", "run_id", "kind"]))
     assert len(verdicts) == len(claim.expect)  # evaluable on an empty frame (inconclusive, not a crash)
+
+
+def test_shipped_claims_sharing_a_suite_name_share_their_runs() -> None:
+    """Claims (and built-in suites) whose [suite] has one name store into one folder, and a predicate reads a cell
+    there by its label: the same cell and seed must be the same run, or it would average two different models."""
+    plans = [c.plan() for c in all_claims()] + [load_plan(p) for p in sorted(suites_dir().glob("*.toml"))]
+    runs: dict[tuple[str, str, int], str] = {}
+    for plan in plans:
+        for run in plan.train_runs():
+            key = (plan.name, repr(sorted(run.axes.items())), run.config["seed"])
+            assert runs.setdefault(key, run.run_id) == run.run_id, f"{plan.path}: {key} differs from another plan's run"
+    shared = {name for name, _, _ in runs}
+    assert {"char-lm", "rope-extension"} <= shared
