@@ -19,7 +19,7 @@ from ablate.claims.predicates import (
     decisions_of,
     value_predicate,
 )
-from ablate.suite import SuiteError
+from ablate.suite import SuiteError, load_plan
 
 ALPHA = 0.05
 
@@ -215,3 +215,18 @@ def test_a_cost_predicate_reads_the_rounds_ratio_and_its_interval(tmp_path: Path
     few = _cost_store(tmp_path / "few", {"t5": 1.6}, rounds=4)
     assert cost_predicate(few, alpha=ALPHA, where={"encoding": "t5"}, other=base, metric="time_median_s",
                           length=512, op=">=", threshold=1.2).verdict == INCONCLUSIVE  # 4 rounds bound nothing
+
+
+def test_shipped_claims_sharing_a_suite_name_share_their_runs() -> None:
+    """Claims (and built-in suites) whose [suite] has one name store into one folder, and a predicate reads a cell
+    there by its label: the same cell and seed must be the same run, or it would average two different models."""
+    suites = Path(__file__).resolve().parents[1] / "suites"  # this checkout's, whatever is installed
+    plans = [load_claim(p).plan() for p in sorted((suites / "claims").glob("*.toml"))]
+    plans += [load_plan(p) for p in sorted(suites.glob("*.toml"))]
+    runs: dict[tuple[str, str, int], str] = {}
+    for plan in plans:
+        for run in plan.train_runs():
+            key = (plan.name, repr(sorted(run.axes.items())), run.config["seed"])
+            assert runs.setdefault(key, run.run_id) == run.run_id, f"{plan.path}: {key} differs from another plan's run"
+    shared = {name for name, _, _ in runs}
+    assert {"char-lm", "rope-extension"} <= shared

@@ -147,3 +147,41 @@ def test_styles_do_not_depend_on_the_order_encodings_were_imported():
               "print(value_styles(['rope', 'alibi', 'sinusoidal'])['rope'])")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == str(plots.value_styles(["rope"])["rope"])
+
+
+def _perplexity_frame(blow_up: float) -> pd.DataFrame:
+    """Seven encodings (more than fit beside the axes), one of them ``blow_up`` times worse past its train length."""
+    names = ["none", "sinusoidal", "rope", "alibi", "t5", "kerple", "randomized[base=rope,eval_positions=random]"]
+    rows = [{"run_id": f"{name}-{seed}", "kind": "train", "encoding": name, "seed": seed, "metric": "perplexity",
+             "eval_length": length, "value": 8.0 * (blow_up if name == "sinusoidal" and length > 64 else 1) + 0.1 * seed,
+             "status": "ok", "train_length": 64, "eval.score_last": 64, "task": "text_lm"}
+            for name in names for seed in range(3) for length in (64, 128, 256)]
+    return pd.DataFrame(rows)
+
+
+def test_extrapolation_curves_of_a_blown_up_perplexity_are_on_a_log_axis():
+    flat = plots.extrapolation_curves(_perplexity_frame(blow_up=1.0), "perplexity").axes[0]
+    assert flat.get_yscale() == "linear" and flat.get_ylabel() == "perplexity"
+    steep = plots.extrapolation_curves(_perplexity_frame(blow_up=40.0), "perplexity").axes[0]
+    assert steep.get_yscale() == "log" and steep.get_ylabel() == "perplexity (log scale)"
+    assert steep.get_title() == "Length extrapolation: perplexity of the final 64 tokens"  # the same tokens at every length
+    labels = _legend_texts(steep)
+    anchor = steep.get_legend().get_bbox_to_anchor().transformed(steep.transAxes.inverted())
+    assert anchor.y1 < 0  # below the axes: seven values would squeeze them from beside
+    assert "randomized[base=rope,\neval_positions=random]" in labels  # long labels wrap at their commas
+    accuracy = plots.extrapolation_curves(make_frame(), "accuracy").axes[0]
+    assert accuracy.get_yscale() == "linear"  # a difference-scale metric never gets a log axis
+
+
+def test_forest_plot_of_a_ratio_whose_interval_reaches_zero(recwarn):
+    """A log-ratio bound of -inf is a ratio bound of 0: the log axis starts at the other values, the bar at its edge."""
+    from ablate.analysis.plots.forest import forest_plot
+
+    table = pd.DataFrame([{"verdict": verdict, "axis": "encoding", "encoding": name, "baseline": "rope",
+                           "eval_length": 256, "wins": 3, "losses": 0, "win_low": 0.2, "win_high": 1.0,
+                           "scale": "ratio", "margin": 0.05, "low": low, "high": 0.9, "estimate": 0.5,
+                           "estimand": "median"}
+                          for verdict, name, low in (("undecided", "alibi", 0.0), ("better", "kerple", 0.3))])
+    ax = forest_plot(table, "perplexity").axes[1]
+    assert ax.get_xscale() == "log" and 0 < ax.get_xlim()[0] < 0.3
+    assert not [w for w in recwarn if "non-positive" in str(w.message)]

@@ -27,7 +27,7 @@ from ablate.core.registry import did_you_mean
 from ablate.results.store import axis_column
 from ablate.suite import Plan, SuiteError, expand, suites_dir
 from ablate.suite.load import suite_from_dict
-from ablate.tasks import create_task
+from ablate.tasks import TASKS
 from ablate.run.train import EVAL_METRICS
 
 CLAIM_KEYS = {"id": True, "title": True, "paper": True, "year": True, "where": True, "statement": True,
@@ -167,8 +167,9 @@ def _check_expectation(claim: Claim, plan: Plan, index: int, expectation: dict[s
 def produced_metrics(plan: Plan) -> set[str]:
     """Every metric the plan's runs (and their evaluation variants) store."""
     produced: set[str] = set()
-    for run in plan.train_runs():
-        produced |= set(EVAL_METRICS[create_task(run.config["task"]).kind]) | set(TRAIN_METRICS)
+    # A task's kind is a class attribute: building the task would load its data (a corpus) once per run.
+    for kind in {TASKS.get(run.config["task"]["name"]).kind for run in plan.train_runs()}:
+        produced |= set(EVAL_METRICS[kind]) | set(TRAIN_METRICS)
     if plan.measure_runs():
         produced |= set(MEASURE_METRICS)
     if plan.suite.variants:

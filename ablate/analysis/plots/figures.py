@@ -19,15 +19,20 @@ from ablate.analysis.plots.palette import Style, styles_for
 from ablate.analysis.stats.decisions import comparisons as comparisons_table
 from ablate.analysis.plots.style import (
     MARKS,
+    LEGEND_BESIDE,
+    LOG_SPAN,
     failed_points,
     format_number,
+    legend_below,
     length_axis,
+    log_worthy,
     metric_label,
     metric_scale,
     missing_legend,
     new_figure,
     new_grid,
     plain_log_labels,
+    scored_tokens,
     slice_frame,
     title_with,
 )
@@ -130,20 +135,29 @@ def extrapolation_curves(
     """``metric`` against evaluation length (log2 x), one line per ``axis`` value with its CI band.
 
     A dashed vertical line marks the train length; an ``x`` at the bottom marks a
-    length where a value has no ok result (unsupported, failed, OOM).
+    length where a value has no ok result (unsupported, failed, OOM). A ratio-scale
+    metric whose curves span more than :data:`LOG_SPAN` (a perplexity that blows up
+    past the train length) is drawn on a log axis, so the curves that stay flat stay
+    apart; with many values the legend goes below the axes.
     """
     styles = styles_for(df, axis, styles)
     data, fixed = slice_frame(df, metric, [axis, "eval_length"], where)
     cells = summarize(data)
     scale = metric_scale(metric)
-    fig, (ax,) = new_figure(7.0, 3.8)
-    for value, group in cells[cells["n"] > 0].groupby(axis, sort=False):
+    drawn = cells[cells["n"] > 0]
+    many = data[axis].nunique() > LEGEND_BESIDE
+    fig, (ax,) = new_figure(7.0, 5.6 if many else 3.8)
+    log = log_worthy(metric, drawn["mean"] * scale)
+    for value, group in drawn.groupby(axis, sort=False):
         group = group.sort_values("eval_length")
         style = styles[value]
         ax.plot(group["eval_length"], group["mean"] * scale, color=style.color, marker=style.marker,
                 linestyle=style.linestyle, label=str(value))
         band = group[np.isfinite(group["ci_low"])]
-        ax.fill_between(band["eval_length"], band["ci_low"] * scale, band["ci_high"] * scale, color=style.color,
+        low = band["ci_low"] * scale
+        if log:  # a t-interval of a few seeds can reach below 0; on a log axis it runs to the bottom edge
+            low = low.clip(lower=float((drawn["mean"] * scale).min()) / LOG_SPAN)
+        ax.fill_between(band["eval_length"], low, band["ci_high"] * scale, color=style.color,
                         alpha=0.15, linewidth=0)
     missing_legend(ax, data, axis, styles)
     if failed_points(ax, data, axis, styles, None, 0.03, "x"):
@@ -153,11 +167,18 @@ def extrapolation_curves(
     if "train_length" in data.columns:
         for i, length in enumerate(sorted(data["train_length"].dropna().unique())):
             ax.axvline(length, color="0.4", linestyle="--", linewidth=1, label="train length" if i == 0 else None)
+    if log:
+        ax.set_yscale("log")
+        plain_log_labels(ax.yaxis)
     ax.margins(y=0.1)
     length_axis(ax, data["eval_length"])
-    ax.set_ylabel(metric_label(metric))
-    ax.set_title(title_with(f"Length extrapolation: {metric_label(metric)}", fixed), fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_ylabel(metric_label(metric) + (" (log scale)" if log else ""))
+    ax.set_title(title_with(f"Length extrapolation: {metric_label(metric)}{scored_tokens(data)}", fixed),
+                 fontsize=10)
+    if many:
+        legend_below(ax)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return fig
 
 

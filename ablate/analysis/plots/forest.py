@@ -87,7 +87,9 @@ def _effect_panel(ax, rows: pd.DataFrame, y: np.ndarray, colors: list[str], metr
     low, high = rows["low"].to_numpy(dtype=float) * scale, rows["high"].to_numpy(dtype=float) * scale
     estimate = rows["estimate"].to_numpy(dtype=float) * scale
     finite = np.concatenate([v[np.isfinite(v)] for v in (low, high, estimate)])
-    if ratio:
+    if ratio:  # a ratio's interval can reach 0 (a log-ratio bound of -inf), which a log axis cannot show
+        finite = finite[finite > 0]
+        low = np.where(low > 0, low, -np.inf)
         ax.set_xscale("log")
         band = (1 / (1 + margin), 1 + margin)
         lo_edge, hi_edge = (finite.min() if finite.size else 0.5), (finite.max() if finite.size else 2.0)

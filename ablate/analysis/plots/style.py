@@ -161,6 +161,37 @@ def missing_legend(ax: Any, rows: pd.DataFrame, axis: str, styles: Mapping[Any, 
                     label=f"{value} (no ok result)")
 
 
+#: More values than this and a figure's legend goes below the axes (beside them it would squeeze the plot).
+LEGEND_BESIDE = 6
+#: A ratio-scale metric whose plotted values span more than this factor is drawn on a log axis.
+LOG_SPAN = 3.0
+#: Legend labels longer than this wrap at their commas.
+LABEL_WIDTH = 34
+
+
+def log_worthy(metric: str, values: pd.Series) -> bool:
+    """Whether ``metric``'s plotted ``values`` want a log axis: a ratio-scale metric (perplexity, time,
+    memory) spanning more than :data:`LOG_SPAN`, where a linear axis would crush the flat curves together."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    ratio_scale = metric in METRICS and METRICS[metric].scale == "ratio"
+    return bool(ratio_scale and len(finite) and finite.max() / finite.min() > LOG_SPAN)
+
+
+def legend_below(ax: Any, columns: int = 2) -> None:
+    """The axes' legend below them, in ``columns``, long labels (``randomized[base=rope,...]``) wrapped at commas."""
+    handles, labels = ax.get_legend_handles_labels()
+    wrapped = [textwrap.fill(label.replace(",", ", "), LABEL_WIDTH).replace(", ", ",") for label in labels]
+    ax.legend(handles, wrapped, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=columns, fontsize=8,
+              frameon=False)
+
+
+def scored_tokens(rows: pd.DataFrame) -> str:
+    """`` of the final N tokens`` when every row scored the same final ``eval.score_last`` tokens, else ``""``."""
+    column = "eval.score_last"
+    values = pd.unique(rows[column].dropna()) if column in rows.columns else []
+    return f" of the final {int(values[0])} tokens" if len(values) == 1 else ""
+
+
 def format_number(value: float) -> str:
     """Compact number for annotations: 3 significant digits, thousands separators for large values."""
     if not np.isfinite(value):
