@@ -47,6 +47,18 @@ def test_ratio_is_about_the_median_seed() -> None:
     assert ratio_predicate(tail, alpha=ALPHA, threshold=1.05, **kwargs).verdict == REPRODUCED
 
 
+def test_a_ratio_to_another_cell_pairs_the_seeds_both_ran_and_counts_only_failures_as_missing() -> None:
+    """Cells of a shared folder may have different seed counts (claims adding seeds to some): a seed run for
+    one side only is no pair, while a failed run of a paired seed is reported as missing."""
+    values = frame({("none", 64): [11.0] * 8, ("sinusoidal", 64): [9.0] * 10})
+    kwargs = dict(where={"encoding": "none"}, other={"encoding": "sinusoidal"}, metric="perplexity", length=64,
+                  reference_length=64, op="<=", threshold=1.05)
+    verdict = ratio_predicate(values, alpha=ALPHA, **kwargs)
+    assert verdict.verdict == NOT_REPRODUCED and "0 of 8 seeds" in verdict.measured and not verdict.details
+    values.loc[values["encoding"].eq("none") & values["seed"].eq(0), "status"] = "failed"
+    assert ratio_predicate(values, alpha=ALPHA, **kwargs).details == "1 seed(s) without a value (unsupported/failed)"
+
+
 def test_value_median_counts_seeds_on_the_claimed_side() -> None:
     # learn-or-fail: 9 of 12 seeds reach 0.9, three sit at chance
     data = frame({("rope", 16): [0.98] * 9 + [0.5] * 3}, metric="accuracy")

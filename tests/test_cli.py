@@ -204,3 +204,18 @@ def test_one_name_for_the_output_folder_and_old_names_still_act(capsys):
     args = parser.parse_args(["run", "--results", "elsewhere"])
     assert args.results == "elsewhere" and "--results is now --out" in capsys.readouterr().err
     assert parser.parse_args(["export", "r", "--output", "x.csv"]).output == "x.csv"
+
+
+def test_labels_with_brackets_are_printed_whole() -> None:
+    """A variant label such as nezha[values=false] is text, not console markup: two variants must not print alike."""
+    import pandas as pd
+    from rich.console import Console
+
+    from ablate.cli.tables import bench_table
+
+    rows = [{"encoding": name, "pooling": "mean", "measure.mode": "train_step", "measure.batch_size": 8,
+             "measure.dtype": "float32", "eval_length": 512, "metric": "time_median_s", "value": 0.1, "status": "ok"}
+            for name in ("nezha", "nezha[values=false]")]
+    console = Console(record=True, width=200)
+    console.print(bench_table(pd.DataFrame(rows)))
+    assert "nezha[values=false]" in console.export_text()

@@ -14,7 +14,7 @@ from ablate.run.executors.worker import execute
 
 #: ``ablate plan suites/quickstart.toml``: reading the config through typed objects must never move
 #: these ids. A new setting in the schema does move them (every run's config gains its default);
-#: re-pin them then, in the same commit (last: seeds 4..12, margins per metric, device auto, measure rounds).
+#: re-pin them then, in the same commit (last: the cost sweep at one thread and 10 s of rounds per length).
 QUICKSTART_IDS = [
     "f2133476819f57e9", "8bc8caf2b33862ce", "a3d01181dbc73bb4", "9a3417eb50dd7269", "c98e52f31d5adc88",
     "24d281d1a8b649f7", "4dc4349e6173bfcb", "1dc5096af2187751", "adc0f530f7520d97", "58a3689c4fb9c76b",
@@ -35,8 +35,8 @@ QUICKSTART_IDS = [
     "57e1eeea5e53c30f", "ec5820f0f81b1ac7", "f36da5f171db2fbe", "f2a613e55d41b55d", "0da03aaaef80f53b",
     "b687ac919182d0c8", "56716ef1b0a70298", "fe3698e13301f3d4", "9b1a4393166faeac", "bb139dd7f9a8c310",
     "6702043831f1071a", "33a8ecfe413bf3ce", "9f4f36200beb2c3e", "31d1b03da66ac300", "80e54ea36209ffe6",
-    "883299a249469ea8", "f31ae14e2f16c7c6", "453564ae94c29283", "33b68bdbb74bdfb8", "cbcbd11d5d8ee41e",
-    "291da395e0367545", "d32bcf4bd8fe71ce", "207e432b1464fe44", "e29c3f7e05d9f8a7",
+    "883299a249469ea8", "5e4cb74b069d840c", "bc670bf96dbebfe9", "3cb3d93e707b9177", "b1eb3287c8143476",
+    "33189c9676d98928", "1599f2486b4c8b1d", "ab69fce01740540c", "431f98d32a145716",
 ]
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from ablate.claims.load import Claim, all_claims, claims_dir, digest_of, find_claim, is_claim_file, load_claim
@@ -103,9 +105,12 @@ def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
 
 def runs_spent(claim: Claim, frame: Any, scale: str = "small") -> str:
     """One line: the training runs a claim's results hold, and what a fixed design at the maximum would take."""
-    runs = frame.loc[frame["kind"].eq("train"), "run_id"].nunique() if "kind" in frame.columns else 0
-    fixed = len(claim.plan(scale).train_runs())
-    return f"{claim.id}: {runs} training runs in the store, against {fixed} for a fixed design at the maximum"
+    planned = claim.plan(scale).train_runs()
+    # A folder may be shared with other claims and suites of the same [suite] name: count this claim's runs only.
+    ids = {run.run_id for run in planned}
+    stored = frame.loc[frame["kind"].eq("train"), "run_id"] if "kind" in frame.columns else pd.Series(dtype=str)
+    runs = stored[stored.isin(ids)].nunique()
+    return f"{claim.id}: {runs} training runs, against {len(planned)} for a fixed design at the maximum"
 
 
 def _cell(text: str) -> str:
@@ -178,7 +183,8 @@ def _print_list(console: Any) -> None:
     for column in ("id", "source", "claim", "scales"):
         table.add_column(column)
     for claim in all_claims():
-        table.add_row(claim.id, claim.source, claim.statement, ", ".join(["small", *claim.scales]))
+        cells = (claim.id, claim.source, claim.statement, ", ".join(["small", *claim.scales]))
+        table.add_row(*(escape(cell) for cell in cells))
     console.print(table)
 
 
@@ -225,7 +231,7 @@ def main(args: argparse.Namespace) -> int:
     suffix = "" if args.scale == "small" else f"-{args.scale}"
     results_root.mkdir(parents=True, exist_ok=True)
     (results_root / f"verdicts{suffix}.md").write_text(text)
-    console.print(text)
+    console.print(text, markup=False, highlight=False)  # cell labels hold [brackets], not markup
     return 0
 
 

@@ -187,7 +187,10 @@ def ratio_predicate(frame: pd.DataFrame, *, alpha: float, where: dict[str, Any],
         seeds = other_seeds if seeds is None else (seeds if other_seeds is None else seeds & other_seeds)
     if why:
         return Verdict(INCONCLUSIVE, expected, "not judged", why)
-    ratio = (select(frame, where, metric, length) / select(frame, other or where, metric, reference_length))
+    numerator = select(frame, where, metric, length)
+    denominator = select(frame, other or where, metric, reference_length)
+    paired = numerator.index.intersection(denominator.index)  # a seed run for one side only is no pair, not a failure
+    ratio = numerator[paired] / denominator[paired]
     ratio = _restrict(ratio.replace([np.inf, -np.inf], np.nan), seeds)
     missing = int(ratio.isna().sum())
     verdict, measured = _decide(ratio.dropna().to_numpy(), metric, threshold, op, "median", alpha)

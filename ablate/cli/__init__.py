@@ -100,7 +100,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for run in shown:
         typed = run.typed()
         lengths = typed.eval.lengths if isinstance(typed, TrainRun) else typed.measure.lengths
-        table.add_row(run.run_id, run.kind, *[str(run.axes.get(a, "")) for a in plan.axes], str(typed.seed),
+        table.add_row(run.run_id, run.kind, *[escape(str(run.axes.get(a, ""))) for a in plan.axes], str(typed.seed),
                       ",".join(map(str, lengths)))
     console.print(table)
     if len(shown) < len(plan.runs):

@@ -26,7 +26,7 @@ def bench_table(frame: pd.DataFrame) -> Table:
                    "peak MiB", "status"):
         table.add_column(column)
     for key, row in wide.iterrows():
-        table.add_row(*[str(k) for k in key], _shown(row.get("tokens_per_s"), 1, 0),
+        table.add_row(*[escape(str(k)) for k in key], _shown(row.get("tokens_per_s"), 1, 0),
                       _shown(row.get("time_median_s"), 1e3, 2), _shown(row.get("time_iqr_s"), 1e3, 2),
                       _shown(row.get("peak_memory_bytes"), 2**-20, 1), str(status[key]))
     return table
@@ -52,6 +52,6 @@ def cost_verdict_table(frame: pd.DataFrame, results_dir: Path) -> Table | None:
     for column in (*shown, "length", "metric", "ratio", "pairs"):
         table.add_column(column)
     for row in verdicts.to_dict("records"):
-        table.add_row(*[str(row[c]) for c in shown], str(row["eval_length"]), row["metric"], ratio_text(row),
+        table.add_row(*[escape(str(row[c])) for c in shown], str(row["eval_length"]), row["metric"], ratio_text(row),
                       f"{row['n']} {row['paired_by']}")
     return table
