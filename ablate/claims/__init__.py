@@ -37,6 +37,7 @@ from ablate.claims.predicates import (
     Verdict,
     cells_of,
     decisions_of,
+    is_open,
 )
 from ablate.cli.args import execution
 from ablate.core import fingerprint
@@ -56,10 +57,14 @@ def alpha_of(claim: Claim) -> float:
     return float((claim.suite.get("report") or {}).get("alpha", ALPHA))
 
 
+def decisions(claim: Claim) -> int:
+    """How many decisions share the claim's α: one per predicate, one per adjacent pair of an order."""
+    return sum(decisions_of(e) for e in claim.expect)
+
+
 def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
     """Every predicate of ``claim`` on its results frame at ``alpha / k``, and the claim's verdict."""
-    tests = max(1, sum(decisions_of(e) for e in claim.expect))
-    each = alpha_of(claim) / tests
+    each = alpha_of(claim) / max(1, decisions(claim))
     verdicts = []
     for expectation in claim.expect:
         params = {k: v for k, v in expectation.items() if k != "predicate"}
@@ -91,7 +96,7 @@ def undecided_runs(claim: Claim) -> Callable[[Any], set[str]]:
         _, verdicts = judge(claim, frame)
         runs: set[str] = set()
         for expectation, verdict in zip(claim.expect, verdicts):
-            if verdict.verdict != INCONCLUSIVE:
+            if not is_open(verdict.verdict):
                 continue
             for where in cells_of(expectation):
                 rows = frame
@@ -150,7 +155,7 @@ def verdict_markdown(rows: list[Judged]) -> str:
         lines.append(f"| {_cell(row.claim.title)} | {_cell(row.claim.source)} | {shown} | {counts[0]} / {counts[1]} "
                      f"/ {counts[2]} | `{row.claim.digest[:12]}` | {', '.join(row.fingerprints)} |")
     for claim, overall, verdicts in ((r.claim, r.overall, r.verdicts) for r in rows):
-        tests = sum(decisions_of(e) for e in claim.expect)
+        tests = decisions(claim)
         lines += ["", f"### {claim.id}: {overall}", "",
                   f"{tests} decision(s) at α = {alpha_of(claim):g} / {max(1, tests)} each.", "",
                   "| expected | measured | predicate verdict |", "|---|---|---|"]
@@ -237,7 +242,7 @@ def main(args: argparse.Namespace) -> int:
 
 def claim_section(claim: Claim, overall: str, verdicts: list[Verdict]) -> Section:
     """The claim report's opening section: the claim, its verdict and its predicates."""
-    tests = sum(decisions_of(e) for e in claim.expect)
+    tests = decisions(claim)
     rows = [[v.expected, v.measured + (f" — {v.details}" if v.details else ""), v.verdict] for v in verdicts]
     return Section(f"Claim: {overall}", [
         Paragraph(f"{claim.statement} ({claim.source}.)"),

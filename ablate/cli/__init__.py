@@ -18,7 +18,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate import __version__
-from ablate.cli.tables import bench_table, cost_verdict_table
 from ablate.cli.args import add_execution_arguments, add_out, check_report_options, execution
 from ablate import nightly
 from ablate.nightly import add_arguments as add_nightly_arguments
@@ -63,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ablate.cli.tables import bench_table, cost_verdict_table  # the report layer: only bench needs it
     from ablate.run.runner import run_plan
     from ablate.results.store import load_results
 

@@ -60,12 +60,12 @@ def run_adaptive(plan: Plan, run_round: Callable[[Plan], Any], load: Callable[[]
     taken = {cell: steps[0] for cell in by_cell}
     active = set(by_cell)
     question = undecided or (lambda frame: undecided_comparisons(frame, plan.suite.report))
+    cell_of_run = {spec.run_id: cell for cell, specs in by_cell.items() for spec in specs}
     summary: Any = None
     for index in range(len(steps)):
         runs = [s for cell, specs in by_cell.items() for s in specs[: taken[cell]]]
         runs += plan.measure_runs() if index == 0 else []
         summary = run_round(dataclasses.replace(plan, runs=runs))
-        cell_of_run = {spec.run_id: cell for cell, specs in by_cell.items() for spec in specs}
         still_open = {cell_of_run[run] for run in question(load()) if run in cell_of_run}
         active &= still_open
         if not active or index + 1 == len(steps):

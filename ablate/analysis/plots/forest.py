@@ -16,11 +16,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ablate.analysis.plots.style import metric_label, metric_scale, new_figure
-from ablate.analysis.stats.verdict import BETTER, EQUIVALENT, UNDECIDED, WORSE
+from ablate.analysis.stats.verdict import BETTER, EQUIVALENT, UNDECIDED, VERDICTS, WORSE
 
 #: Colour of each verdict (Okabe-Ito: bluish green, vermillion, blue, grey).
 VERDICT_COLORS = {BETTER: "#009E73", WORSE: "#D55E00", EQUIVALENT: "#0072B2", UNDECIDED: "#8c8c8c"}
-ORDER = (BETTER, WORSE, EQUIVALENT, UNDECIDED)
+ORDER = VERDICTS
 
 
 def judged(table: pd.DataFrame) -> pd.DataFrame:

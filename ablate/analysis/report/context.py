@@ -41,6 +41,8 @@ class Context:
     margins: Mapping[str, float] | None = None
     #: Whether this report judges comparisons (``False``: a claim's report, whose predicates are its verdicts).
     verdicts: bool = True
+    #: Training runs whose numbers past the train length are no extrapolation result (:func:`dropped_runs`).
+    dropped: frozenset[str] = frozenset()
 
 
 def report_settings(df: pd.DataFrame) -> dict[str, Any]:
@@ -89,20 +91,26 @@ def build_context(df: pd.DataFrame, metric: str | None, baseline: Mapping[str, A
         table = comparisons(df, metric, baseline=base, alpha=alpha, margins=settings["margins"], threshold=threshold,
                             status=status) if verdicts else None
     return Context(df, axes, base, metric, length, cells, table, styles, alpha, threshold, status,
-                   settings["margins"], verdicts)
+                   settings["margins"], verdicts, _dropped(df, metric, threshold, status))
 
 
 def dropped_runs(ctx: Context) -> set[str]:
     """Training runs whose numbers past the train length are no extrapolation result: the seeds that did
     not learn the task at the train length, and every run of a cell that cannot by construction."""
-    status = ctx.cell_status
-    if ctx.metric is None or status is None or status.empty or "kind" not in ctx.df.columns:
-        return set()
+    return set(ctx.dropped)
+
+
+def _dropped(df: pd.DataFrame, metric: str | None, threshold: float | None,
+             status: pd.DataFrame | None) -> frozenset[str]:
+    """:func:`dropped_runs`, computed once when the context is built."""
+    if metric is None or status is None or status.empty or "kind" not in df.columns:
+        return frozenset()
     keys = [c for c in status.columns if c not in LEARN_COLUMNS]
-    seeds = learned_by_seed(ctx.df, ctx.metric, ctx.threshold)
+    seeds = learned_by_seed(df, metric, threshold)
     unable = set(map(tuple, status.loc[status["unable"].notna(), keys].astype(str).to_numpy()))
     cells = map(tuple, seeds[keys].astype(str).to_numpy())
-    return {run for run, learned, cell in zip(seeds["run_id"], seeds["learned"], cells) if not learned or cell in unable}
+    return frozenset(run for run, learned, cell in zip(seeds["run_id"], seeds["learned"], cells)
+                     if not learned or cell in unable)
 
 
 def learned_rows(ctx: Context, frame: pd.DataFrame | None = None) -> pd.DataFrame:

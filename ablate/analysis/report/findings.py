@@ -22,8 +22,9 @@ import ablate.analysis.report.formatting as fmt
 from ablate.analysis.plots.forest import forest_plot, judged, row_label
 from ablate.analysis.report.context import Context, dropped_runs, learned_rows
 from ablate.analysis.report.document import Image, Paragraph, Section, Table
-from ablate.analysis.report.sections import extrapolation as curves_section
-from ablate.analysis.stats.decisions import DID_NOT_LEARN, NOT_JUDGED, cells_needing_seeds
+from ablate.analysis.report.sections import EXTRAPOLATION_TITLE, extrapolation as curves_section
+from ablate.analysis.stats.decisions import (DID_NOT_LEARN, LEARN_COLUMNS, NOT_JUDGED, UNABLE_REASON,
+                                             cells_needing_seeds)
 from ablate.analysis.stats.verdict import LOOK_AHEAD, UNDECIDED
 
 #: Where the statistics are explained at length.
@@ -120,13 +121,18 @@ def _needed(row: Mapping[str, Any]) -> str:
     return f"about {int(more)}"
 
 
+def _shown_keys(status: pd.DataFrame) -> list[str]:
+    """The cell columns of a learn-status table that tell its rows apart."""
+    return [c for c in status.columns if c not in LEARN_COLUMNS and status[c].nunique() > 1]
+
+
 def _not_judged(table: pd.DataFrame, status: pd.DataFrame) -> list[Any]:
-    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
-                                                   "train_mean", "unable") and status[c].nunique() > 1]
+    keys = _shown_keys(status)
     blocks: list[Any] = []
     unable = status[status["unable"].notna()]
     skipped = table[table["verdict"].eq(NOT_JUDGED)]
-    structural = skipped["why"].str.startswith("a cell cannot solve").sum() if len(skipped) else 0
+    by_construction = skipped["why"].str.startswith(UNABLE_REASON) if len(skipped) else pd.Series(dtype=bool)
+    structural = int(by_construction.sum())
     if len(unable):
         blocks.append(Table(["cell", "why it cannot solve the task"],
                             [[_cell_text(r, keys), str(r["unable"])] for r in unable.to_dict("records")],
@@ -136,7 +142,7 @@ def _not_judged(table: pd.DataFrame, status: pd.DataFrame) -> list[Any]:
     other = len(skipped) - structural
     if other:
         reasons = ", ".join(f"{n} because {why}" for why, n in
-                            skipped[~skipped["why"].str.startswith("a cell cannot solve")]["why"].value_counts().items())
+                            skipped[~by_construction]["why"].value_counts().items())
         blocks.append(Paragraph(f"Not judged ({other}, still counted in the family): {reasons}."))
     return blocks
 
@@ -145,8 +151,7 @@ def _learn_rates(status: pd.DataFrame, metric: str, threshold: float | None) -> 
     if threshold is None or status.empty:
         return []
     learnable = status[status["unable"].isna()]
-    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
-                                                   "train_mean", "unable") and status[c].nunique() > 1]
+    keys = _shown_keys(status)
     rows = [[_cell_text(r, keys), f"{int(r['learned'])} of {int(r['seeds'])}",
              fmt.share(r["rate_low"], r["rate_high"]), r["status"]]
             for r in learnable.to_dict("records")]
@@ -163,8 +168,7 @@ def _seeds_account(df: pd.DataFrame, table: pd.DataFrame, status: pd.DataFrame) 
     if not isinstance(seeds, Mapping) or status.empty:
         return []
     cap = int(seeds.get("max", 0))
-    keys = [c for c in status.columns if c not in ("seeds", "learned", "rate_low", "rate_high", "status",
-                                                   "train_mean", "unable")]
+    keys = [c for c in status.columns if c not in LEARN_COLUMNS]
     shown = [k for k in keys if status[k].nunique() > 1]
     needing = cells_needing_seeds(table, status)
     open_cells = {tuple(str(r[k]) for k in keys): r for r in needing.to_dict("records")}
@@ -191,7 +195,7 @@ def extrapolation(ctx: Context) -> Section:
         return curves_section(ctx)
     trained = ctx.df.loc[ctx.df["kind"].eq("train"), "run_id"].nunique()
     if len(dropped) >= trained:
-        return Section(curves_section(ctx).title, [Paragraph(
+        return Section(EXTRAPOLATION_TITLE, [Paragraph(
             "No seed learned the task at the train length (see Findings), so no length-extrapolation result "
             "is shown: numbers past the train length of a model that never learned the task say nothing "
             "about positions.")])

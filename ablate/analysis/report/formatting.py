@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ablate.analysis.plots import metric_scale
+from ablate.analysis.stats.verdict import VERDICTS
 
 MARKS = {"better": "▲", "worse": "▼"}
 
@@ -64,7 +65,7 @@ def verdict(row: Any, metric: str) -> str:
 
     The verdict is the one of :func:`ablate.analysis.stats.decisions.comparisons`; the number its estimate.
     """
-    if row["verdict"] not in ("better", "worse", "equivalent", "undecided"):
+    if row["verdict"] not in VERDICTS:
         return str(row["verdict"])
     mark = MARKS.get(row["verdict"], "")
     text = f"{mark} {row['verdict']}".strip()

@@ -257,6 +257,10 @@ def _ranks(ctx: Context) -> list[Any]:
                            f"N = {result.n_blocks} blocks: thick bars join values not significantly different.", fig)]
 
 
+#: The title of the length-extrapolation section, whichever runs it shows.
+EXTRAPOLATION_TITLE = "Length extrapolation"
+
+
 def extrapolation(ctx: Context) -> Section:
     """Metric against evaluation length per encoding, and positions training never reached."""
     # Evaluation variants of one trained model (RoPE PI, YaRN, ...) are curves of their own.
@@ -277,9 +281,9 @@ def extrapolation(ctx: Context) -> Section:
                             "scale), mean and 95% CI band per "
                             f"{axis}; dashed line: train length; x: no ok result at that length.", fig))
     if not blocks:
-        return Section("Length extrapolation", [Paragraph("Not evaluated at more than one length.")])
+        return Section(EXTRAPOLATION_TITLE, [Paragraph("Not evaluated at more than one length.")])
     blocks += _untrained(train, axis)
-    return Section("Length extrapolation", blocks)
+    return Section(EXTRAPOLATION_TITLE, blocks)
 
 
 def _untrained(train: pd.DataFrame, axis: str) -> list[Any]:
