@@ -135,6 +135,29 @@ def test_a_claim_divides_alpha_over_its_decisions_and_any_failure_decides_it(mon
     assert seen == [pytest.approx(0.1 / 4)] * 3  # 1 + 2 (the order's two pairs) + 1 decisions
 
 
+def test_predicates_see_the_report_section_and_axes_but_not_the_whole_suite_config(monkeypatch) -> None:
+    """judge() hands predicates a view with small attrs (pandas deep-copies attrs on every operation)."""
+    import pandas as pd
+
+    from ablate.claims.predicates import PREDICATES, Verdict
+
+    seen: list[dict] = []
+
+    def record(frame, *, alpha, **_):  # type: ignore[no-untyped-def]
+        seen.append(dict(frame.attrs))
+        return Verdict(REPRODUCED, "x", "y")
+
+    monkeypatch.setattr(PREDICATES, "get", lambda name: record)
+    frame = pd.DataFrame({"value": [1.0]})
+    frame.attrs = {"axes": ["model.encoding"], "results_path": "r",
+                   "suite_config": {"report": {"learned_threshold": 0.5}, "train": {"steps": 10}},
+                   "claim_digests": {"c": "abc"}}
+    judge(_claim([{"predicate": "value"}]), frame)
+    assert seen == [{"axes": ["model.encoding"], "results_path": "r",
+                     "suite_config": {"report": {"learned_threshold": 0.5}}}]
+    assert frame.attrs["suite_config"]["train"] == {"steps": 10} and "claim_digests" in frame.attrs  # untouched
+
+
 def _write_claim(tmp_path: Path, expect: str) -> Path:
     path = tmp_path / "mine.toml"
     path.write_text('[claim]\nid = "mine"\ntitle = "t"\npaper = "p"\nyear = 2022\nwhere = "w"\nstatement = "s"\n'

@@ -62,9 +62,22 @@ def decisions(claim: Claim) -> int:
     return sum(decisions_of(e) for e in claim.expect)
 
 
+def _lean(frame: Any) -> Any:
+    """A shallow copy of ``frame`` whose attrs keep what predicates read: the suite config cut to its
+    ``[report]``, no claim digests (pandas deep-copies attrs on every operation on a frame, so a
+    whole suite config there slows every predicate)."""
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    lean = frame.copy(deep=False)
+    report = (frame.attrs.get("suite_config") or {}).get("report") or {}
+    lean.attrs = {**{k: v for k, v in frame.attrs.items() if k != "claim_digests"}, "suite_config": {"report": report}}
+    return lean
+
+
 def judge(claim: Claim, frame: Any) -> tuple[str, list[Verdict]]:
     """Every predicate of ``claim`` on its results frame at ``alpha / k``, and the claim's verdict."""
     each = alpha_of(claim) / max(1, decisions(claim))
+    frame = _lean(frame)
     verdicts = []
     for expectation in claim.expect:
         params = {k: v for k, v in expectation.items() if k != "predicate"}
@@ -224,11 +237,14 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"  -> [bold]{overall}[/]")
     # The table covers every claim with stored results at this scale, not only the ones just run.
     rows, spent = [], []
+    frames: dict[Path, pd.DataFrame] = {}  # claims that share a suite share its folder: load it once
     listed = {c.id: c for c in [*all_claims(), *chosen]}  # a claim file given by path wins over a shipped id
     for claim in listed.values():
         directory = results_root / claim.plan(args.scale).name if args.scale in ("small", *claim.scales) else None
         if directory is not None and (directory / "results.sqlite").is_file():
-            frame = load_results(directory)
+            frame = frames.get(directory)
+            if frame is None:
+                frame = frames[directory] = load_results(directory)
             rows.append(judged(claim, frame))
             spent.append(runs_spent(claim, frame, args.scale))
     text = f"# Claim verdicts (scale: {args.scale})\n\n{ERROR_CONTROL}\n\n" + verdict_markdown(rows)

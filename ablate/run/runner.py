@@ -35,7 +35,8 @@ from ablate.run.variants.run import check_checkpoints, run_variants
 FINAL_STATUSES = {"ok", "unsupported", "diverged"}
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "ProcessExecutor", "RunOptions", "RunSummary", "create_executor",
-           "execute_spec", "pending_runs", "record_meta", "run_plan", "stale_line", "threads_per_worker"]
+           "execute_spec", "pending_runs", "record_meta", "run_plan", "stale_line", "stale_run_ids",
+           "threads_per_worker"]
 
 
 @dataclass
@@ -79,8 +80,7 @@ class RunOptions:
 def pending_runs(plan: Plan, store: Store, *, rerun_failed: bool = False, rerun_stale: bool = False) -> list[RunSpec]:
     """Runs of ``plan`` not yet stored with a final status (or, with ``rerun_stale``, stored by other code)."""
     stored = store.statuses()
-    now = fingerprint.current()
-    stale = {run_id for run_id, code in store.fingerprints().items() if code != now} if rerun_stale else set()
+    stale = stale_run_ids(store) if rerun_stale else set()
     keep = []
     for run in plan.runs:
         status = stored.get(run.run_id)
@@ -96,16 +96,22 @@ def stale_line(plan: Plan, results_root: str | Path, *, kinds: tuple[str, ...] =
     if not (directory / "results.sqlite").is_file():
         return None
     with Store(directory) as store:
-        recorded = store.fingerprints()
+        recorded, stale_ids = store.fingerprints(), stale_run_ids(store)
     stored = [r.run_id for r in plan.runs if r.kind in kinds and r.run_id in recorded]
     if not stored:
         return None
     now = fingerprint.current()
-    stale = sum(recorded[run_id] != now for run_id in stored)
+    stale = sum(run_id in stale_ids for run_id in stored)
     if not stale:
         return f"{len(stored)} stored runs, none stale (code {now})"
     action = "re-running them (--rerun-stale)" if rerun_stale else "they are kept; --rerun-stale re-runs them"
     return f"{stale} of {len(stored)} stored runs are stale (other code than {now}): {action}"
+
+
+def stale_run_ids(store: Store) -> set[str]:
+    """The stored runs whose code fingerprint is not the code installed now."""
+    now = fingerprint.current()
+    return {run_id for run_id, code in store.fingerprints().items() if code != now}
 
 
 def record_meta(plan: Plan, store: Store) -> None:
