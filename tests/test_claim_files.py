@@ -93,6 +93,17 @@ def test_validate_checks_a_claim_file_and_expands_its_suite(claim_file: Path, ca
     assert "claim file" in _error_line(capsys, ["validate", str(claim_file), "--set", "train.steps=3"])
 
 
+def test_validate_builds_each_model_so_a_component_refuses_before_training(tmp_path: Path, capsys) -> None:
+    suite = tmp_path / "suite.toml"
+    # A causal T5 bias keeps distances 0..15 in its 16 exact buckets: max_distance = 16 leaves no log buckets.
+    suite.write_text('task = { name = "copy" }\n[model]\ncausal = true\nd_model = 16\nnum_heads = 2\n'
+                     '[grid]\nencoding = ["rope", { name = "t5", max_distance = 16 }]\n')
+    line = _error_line(capsys, ["validate", str(suite)])
+    assert "max_distance=16 must exceed the 16 exact buckets" in line and "t5" in line
+    suite.write_text(suite.read_text().replace("max_distance = 16", "max_distance = 32"))
+    assert main(["validate", str(suite)]) == 0
+
+
 def test_reproduce_names_what_it_expected(claim_file: Path, tmp_path: Path, capsys) -> None:
     suite = tmp_path / "suite.toml"
     suite.write_text('task = { name = "parity" }\n[grid]\nencoding = ["none"]\n')

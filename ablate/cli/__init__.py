@@ -10,6 +10,7 @@ A bare ``ablate`` prints the help. Tables printed to a file or pipe are never cu
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +26,7 @@ from ablate.core.console import make_console
 from ablate.core.errors import UserError
 from ablate.results.export import FORMATS, require_results
 from ablate.suite import SuiteError, load_plan
-from ablate.suite.run_config import TrainRun, parse_train_run
+from ablate.suite.run_config import TrainRun, parse_run, parse_train_run
 
 DEFAULT_SUITE = "quickstart"
 # Made again in main(): whether stdout/stderr are terminals decides their width.
@@ -122,6 +123,26 @@ def _estimate_seconds(plan: Any) -> float:
     return total / 1.5e10
 
 
+def _check_models(plan: Any, source: str) -> None:
+    """Build each distinct model of ``plan`` once, so a component's own check (T5's ``max_distance``
+    against its exact buckets, say) fails here, before any training, not as a failed run."""
+    from ablate.model.transformer import build_model
+    from ablate.tasks import create_task
+
+    seen: set[str] = set()
+    for run in plan.runs:
+        config = parse_run(run.config, source)
+        model = config.model.model_config_for(create_task(config.task)).to_dict()
+        key = json.dumps(model, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build_model(model)
+        except ValueError as error:
+            raise UserError(f"{source}: {', '.join(f'{k}={v}' for k, v in run.axes.items()) or 'model'}: {error}") from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from ablate.claims import is_claim_file, load_claim
 
@@ -130,11 +151,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if args.set:
                 raise UserError(f"--set overrides a suite; {suite} is a claim file (its [scales] tables are checked)")
             claim = load_claim(Path(suite))
-            runs = {scale: len(claim.plan(scale).runs) for scale in ("small", *claim.scales)}
-            sizes = ", ".join(f"{n} runs at scale {scale}" for scale, n in runs.items())
+            plans = {scale: claim.plan(scale) for scale in ("small", *claim.scales)}
+            for scale, plan in plans.items():
+                _check_models(plan, f"{suite} (scale {scale})")
+            sizes = ", ".join(f"{len(plan.runs)} runs at scale {scale}" for scale, plan in plans.items())
             console.print(f"[green]ok[/] {suite}: claim {claim.id}, {len(claim.expect)} predicates, {sizes}")
             continue
         plan = load_plan(suite, args.set)
+        _check_models(plan, str(plan.path))
         console.print(f"[green]ok[/] {plan.path}: {len(plan.runs)} runs")
     return 0
 
