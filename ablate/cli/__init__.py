@@ -26,7 +26,7 @@ from ablate.core.console import make_console
 from ablate.core.errors import UserError
 from ablate.results.export import FORMATS, require_results
 from ablate.suite import SuiteError, load_plan
-from ablate.suite.run_config import TrainRun, parse_run, parse_train_run
+from ablate.suite.run_config import TrainRun, parse_train_run
 
 DEFAULT_SUITE = "quickstart"
 # Made again in main(): whether stdout/stderr are terminals decides their width.
@@ -126,12 +126,13 @@ def _estimate_seconds(plan: Any) -> float:
 def _check_models(plan: Any, source: str) -> None:
     """Build each distinct model of ``plan`` once, so a component's own check (T5's ``max_distance``
     against its exact buckets, say) fails here, before any training, not as a failed run."""
+    from ablate.analysis.stats.frame import describe
     from ablate.model.transformer import build_model
     from ablate.tasks import create_task
 
     seen: set[str] = set()
     for run in plan.runs:
-        config = parse_run(run.config, source)
+        config = run.typed()
         model = config.model.model_config_for(create_task(config.task)).to_dict()
         key = json.dumps(model, sort_keys=True, default=str)
         if key in seen:
@@ -140,7 +141,7 @@ def _check_models(plan: Any, source: str) -> None:
         try:
             build_model(model)
         except ValueError as error:
-            raise UserError(f"{source}: {', '.join(f'{k}={v}' for k, v in run.axes.items()) or 'model'}: {error}") from None
+            raise UserError(f"{source}: {describe(run.axes) or 'model'}: {error}") from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
